@@ -1,0 +1,1 @@
+"""Baton: event-driven orchestration of BigQuery jobs."""

@@ -1,0 +1,421 @@
+"""The run state machine: pure rules, no Google client, no clock, no I/O.
+
+Every function here takes a `RunTransaction` (one read-write transaction of the
+store) and mutates run and job rows through it. Each event touches the job,
+its run, and the job's dependents by key, so its cost follows the job's
+out-degree, never the manifest's size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any, Protocol
+
+from baton.manifest import BoundParam, JobSpec, Manifest
+
+
+class JobStatus(StrEnum):
+    PENDING = "PENDING"  # waiting for upstreams
+    READY = "READY"  # released; to be submitted (once not_before has passed)
+    SUBMITTED = "SUBMITTED"  # BigQuery has the job under its deterministic ID
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"  # an upstream failed
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL_JOB
+
+
+_TERMINAL_JOB = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.SKIPPED, JobStatus.CANCELLED}
+
+
+class RunStatus(StrEnum):
+    CREATING = "CREATING"  # rows being written; nothing submitted yet
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class JobError:
+    reason: str
+    message: str
+
+    def to_text(self) -> str:
+        return f"{self.reason}: {self.message}"
+
+
+@dataclass(frozen=True)
+class JobStats:
+    """What BigQuery reported about a finished job; every field optional."""
+
+    total_bytes_processed: int | None = None
+    total_bytes_billed: int | None = None
+    total_slot_ms: int | None = None
+    rows_affected: int | None = None
+    destination_table: str | None = None
+    start_time: dt.datetime | None = None
+    end_time: dt.datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in self.__dict__.items():
+            if value is not None:
+                out[name] = value.isoformat() if isinstance(value, dt.datetime) else value
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JobStats:
+        values: dict[str, Any] = {}
+        for name in cls.__dataclass_fields__:
+            value = data.get(name)
+            if value is not None and name in ("start_time", "end_time"):
+                value = dt.datetime.fromisoformat(value)
+            values[name] = value
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A BigQuery job reached DONE. `error` is None on success."""
+
+    run_id: str
+    job_key: str
+    attempt: int
+    bigquery_job_id: str
+    error: JobError | None = None
+    stats: JobStats = field(default_factory=JobStats)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    manifest_name: str
+    manifest_version: str
+    environment: str
+    params: Mapping[str, BoundParam]
+    status: RunStatus
+    total_jobs: int
+    open_jobs: int
+    succeeded_jobs: int = 0
+    failed_jobs: int = 0
+    skipped_jobs: int = 0
+    cancelled_jobs: int = 0
+    created_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    run_id: str
+    job_key: str
+    status: JobStatus
+    attempt: int
+    pending_upstreams: int
+    spec: JobSpec
+    bigquery_job_id: str | None = None
+    error: str | None = None
+    error_reason: str | None = None
+    stats: JobStats | None = None
+    not_before: dt.datetime | None = None
+    ready_at: dt.datetime | None = None
+    submitted_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+
+
+class RunTransaction(Protocol):
+    """Reads and writes of one read-write transaction. Reads see this transaction's own writes."""
+
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+    def get_job(self, run_id: str, job_key: str) -> JobRecord | None: ...
+    def get_dependents(self, run_id: str, job_key: str) -> list[str]: ...
+    def put_run(self, run: RunRecord) -> None: ...
+    def put_job(self, job: JobRecord) -> None: ...
+
+
+def new_run_id() -> str:
+    """Random, so that Spanner spreads runs across splits instead of hotspotting one."""
+    return secrets.token_hex(16)
+
+
+def bigquery_job_id(environment: str, run_id: str, job_key: str, attempt: int) -> str:
+    """The one BigQuery job ID for (run, job, attempt): resubmitting is a harmless 409."""
+    return f"baton_{environment}_{run_id}_{job_key}_{attempt}"
+
+
+def baton_labels(environment: str, run_id: str, job_key: str, attempt: int) -> dict[str, str]:
+    """Labels that route the completion back: the sink filters on env, the handler looks up the rest."""
+    return {
+        "baton_env": environment,
+        "baton_run": run_id,
+        "baton_job": job_key,
+        "baton_attempt": str(attempt),
+    }
+
+
+# --- starting ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewRun:
+    run: RunRecord
+    jobs: list[JobRecord]
+    edges: list[tuple[str, str]]  # (upstream, dependent)
+
+
+def plan_run(
+    manifest: Manifest, params: Mapping[str, BoundParam], environment: str, run_id: str, now: dt.datetime
+) -> NewRun:
+    """All rows of a new run. Roots are READY already; the run stays CREATING until activated."""
+    jobs = []
+    for spec in manifest.jobs:
+        root = not spec.needs
+        jobs.append(
+            JobRecord(
+                run_id=run_id,
+                job_key=spec.key,
+                status=JobStatus.READY if root else JobStatus.PENDING,
+                attempt=1,
+                pending_upstreams=len(spec.needs),
+                spec=spec,
+                bigquery_job_id=bigquery_job_id(environment, run_id, spec.key, 1),
+                ready_at=now if root else None,
+            )
+        )
+    edges = [(upstream, spec.key) for spec in manifest.jobs for upstream in spec.needs]
+    run = RunRecord(
+        run_id=run_id,
+        manifest_name=manifest.name,
+        manifest_version=manifest.version,
+        environment=environment,
+        params=dict(params),
+        status=RunStatus.CREATING,
+        total_jobs=len(jobs),
+        open_jobs=len(jobs),
+        created_at=now,
+    )
+    return NewRun(run=run, jobs=jobs, edges=edges)
+
+
+# --- completing -------------------------------------------------------------------------------
+
+
+class Verdict(StrEnum):
+    """What an event did. Everything but RECORDED/RETRYING is an acknowledged no-op."""
+
+    RECORDED = "recorded"
+    RETRYING = "retrying"
+    DUPLICATE = "duplicate"  # the job already finished this attempt
+    STALE = "stale"  # an older attempt, or a job not yet submitted under this ID
+    RUN_FINISHED = "run_finished"  # e.g. a late completion of a cancelled run
+    UNKNOWN_RUN = "unknown_run"
+    UNKNOWN_JOB = "unknown_job"
+
+
+@dataclass
+class CompletionResult:
+    verdict: Verdict
+    job: JobRecord | None = None
+    run: RunRecord | None = None
+    ready: list[JobRecord] = field(default_factory=list)  # submit these after commit
+    skipped: list[str] = field(default_factory=list)
+    run_finished: bool = False
+
+
+def apply_completion(tx: RunTransaction, event: Completion, now: dt.datetime) -> CompletionResult:
+    """Record one finished BigQuery job and release what it unblocks. Idempotent and monotonic."""
+    job = tx.get_job(event.run_id, event.job_key)
+    if job is None:
+        verdict = Verdict.UNKNOWN_JOB if tx.get_run(event.run_id) else Verdict.UNKNOWN_RUN
+        return CompletionResult(verdict)
+    if job.status.terminal and job.attempt == event.attempt:
+        # A redelivery. If the first delivery crashed before submitting what it released,
+        # hand those jobs out again: submitting is idempotent, and this heals the crash.
+        ready = [] if job.status != JobStatus.SUCCEEDED else _ready_dependents(tx, job, now)
+        return _with_live_run(tx, CompletionResult(Verdict.DUPLICATE, job=job, ready=ready))
+    if (
+        event.attempt != job.attempt
+        or event.bigquery_job_id != job.bigquery_job_id
+        or job.status not in (JobStatus.READY, JobStatus.SUBMITTED)
+    ):
+        # The same healing for a retry whose resubmission was lost.
+        retry_lost = job.status == JobStatus.READY and job.attempt == event.attempt + 1 and _due(job, now)
+        return _with_live_run(tx, CompletionResult(Verdict.STALE, job=job, ready=[job] if retry_lost else []))
+    run = tx.get_run(event.run_id)
+    if run is None:
+        return CompletionResult(Verdict.UNKNOWN_RUN)
+    if run.status.terminal:
+        return CompletionResult(Verdict.RUN_FINISHED, job=job, run=run)
+
+    result = CompletionResult(Verdict.RECORDED, run=run)
+    if event.error is None:
+        job = replace(job, status=JobStatus.SUCCEEDED, stats=event.stats, finished_at=now, error=None, error_reason=None)
+        run = replace(run, open_jobs=run.open_jobs - 1, succeeded_jobs=run.succeeded_jobs + 1)
+        for key in tx.get_dependents(job.run_id, job.job_key):
+            dependent = tx.get_job(job.run_id, key)
+            if dependent is None or dependent.status != JobStatus.PENDING:
+                continue
+            left = dependent.pending_upstreams - 1
+            if left == 0:
+                dependent = replace(dependent, pending_upstreams=0, status=JobStatus.READY, ready_at=now)
+                result.ready.append(dependent)
+            else:
+                dependent = replace(dependent, pending_upstreams=left)
+            tx.put_job(dependent)
+    elif _retryable(job, event.error):
+        attempt = job.attempt + 1
+        delay = job.spec.retry.delay_before(attempt)
+        job = replace(
+            job,
+            status=JobStatus.READY,
+            attempt=attempt,
+            bigquery_job_id=bigquery_job_id(run.environment, run.run_id, job.job_key, attempt),
+            error=event.error.to_text(),
+            error_reason=event.error.reason,
+            stats=event.stats,
+            ready_at=now,
+            submitted_at=None,
+            not_before=now + dt.timedelta(seconds=delay) if delay else None,
+        )
+        result.verdict = Verdict.RETRYING
+        if job.not_before is None:
+            result.ready.append(job)
+    else:
+        job = replace(
+            job,
+            status=JobStatus.FAILED,
+            error=event.error.to_text(),
+            error_reason=event.error.reason,
+            stats=event.stats,
+            finished_at=now,
+        )
+        run = replace(run, open_jobs=run.open_jobs - 1, failed_jobs=run.failed_jobs + 1)
+        run, result.skipped = _skip_downstream(tx, run, job.job_key, now)
+    tx.put_job(job)
+    result.job = job
+    run = _finish_if_done(run, now)
+    result.run_finished = run.status.terminal
+    tx.put_run(run)
+    result.run = run
+    return result
+
+
+def _due(job: JobRecord, now: dt.datetime) -> bool:
+    return job.not_before is None or job.not_before <= now
+
+
+def _ready_dependents(tx: RunTransaction, job: JobRecord, now: dt.datetime) -> list[JobRecord]:
+    ready = []
+    for key in tx.get_dependents(job.run_id, job.job_key):
+        dependent = tx.get_job(job.run_id, key)
+        if dependent is not None and dependent.status == JobStatus.READY and _due(dependent, now):
+            ready.append(dependent)
+    return ready
+
+
+def _with_live_run(tx: RunTransaction, result: CompletionResult) -> CompletionResult:
+    """Attach the run when there is something to resubmit, unless the run has ended meanwhile."""
+    if result.ready and result.job is not None:
+        run = tx.get_run(result.job.run_id)
+        if run is None or run.status != RunStatus.RUNNING:
+            result.ready = []
+        result.run = run
+    return result
+
+
+def _retryable(job: JobRecord, error: JobError) -> bool:
+    return job.attempt < job.spec.retry.max_attempts and error.reason in job.spec.retry.retryable_reasons
+
+
+def _skip_downstream(tx: RunTransaction, run: RunRecord, failed_key: str, now: dt.datetime) -> tuple[RunRecord, list[str]]:
+    """Mark every PENDING job downstream of a failure SKIPPED (none of them can have been released)."""
+    skipped: list[str] = []
+    frontier = [failed_key]
+    while frontier:
+        key = frontier.pop()
+        for dep_key in tx.get_dependents(run.run_id, key):
+            dependent = tx.get_job(run.run_id, dep_key)
+            if dependent is None or dependent.status != JobStatus.PENDING:
+                continue
+            tx.put_job(replace(dependent, status=JobStatus.SKIPPED, error=f"upstream '{failed_key}' failed", finished_at=now))
+            skipped.append(dep_key)
+            frontier.append(dep_key)
+    run = replace(run, open_jobs=run.open_jobs - len(skipped), skipped_jobs=run.skipped_jobs + len(skipped))
+    return run, skipped
+
+
+def _finish_if_done(run: RunRecord, now: dt.datetime) -> RunRecord:
+    if run.open_jobs > 0 or run.status.terminal:
+        return run
+    clean = run.failed_jobs == 0 and run.skipped_jobs == 0 and run.cancelled_jobs == 0
+    return replace(run, status=RunStatus.SUCCEEDED if clean else RunStatus.FAILED, finished_at=now)
+
+
+# --- submitting -------------------------------------------------------------------------------
+
+
+def mark_submitted(tx: RunTransaction, run_id: str, job_key: str, attempt: int, now: dt.datetime) -> bool:
+    """READY -> SUBMITTED once BigQuery holds the job. A completion may have beaten us: then no-op."""
+    job = tx.get_job(run_id, job_key)
+    if job is None or job.status != JobStatus.READY or job.attempt != attempt:
+        return False
+    tx.put_job(replace(job, status=JobStatus.SUBMITTED, submitted_at=now))
+    return True
+
+
+def activate_run(tx: RunTransaction, run_id: str) -> RunRecord | None:
+    """CREATING -> RUNNING: all rows are written, roots may now be submitted."""
+    run = tx.get_run(run_id)
+    if run is None or run.status != RunStatus.CREATING:
+        return None
+    run = replace(run, status=RunStatus.RUNNING)
+    tx.put_run(run)
+    return run
+
+
+# --- cancelling -------------------------------------------------------------------------------
+
+
+@dataclass
+class CancelResult:
+    run: RunRecord | None
+    changed: bool
+    to_cancel_in_bigquery: list[str] = field(default_factory=list)
+
+
+def cancel_run(tx: RunTransaction, run_id: str, open_job_keys: Sequence[str], now: dt.datetime) -> CancelResult:
+    """Stop a run: open jobs become CANCELLED. Released ones are returned for BigQuery to cancel,
+    READY included, since a handler may be submitting one right now."""
+    run = tx.get_run(run_id)
+    if run is None or run.status.terminal:
+        return CancelResult(run=run, changed=False)
+    to_cancel = []
+    cancelled = 0
+    for key in open_job_keys:
+        job = tx.get_job(run_id, key)
+        if job is None or job.status.terminal:
+            continue
+        if job.status in (JobStatus.READY, JobStatus.SUBMITTED) and job.bigquery_job_id:
+            to_cancel.append(job.bigquery_job_id)
+        tx.put_job(replace(job, status=JobStatus.CANCELLED, finished_at=now, error="run cancelled"))
+        cancelled += 1
+    run = replace(
+        run,
+        status=RunStatus.CANCELLED,
+        open_jobs=run.open_jobs - cancelled,
+        cancelled_jobs=run.cancelled_jobs + cancelled,
+        finished_at=now,
+    )
+    tx.put_run(run)
+    return CancelResult(run=run, changed=True, to_cancel_in_bigquery=to_cancel)

@@ -1,0 +1,51 @@
+"""One exception per failure mode. Entry points map these to statuses; nothing else should."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class BatonError(Exception):
+    """Base of every error Baton raises on purpose."""
+
+
+class ManifestNotFound(BatonError):
+    """No manifest of that name is deployed."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"manifest '{name}' not found")
+        self.name = name
+
+
+class ManifestInvalid(BatonError):
+    """A manifest failed validation; `problems` holds one line per problem."""
+
+    def __init__(self, where: str, problems: Sequence[str]) -> None:
+        self.where = where
+        self.problems = list(problems)
+        super().__init__("\n".join(f"{where}: {problem}" for problem in self.problems))
+
+
+class InvalidParams(BatonError):
+    """Run params do not match the manifest's declarations."""
+
+    def __init__(self, manifest: str, problems: Sequence[str]) -> None:
+        self.manifest = manifest
+        self.problems = list(problems)
+        super().__init__("; ".join(f"{manifest}: {problem}" for problem in self.problems))
+
+
+class RunNotFound(BatonError):
+    """No run with that ID exists."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run '{run_id}' not found")
+        self.run_id = run_id
+
+
+class InvalidRequest(BatonError):
+    """A request body is malformed; the message says which field and why."""
+
+
+class TransientError(BatonError):
+    """Infrastructure failed in a way a retry may cure (Spanner aborted, BigQuery 5xx)."""

@@ -1,0 +1,128 @@
+"""The orchestrator's ports: what it needs from storage, BigQuery and messaging.
+
+Adapters (Spanner, BigQuery, Pub/Sub) implement these at the edge; unit tests
+use in-memory fakes that record what happened.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from baton.engine import JobRecord, JobStatus, NewRun, RunRecord, RunStatus, RunTransaction
+from baton.manifest import BoundParam
+
+T = TypeVar("T")
+
+
+class RunStore(abc.ABC):
+    """Run state. `transact` runs `fn` in one read-write transaction, retrying it on contention."""
+
+    @abc.abstractmethod
+    def transact(self, fn: Callable[[RunTransaction], T]) -> T: ...
+
+    @abc.abstractmethod
+    def create_run(self, new_run: NewRun) -> None:
+        """Write all rows of a new (CREATING) run, in as many commits as the mutation limit needs."""
+
+    @abc.abstractmethod
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    @abc.abstractmethod
+    def list_jobs(self, run_id: str) -> list[JobRecord]:
+        """Every job of a run: for operators and cancellation, never on the completion path."""
+
+    @abc.abstractmethod
+    def list_runs(
+        self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None
+    ) -> list[RunRecord]: ...
+
+    @abc.abstractmethod
+    def jobs_in_status(self, status: JobStatus, limit: int) -> list[JobRecord]:
+        """Jobs in one status across runs, oldest update first: the reconciler's work list."""
+
+
+@dataclass(frozen=True)
+class QueryParameter:
+    name: str
+    type: str
+    value: str | int | float | bool
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    job_id: str
+    sql: str
+    labels: Mapping[str, str]
+    parameters: Sequence[QueryParameter] = ()
+    destination: str | None = None
+    write_disposition: str | None = None
+
+
+class SubmitOutcome(StrEnum):
+    SUBMITTED = "submitted"
+    ALREADY_EXISTS = "already_exists"  # a 409: an earlier attempt got there first
+
+
+class RemoteState(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+
+
+@dataclass(frozen=True)
+class RemoteJob:
+    """BigQuery's own view of a job, for the reconciler."""
+
+    job_id: str
+    state: RemoteState
+    error_reason: str | None = None
+    error_message: str | None = None
+    stats: Mapping[str, Any] = field(default_factory=dict)
+
+
+class JobSubmitter(abc.ABC):
+    @abc.abstractmethod
+    def submit(self, request: SubmitRequest) -> SubmitOutcome: ...
+
+    @abc.abstractmethod
+    def cancel(self, job_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def lookup(self, job_id: str) -> RemoteJob | None:
+        """BigQuery's state of a job, None if it does not exist. Only the reconciler calls this."""
+
+
+class EventPublisher(abc.ABC):
+    """Run events (started, succeeded, failed, cancelled, job failed) for alerting."""
+
+    @abc.abstractmethod
+    def publish(self, event: Mapping[str, Any]) -> None: ...
+
+
+class NoEventPublisher(EventPublisher):
+    """Used when no run-events topic is configured."""
+
+    def publish(self, event: Mapping[str, Any]) -> None:
+        return None
+
+
+def query_parameters(run_params: Mapping[str, BoundParam], job_params: Mapping[str, Any]) -> list[QueryParameter]:
+    """Run params and the job's own constants, typed for BigQuery; never pasted into SQL."""
+    result = [QueryParameter(name, bound.type, bound.value) for name, bound in sorted(run_params.items())]
+    for name, value in sorted(job_params.items()):
+        result.append(QueryParameter(name, _infer_type(value), value))
+    return result
+
+
+def _infer_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "BOOL"
+    if isinstance(value, int):
+        return "INT64"
+    if isinstance(value, float):
+        return "FLOAT64"
+    return "STRING"

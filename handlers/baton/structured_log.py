@@ -1,0 +1,30 @@
+"""JSON log lines that Cloud Logging parses: severity, message, and run/job labels on every line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, TextIO
+
+_LABEL_FIELDS = ("run_id", "job_key", "attempt", "manifest", "environment", "bigquery_job_id")
+
+
+def log(severity: str, message: str, stream: TextIO | None = None, **fields: Any) -> None:
+    """One line on stdout; fields that identify a run or job also go into the entry's labels."""
+    labels = {name: str(fields[name]) for name in _LABEL_FIELDS if fields.get(name) is not None}
+    entry: dict[str, Any] = {"severity": severity, "message": message, **fields}
+    if labels:
+        entry["logging.googleapis.com/labels"] = labels
+    print(json.dumps(entry, default=str, sort_keys=True), file=stream or sys.stdout, flush=True)
+
+
+def info(message: str, **fields: Any) -> None:
+    log("INFO", message, **fields)
+
+
+def warning(message: str, **fields: Any) -> None:
+    log("WARNING", message, **fields)
+
+
+def error(message: str, **fields: Any) -> None:
+    log("ERROR", message, **fields)

@@ -1,0 +1,124 @@
+"""Hand-written fakes of the ports, for unit tests of the core. They record; tests assert on state."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from baton.engine import JobRecord, JobStatus, NewRun, RunRecord, RunStatus, RunTransaction
+from baton.ports import EventPublisher, JobSubmitter, RemoteJob, RunStore, SubmitOutcome, SubmitRequest
+
+T = TypeVar("T")
+
+
+class _MemoryTransaction:
+    def __init__(self, store: InMemoryRunStore) -> None:
+        self.store = store
+        self.runs: dict[str, RunRecord] = {}
+        self.jobs: dict[tuple[str, str], JobRecord] = {}
+        self.reads = 0
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        self.reads += 1
+        return self.runs.get(run_id, self.store.runs.get(run_id))
+
+    def get_job(self, run_id: str, job_key: str) -> JobRecord | None:
+        self.reads += 1
+        key = (run_id, job_key)
+        return self.jobs.get(key, self.store.jobs.get(key))
+
+    def get_dependents(self, run_id: str, job_key: str) -> list[str]:
+        self.reads += 1
+        return list(self.store.dependents.get((run_id, job_key), []))
+
+    def put_run(self, run: RunRecord) -> None:
+        self.runs[run.run_id] = run
+
+    def put_job(self, job: JobRecord) -> None:
+        self.jobs[(job.run_id, job.job_key)] = job
+
+
+class InMemoryRunStore(RunStore):
+    """All-or-nothing commits under one lock, like a serializable database."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, RunRecord] = {}
+        self.jobs: dict[tuple[str, str], JobRecord] = {}
+        self.dependents: dict[tuple[str, str], list[str]] = {}
+        self.lock = threading.Lock()
+        self.commits = 0
+        self.crash_after_commit: Callable[[], bool] = lambda: False
+
+    def transact(self, fn: Callable[[RunTransaction], T]) -> T:
+        with self.lock:
+            tx = _MemoryTransaction(self)
+            result = fn(tx)
+            self.runs.update(tx.runs)
+            self.jobs.update(tx.jobs)
+            self.commits += 1
+            return result
+
+    def create_run(self, new_run: NewRun) -> None:
+        with self.lock:
+            self.runs[new_run.run.run_id] = new_run.run
+            for job in new_run.jobs:
+                self.jobs[(job.run_id, job.job_key)] = job
+            for upstream, dependent in new_run.edges:
+                self.dependents.setdefault((new_run.run.run_id, upstream), []).append(dependent)
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        return self.runs.get(run_id)
+
+    def list_jobs(self, run_id: str) -> list[JobRecord]:
+        return sorted((j for (r, _), j in self.jobs.items() if r == run_id), key=lambda j: j.job_key)
+
+    def list_runs(self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None) -> list[RunRecord]:
+        runs = [r for r in self.runs.values() if (manifest is None or r.manifest_name == manifest)]
+        runs = [r for r in runs if status is None or r.status == status]
+        return runs[:limit]
+
+    def jobs_in_status(self, status: JobStatus, limit: int) -> list[JobRecord]:
+        return [j for j in self.jobs.values() if j.status == status][:limit]
+
+
+class RecordingSubmitter(JobSubmitter):
+    """Remembers every submission; a second submit of the same job ID answers ALREADY_EXISTS like BigQuery."""
+
+    def __init__(self) -> None:
+        self.requests: list[SubmitRequest] = []
+        self.job_ids: set[str] = set()
+        self.cancelled: list[str] = []
+        self.fail_next: Exception | None = None
+        self.lock = threading.Lock()
+
+    def submit(self, request: SubmitRequest) -> SubmitOutcome:
+        with self.lock:
+            if self.fail_next is not None:
+                error, self.fail_next = self.fail_next, None
+                raise error
+            self.requests.append(request)
+            if request.job_id in self.job_ids:
+                return SubmitOutcome.ALREADY_EXISTS
+            self.job_ids.add(request.job_id)
+            return SubmitOutcome.SUBMITTED
+
+    def cancel(self, job_id: str) -> None:
+        self.cancelled.append(job_id)
+
+    def lookup(self, job_id: str) -> RemoteJob | None:
+        return None
+
+    def submitted_keys(self) -> list[str]:
+        return [r.labels["baton_job"] for r in self.requests]
+
+
+class RecordingPublisher(EventPublisher):
+    def __init__(self) -> None:
+        self.events: list[Mapping[str, Any]] = []
+
+    def publish(self, event: Mapping[str, Any]) -> None:
+        self.events.append(event)
+
+    def types(self) -> list[str]:
+        return [str(e["type"]) for e in self.events]

@@ -1,0 +1,233 @@
+"""The run state machine through the orchestrator, with in-memory fakes of the ports."""
+
+import datetime as dt
+import random
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from baton.engine import Completion, JobError, JobStatus, RunStatus, Verdict, bigquery_job_id
+from baton.errors import InvalidParams, ManifestNotFound
+from baton.manifest import ManifestRepository
+from baton.orchestrator import Orchestrator
+from tests.fakes import InMemoryRunStore, RecordingPublisher, RecordingSubmitter
+
+NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+class World:
+    def __init__(self, tmp_path: Path, manifest: dict[str, Any]) -> None:
+        (tmp_path / f"{manifest['name']}.yaml").write_text(yaml.safe_dump(manifest))
+        self.store = InMemoryRunStore()
+        self.submitter = RecordingSubmitter()
+        self.events = RecordingPublisher()
+        self.clock = Clock()
+        self.orchestrator = Orchestrator(
+            self.store, self.submitter, ManifestRepository(tmp_path), "test", events=self.events, clock=self.clock
+        )
+
+    def start(self, params: dict[str, Any] | None = None) -> str:
+        name = next(iter(self.orchestrator.manifests.names()))
+        return self.orchestrator.start(name, params or {}).run_id
+
+    def job(self, run_id: str, key: str) -> Any:
+        return self.store.jobs[(run_id, key)]
+
+    def finish(self, run_id: str, key: str, error: str | None = None, attempt: int | None = None) -> Any:
+        attempt = attempt or self.job(run_id, key).attempt
+        return self.orchestrator.complete(
+            Completion(
+                run_id=run_id,
+                job_key=key,
+                attempt=attempt,
+                bigquery_job_id=bigquery_job_id("test", run_id, key, attempt),
+                error=JobError(error, "boom") if error else None,
+            )
+        )
+
+
+def manifest_of(edges: dict[str, list[str]], **extra: Any) -> dict[str, Any]:
+    return {"name": "m", "jobs": [{"key": k, "sql": f"SELECT '{k}'", "needs": v} for k, v in edges.items()], **extra}
+
+
+DIAMOND = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
+
+
+def test_diamond_runs_in_dependency_order_and_succeeds(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of(DIAMOND))
+    run_id = world.start()
+    assert world.submitter.submitted_keys() == ["a"]
+    assert world.job(run_id, "a").status == JobStatus.SUBMITTED
+    world.finish(run_id, "a")
+    assert world.submitter.submitted_keys() == ["a", "b", "c"]
+    world.finish(run_id, "b")
+    assert world.submitter.submitted_keys() == ["a", "b", "c"], "d must wait for c"
+    assert world.job(run_id, "d").pending_upstreams == 1
+    world.finish(run_id, "c")
+    assert world.submitter.submitted_keys() == ["a", "b", "c", "d"]
+    result = world.finish(run_id, "d")
+    assert result.run_finished
+    run = world.store.runs[run_id]
+    assert (run.status, run.open_jobs, run.succeeded_jobs) == (RunStatus.SUCCEEDED, 0, 4)
+    assert world.events.types() == ["run.started", "run.succeeded"]
+
+
+def test_submissions_carry_labels_params_and_deterministic_ids(tmp_path: Path) -> None:
+    manifest = manifest_of({"a": []}, params={"run_date": {"type": "DATE"}}, labels={"team": "x"})
+    world = World(tmp_path, manifest)
+    run_id = world.start({"run_date": "2026-01-02"})
+    (request,) = world.submitter.requests
+    assert request.job_id == f"baton_test_{run_id}_a_1"
+    assert request.labels == {"team": "x", "baton_env": "test", "baton_run": run_id, "baton_job": "a", "baton_attempt": "1"}
+    assert [(p.name, p.type, p.value) for p in request.parameters] == [("run_date", "DATE", "2026-01-02")]
+    assert "2026-01-02" not in request.sql
+
+
+def test_bad_params_or_unknown_manifest_write_nothing(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": []}, params={"n": {"type": "INT64"}}))
+    with pytest.raises(InvalidParams):
+        world.orchestrator.start("m", {"n": "many"})
+    with pytest.raises(ManifestNotFound):
+        world.orchestrator.start("nope", {})
+    assert world.store.runs == {} and world.submitter.requests == []
+
+
+def test_duplicate_late_and_out_of_order_events_change_nothing(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of(DIAMOND))
+    run_id = world.start()
+    assert world.finish(run_id, "b").verdict == Verdict.STALE, "b was never released"
+    assert world.job(run_id, "b").status == JobStatus.PENDING
+    world.finish(run_id, "a")
+    before = dict(world.store.jobs)
+    assert world.finish(run_id, "a").verdict == Verdict.DUPLICATE
+    assert world.store.jobs == before
+    assert world.store.runs[run_id].succeeded_jobs == 1
+
+
+def test_failure_skips_downstream_and_fails_the_run_once_nothing_is_in_flight(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": [], "b": ["a"], "c": ["a"], "d": ["b"], "e": ["c", "d"]}))
+    run_id = world.start()
+    world.finish(run_id, "a")
+    result = world.finish(run_id, "b", error="invalidQuery")
+    assert sorted(result.skipped) == ["d", "e"]
+    assert world.store.runs[run_id].status == RunStatus.RUNNING, "c is still in flight"
+    world.finish(run_id, "c")
+    assert "e" not in world.submitter.submitted_keys()
+    run = world.store.runs[run_id]
+    assert (run.status, run.failed_jobs, run.skipped_jobs, run.succeeded_jobs) == (RunStatus.FAILED, 1, 2, 2)
+    assert world.events.types() == ["run.started", "job.failed", "run.failed"]
+    assert world.events.events[1]["job"]["error_reason"] == "invalidQuery"
+
+
+def test_retryable_error_resubmits_under_a_new_job_id_until_attempts_run_out(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": []}, retry={"max_attempts": 2}))
+    run_id = world.start()
+    assert world.finish(run_id, "a", error="backendError").verdict == Verdict.RETRYING
+    assert [r.job_id for r in world.submitter.requests] == [bigquery_job_id("test", run_id, "a", n) for n in (1, 2)]
+    assert world.job(run_id, "a").attempt == 2
+    assert world.finish(run_id, "a", error="backendError", attempt=1).verdict == Verdict.STALE
+    world.finish(run_id, "a", error="backendError")
+    assert world.store.runs[run_id].status == RunStatus.FAILED
+
+
+def test_non_retryable_reason_fails_at_once(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": []}, retry={"max_attempts": 5}))
+    run_id = world.start()
+    world.finish(run_id, "a", error="invalidQuery")
+    assert world.job(run_id, "a").status == JobStatus.FAILED
+    assert len(world.submitter.requests) == 1
+
+
+def test_backoff_sets_not_before_instead_of_waiting(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": []}, retry={"max_attempts": 3, "backoff_seconds": 60}))
+    run_id = world.start()
+    world.finish(run_id, "a", error="rateLimitExceeded")
+    job = world.job(run_id, "a")
+    assert (job.status, job.attempt, job.not_before) == (JobStatus.READY, 2, NOW + dt.timedelta(seconds=60))
+    assert len(world.submitter.requests) == 1, "the retry waits for the reconciler"
+
+
+def test_redelivery_resubmits_what_a_crash_left_unsubmitted(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": [], "b": ["a"]}))
+    run_id = world.start()
+    world.submitter.fail_next = RuntimeError("crash between commit and jobs.insert")
+    with pytest.raises(RuntimeError):
+        world.finish(run_id, "a")
+    assert world.job(run_id, "b").status == JobStatus.READY
+    assert world.finish(run_id, "a").verdict == Verdict.DUPLICATE
+    assert world.job(run_id, "b").status == JobStatus.SUBMITTED
+    assert world.submitter.submitted_keys() == ["a", "b"]
+
+
+def test_unknown_run_and_unknown_job_are_acknowledged(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": []}))
+    run_id = world.start()
+    before = (dict(world.store.runs), dict(world.store.jobs))
+    assert world.finish("f" * 32, "a", attempt=1).verdict == Verdict.UNKNOWN_RUN
+    assert world.finish(run_id, "zz", attempt=1).verdict == Verdict.UNKNOWN_JOB
+    assert (world.store.runs, world.store.jobs) == before
+
+
+def test_cancel_stops_submissions_and_ignores_late_completions(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": [], "b": ["a"], "c": []}))
+    run_id = world.start()
+    run = world.orchestrator.cancel(run_id)
+    assert (run.status, run.cancelled_jobs, run.open_jobs) == (RunStatus.CANCELLED, 3, 0)
+    assert sorted(world.submitter.cancelled) == sorted(bigquery_job_id("test", run_id, k, 1) for k in ("a", "c"))
+    assert world.finish(run_id, "a", attempt=1).verdict == Verdict.DUPLICATE
+    assert world.submitter.submitted_keys() == ["a", "c"]
+    assert world.orchestrator.cancel(run_id).status == RunStatus.CANCELLED
+    assert world.events.types() == ["run.started", "run.cancelled"]
+
+
+def test_wide_fan_in_from_many_threads_releases_exactly_once(tmp_path: Path) -> None:
+    edges: dict[str, list[str]] = {f"s{i:03d}": [] for i in range(200)}
+    edges["fan_in"] = list(edges)
+    world = World(tmp_path, manifest_of(edges))
+    run_id = world.start()
+    deliveries = [k for k in edges if k != "fan_in"] * 2
+    random.Random(7).shuffle(deliveries)
+    chunks = [deliveries[i::8] for i in range(8)]
+    threads = [threading.Thread(target=lambda c=c: [world.finish(run_id, k, attempt=1) for k in c]) for c in chunks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert world.submitter.submitted_keys().count("fan_in") == 1
+    world.finish(run_id, "fan_in")
+    assert world.store.runs[run_id].status == RunStatus.SUCCEEDED
+
+
+def test_completion_reads_follow_out_degree_not_manifest_size(tmp_path: Path) -> None:
+    reads = []
+    for width in (10, 1000):
+        edges: dict[str, list[str]] = {"root": [], **{f"j{i}": [] for i in range(width)}, "child": ["root"]}
+        world = World(tmp_path / str(width), manifest_of(edges)) if (tmp_path / str(width)).mkdir() is None else None
+        assert world is not None
+        run_id = world.start()
+        counted: list[int] = []
+        real_transact = world.store.transact
+
+        def counting(fn: Any, real: Any = real_transact, counted: list[int] = counted) -> Any:
+            def wrapped(tx: Any) -> Any:
+                result = fn(tx)
+                counted.append(tx.reads)
+                return result
+
+            return real(wrapped)
+
+        world.store.transact = counting  # type: ignore[method-assign]
+        world.finish(run_id, "root")
+        reads.append(counted[0])
+    assert reads[0] == reads[1]
