@@ -1,0 +1,57 @@
+"""Session fixtures: the real emulators, started once per test session and stopped at its end."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PROJECT = "baton-local"
+INSTANCE = "baton-test"
+
+# Handlers read these; keep tests from inheriting a developer's real settings.
+_ISOLATED_VARS = [name for name in os.environ if name.startswith("BATON_")]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _ISOLATED_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def supervisor() -> Iterator[object]:
+    from devstack.processes import ProcessSupervisor
+
+    work_dir = REPO / ".devstack" / f"test-{os.getpid()}"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with ProcessSupervisor(work_dir=work_dir, handle_signals=False) as sup:
+        yield sup
+
+
+@pytest.fixture(scope="session")
+def spanner_emulator(supervisor: object) -> Iterator[object]:
+    from devstack.emulators import SpannerEmulator, create_spanner_database, emulator_env
+
+    emulator = SpannerEmulator.start(supervisor)  # type: ignore[arg-type]
+    create_spanner_database(emulator.host, project=PROJECT, instance=INSTANCE, database="bootstrap")
+    with emulator_env(emulator.env()):
+        yield emulator
+
+
+@pytest.fixture
+def spanner_database(spanner_emulator: object) -> object:
+    """A fresh, migrated database per test: no test sees another's runs."""
+    from google.cloud import spanner
+
+    from baton.schema import load_migrations
+    from baton.spanner_store import migrate
+
+    database = spanner.Client(project=PROJECT).instance(INSTANCE).database(f"t{secrets.token_hex(6)}")
+    database.create().result(120)
+    migrate(database, load_migrations())
+    return database
