@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from baton.engine import JobRecord, JobStatus, NewRun, RunRecord, RunStatus, RunTransaction
@@ -27,6 +27,10 @@ class _MemoryTransaction:
         self.reads += 1
         key = (run_id, job_key)
         return self.jobs.get(key, self.store.jobs.get(key))
+
+    def get_jobs(self, run_id: str, job_keys: Sequence[str]) -> list[JobRecord]:
+        found = (self.get_job(run_id, key) for key in job_keys)
+        return [job for job in found if job is not None]
 
     def get_dependents(self, run_id: str, job_key: str) -> list[str]:
         self.reads += 1

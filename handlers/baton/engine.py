@@ -139,6 +139,10 @@ class RunTransaction(Protocol):
 
     def get_run(self, run_id: str) -> RunRecord | None: ...
     def get_job(self, run_id: str, job_key: str) -> JobRecord | None: ...
+    def get_jobs(self, run_id: str, job_keys: Sequence[str]) -> list[JobRecord]:
+        """Several jobs in one read; missing ones are left out."""
+        ...
+
     def get_dependents(self, run_id: str, job_key: str) -> list[str]: ...
     def put_run(self, run: RunRecord) -> None: ...
     def put_job(self, job: JobRecord) -> None: ...
@@ -174,9 +178,7 @@ class NewRun:
     edges: list[tuple[str, str]]  # (upstream, dependent)
 
 
-def plan_run(
-    manifest: Manifest, params: Mapping[str, BoundParam], environment: str, run_id: str, now: dt.datetime
-) -> NewRun:
+def plan_run(manifest: Manifest, params: Mapping[str, BoundParam], environment: str, run_id: str, now: dt.datetime) -> NewRun:
     """All rows of a new run. Roots are READY already; the run stays CREATING until activated."""
     jobs = []
     for spec in manifest.jobs:
@@ -250,7 +252,7 @@ def apply_completion(tx: RunTransaction, event: Completion, now: dt.datetime) ->
         or job.status not in (JobStatus.READY, JobStatus.SUBMITTED)
     ):
         # The same healing for a retry whose resubmission was lost.
-        retry_lost = job.status == JobStatus.READY and job.attempt == event.attempt + 1 and _due(job, now)
+        retry_lost = job.attempt == event.attempt + 1 and _stuck(job, now)
         return _with_live_run(tx, CompletionResult(Verdict.STALE, job=job, ready=[job] if retry_lost else []))
     run = tx.get_run(event.run_id)
     if run is None:
@@ -262,9 +264,8 @@ def apply_completion(tx: RunTransaction, event: Completion, now: dt.datetime) ->
     if event.error is None:
         job = replace(job, status=JobStatus.SUCCEEDED, stats=event.stats, finished_at=now, error=None, error_reason=None)
         run = replace(run, open_jobs=run.open_jobs - 1, succeeded_jobs=run.succeeded_jobs + 1)
-        for key in tx.get_dependents(job.run_id, job.job_key):
-            dependent = tx.get_job(job.run_id, key)
-            if dependent is None or dependent.status != JobStatus.PENDING:
+        for dependent in tx.get_jobs(job.run_id, tx.get_dependents(job.run_id, job.job_key)):
+            if dependent.status != JobStatus.PENDING:
                 continue
             left = dependent.pending_upstreams - 1
             if left == 0:
@@ -315,13 +316,18 @@ def _due(job: JobRecord, now: dt.datetime) -> bool:
     return job.not_before is None or job.not_before <= now
 
 
+# A redelivery hands out a READY job again only once it has sat unsubmitted this long:
+# sooner, it is a duplicate racing the first delivery, which is still submitting.
+RESUBMIT_AFTER = dt.timedelta(seconds=30)
+
+
+def _stuck(job: JobRecord, now: dt.datetime) -> bool:
+    return job.status == JobStatus.READY and _due(job, now) and (job.ready_at is None or now - job.ready_at >= RESUBMIT_AFTER)
+
+
 def _ready_dependents(tx: RunTransaction, job: JobRecord, now: dt.datetime) -> list[JobRecord]:
-    ready = []
-    for key in tx.get_dependents(job.run_id, job.job_key):
-        dependent = tx.get_job(job.run_id, key)
-        if dependent is not None and dependent.status == JobStatus.READY and _due(dependent, now):
-            ready.append(dependent)
-    return ready
+    dependents = tx.get_jobs(job.run_id, tx.get_dependents(job.run_id, job.job_key))
+    return [d for d in dependents if _stuck(d, now)]
 
 
 def _with_live_run(tx: RunTransaction, result: CompletionResult) -> CompletionResult:
@@ -344,13 +350,12 @@ def _skip_downstream(tx: RunTransaction, run: RunRecord, failed_key: str, now: d
     frontier = [failed_key]
     while frontier:
         key = frontier.pop()
-        for dep_key in tx.get_dependents(run.run_id, key):
-            dependent = tx.get_job(run.run_id, dep_key)
-            if dependent is None or dependent.status != JobStatus.PENDING:
+        for dependent in tx.get_jobs(run.run_id, tx.get_dependents(run.run_id, key)):
+            if dependent.status != JobStatus.PENDING:
                 continue
             tx.put_job(replace(dependent, status=JobStatus.SKIPPED, error=f"upstream '{failed_key}' failed", finished_at=now))
-            skipped.append(dep_key)
-            frontier.append(dep_key)
+            skipped.append(dependent.job_key)
+            frontier.append(dependent.job_key)
     run = replace(run, open_jobs=run.open_jobs - len(skipped), skipped_jobs=run.skipped_jobs + len(skipped))
     return run, skipped
 

@@ -440,7 +440,7 @@ def _find_cycles(jobs: list[JobSpec]) -> list[tuple[str, list[str]]]:
                 stack[-1] = (node, index + 1)
                 nxt = needs[node][index]
                 if state.get(nxt) == 1:
-                    cycle = path[path.index(nxt) :] + [nxt]
+                    cycle = [*path[path.index(nxt) :], nxt]
                     for member in cycle[:-1]:
                         if member not in reported:
                             reported.add(member)
@@ -475,6 +475,7 @@ class ManifestRepository:
             if path.is_file():
                 manifest = load_manifest(path, display_name=f"{self.directory.name}/{path.name}")
                 if manifest.name != name:
-                    raise ManifestInvalid(f"{self.directory.name}/{path.name}", [f"name '{manifest.name}' differs from the file name '{name}'"])
+                    problem = f"name '{manifest.name}' differs from the file name '{name}'"
+                    raise ManifestInvalid(f"{self.directory.name}/{path.name}", [problem])
                 return manifest
         raise ManifestNotFound(name)

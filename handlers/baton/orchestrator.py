@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from baton import structured_log
+from baton.engine import Completion as CompletionEvent
 from baton.engine import (
     CompletionResult,
     JobRecord,
@@ -27,7 +28,6 @@ from baton.engine import (
     new_run_id,
     plan_run,
 )
-from baton.engine import Completion as CompletionEvent
 from baton.errors import RunNotFound
 from baton.manifest import ManifestRepository
 from baton.ports import EventPublisher, JobSubmitter, NoEventPublisher, RunStore, SubmitRequest, query_parameters

@@ -36,9 +36,7 @@ class RunStore(abc.ABC):
         """Every job of a run: for operators and cancellation, never on the completion path."""
 
     @abc.abstractmethod
-    def list_runs(
-        self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None
-    ) -> list[RunRecord]: ...
+    def list_runs(self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None) -> list[RunRecord]: ...
 
     @abc.abstractmethod
     def jobs_in_status(self, status: JobStatus, limit: int) -> list[JobRecord]:

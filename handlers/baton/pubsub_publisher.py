@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from google.cloud import pubsub_v1
+from google.cloud.pubsub_v1 import PublisherClient
 
 from baton.ports import EventPublisher
 
@@ -14,9 +14,9 @@ PUBLISH_TIMEOUT_S = 30.0
 
 
 class PubSubEventPublisher(EventPublisher):
-    def __init__(self, topic_path: str, client: pubsub_v1.PublisherClient | None = None) -> None:
+    def __init__(self, topic_path: str, client: PublisherClient | None = None) -> None:
         self.topic_path = topic_path
-        self.client = client or pubsub_v1.PublisherClient()
+        self.client = client or PublisherClient()
 
     def publish(self, event: Mapping[str, Any]) -> None:
         data = json.dumps(event, sort_keys=True, default=str).encode()

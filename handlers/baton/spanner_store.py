@@ -164,6 +164,17 @@ class SpannerTransaction:
         row = self._read_one("RunJobs", JOB_COLUMNS, [run_id, job_key])
         return _job_from_row(row) if row else None
 
+    def get_jobs(self, run_id: str, job_keys: Sequence[str]) -> list[JobRecord]:
+        wanted = [key for key in job_keys if (run_id, key) not in self._jobs]
+        fetched: dict[str, JobRecord] = {}
+        if wanted:
+            keyset = spanner.KeySet(keys=[[run_id, key] for key in wanted])
+            for row in self._tx.read("RunJobs", JOB_COLUMNS, keyset):
+                fetched[row[1]] = _job_from_row(row)
+            self.rows_read += len(fetched)
+        found = (self._jobs.get((run_id, key)) or fetched.get(key) for key in job_keys)
+        return [job for job in found if job is not None]
+
     def get_dependents(self, run_id: str, job_key: str) -> list[str]:
         prefix = spanner.KeyRange(start_closed=[run_id, job_key], end_closed=[run_id, job_key])
         rows = list(self._tx.read("RunJobDependents", ["DependentKey"], spanner.KeySet(ranges=[prefix])))
@@ -332,4 +343,3 @@ def _has_table(database: Database, name: str) -> bool:
             )
         )
     return bool(rows)
-

@@ -166,6 +166,9 @@ def test_redelivery_resubmits_what_a_crash_left_unsubmitted(tmp_path: Path) -> N
         world.finish(run_id, "a")
     assert world.job(run_id, "b").status == JobStatus.READY
     assert world.finish(run_id, "a").verdict == Verdict.DUPLICATE
+    assert world.job(run_id, "b").status == JobStatus.READY, "too soon: the first delivery may still be submitting"
+    world.clock.now += dt.timedelta(seconds=31)
+    assert world.finish(run_id, "a").verdict == Verdict.DUPLICATE
     assert world.job(run_id, "b").status == JobStatus.SUBMITTED
     assert world.submitter.submitted_keys() == ["a", "b"]
 
