@@ -50,3 +50,14 @@ def bigquery_job_completed(request: flask.Request) -> Response:
         structured_log.error("completion failed; Pub/Sub will redeliver", error=str(exc))
         return web.error_body(exc), web.status_for(exc)
     return {"verdict": str(result.verdict), "released": [job.job_key for job in result.ready]}, 200
+
+
+@functions_framework.http
+def reconcile(request: flask.Request) -> Response:
+    """Scheduled: submit what a crash left READY and heal completions whose event was lost."""
+    try:
+        report = bootstrap.orchestrator().reconcile()
+    except BatonError as exc:
+        structured_log.error("reconcile failed", error=str(exc))
+        return web.error_body(exc), web.status_for(exc)
+    return dict(report.__dict__), 200

@@ -94,6 +94,8 @@ class RecordingSubmitter(JobSubmitter):
         self.job_ids: set[str] = set()
         self.cancelled: list[str] = []
         self.fail_next: Exception | None = None
+        self.remote: dict[str, RemoteJob] = {}  # what lookup() answers; unknown IDs answer None
+        self.lookups: list[str] = []
         self.lock = threading.Lock()
 
     def submit(self, request: SubmitRequest) -> SubmitOutcome:
@@ -111,7 +113,8 @@ class RecordingSubmitter(JobSubmitter):
         self.cancelled.append(job_id)
 
     def lookup(self, job_id: str) -> RemoteJob | None:
-        return None
+        self.lookups.append(job_id)
+        return self.remote.get(job_id)
 
     def submitted_keys(self) -> list[str]:
         return [r.labels["baton_job"] for r in self.requests]

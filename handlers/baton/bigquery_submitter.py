@@ -10,6 +10,7 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
+from baton.engine import JobStats
 from baton.errors import TransientError
 from baton.ports import JobSubmitter, QueryParameter, RemoteJob, RemoteState, SubmitOutcome, SubmitRequest
 
@@ -64,10 +65,24 @@ class BigQuerySubmitter(JobSubmitter):
         except gexc.NotFound:
             return None
         error = job.error_result or {}
+        if not isinstance(job, bigquery.QueryJob):
+            return RemoteJob(job_id=job_id, state=RemoteState(job.state), error_reason=error.get("reason"))
         return RemoteJob(
             job_id=job_id,
             state=RemoteState(job.state),
             error_reason=error.get("reason"),
             error_message=error.get("message"),
-            stats=job._properties.get("statistics", {}),
+            stats=JobStats(
+                total_bytes_processed=job.total_bytes_processed,
+                total_bytes_billed=job.total_bytes_billed,
+                total_slot_ms=job.slot_millis,
+                rows_affected=job.num_dml_affected_rows,
+                destination_table=_table_id(job.destination),
+                start_time=job.started,
+                end_time=job.ended,
+            ),
         )
+
+
+def _table_id(table: bigquery.TableReference | None) -> str | None:
+    return f"{table.project}.{table.dataset_id}.{table.table_id}" if table is not None else None

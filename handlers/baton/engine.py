@@ -321,6 +321,13 @@ def _due(job: JobRecord, now: dt.datetime) -> bool:
 RESUBMIT_AFTER = dt.timedelta(seconds=30)
 
 
+def needs_submission(job: JobRecord, now: dt.datetime) -> bool:
+    """A READY job that nobody is submitting: its backoff is over, or it was released a while ago."""
+    if job.status != JobStatus.READY or not _due(job, now):
+        return False
+    return job.not_before is not None or job.ready_at is None or now - job.ready_at >= RESUBMIT_AFTER
+
+
 def _stuck(job: JobRecord, now: dt.datetime) -> bool:
     return job.status == JobStatus.READY and _due(job, now) and (job.ready_at is None or now - job.ready_at >= RESUBMIT_AFTER)
 
@@ -377,6 +384,16 @@ def mark_submitted(tx: RunTransaction, run_id: str, job_key: str, attempt: int, 
         return False
     tx.put_job(replace(job, status=JobStatus.SUBMITTED, submitted_at=now))
     return True
+
+
+def abandon_run(tx: RunTransaction, run_id: str, now: dt.datetime) -> RunRecord | None:
+    """A run stuck CREATING (its starter crashed mid-write) ends FAILED; nothing of it was submitted."""
+    run = tx.get_run(run_id)
+    if run is None or run.status != RunStatus.CREATING:
+        return None
+    run = replace(run, status=RunStatus.FAILED, finished_at=now)
+    tx.put_run(run)
+    return run
 
 
 def activate_run(tx: RunTransaction, run_id: str) -> RunRecord | None:

@@ -9,33 +9,81 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from baton import structured_log
 from baton.engine import Completion as CompletionEvent
 from baton.engine import (
     CompletionResult,
+    JobError,
     JobRecord,
     JobStatus,
     RunRecord,
     RunStatus,
     Verdict,
+    abandon_run,
     activate_run,
     apply_completion,
     baton_labels,
     cancel_run,
     mark_submitted,
+    needs_submission,
     new_run_id,
     plan_run,
 )
 from baton.errors import RunNotFound
 from baton.manifest import ManifestRepository
-from baton.ports import EventPublisher, JobSubmitter, NoEventPublisher, RunStore, SubmitRequest, query_parameters
+from baton.ports import (
+    EventPublisher,
+    JobSubmitter,
+    NoEventPublisher,
+    RemoteState,
+    RunStore,
+    SubmitRequest,
+    query_parameters,
+)
 from baton.run_events import finished_event_type, run_event
 
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class ReconcilePolicy:
+    """How the periodic reconciler looks for what events did not deliver."""
+
+    interval: dt.timedelta = dt.timedelta(minutes=5)  # how often the scheduler calls it
+    lost_after: dt.timedelta = dt.timedelta(minutes=5)  # a submitted job is first checked this long after submission
+    abandon_creating_after: dt.timedelta = dt.timedelta(minutes=15)
+    batch: int = 500  # rows per status per invocation: bounded work
+
+
+@dataclass
+class ReconcileReport:
+    submitted: int = 0  # READY jobs nobody submitted (crash, or backoff over)
+    healed: int = 0  # DONE in BigQuery, but the completion event never arrived
+    resubmitted_lost: int = 0  # SUBMITTED in Spanner, unknown to BigQuery
+    checked_running: int = 0
+    abandoned_runs: int = 0
+
+
+def due_for_check(age: dt.timedelta, policy: ReconcilePolicy) -> bool:
+    """Check a running job when its age crosses lost_after x 2^k since the previous pass.
+
+    So a job that runs for T is looked up O(log T) times: the reconciler's cost does
+    not grow with how long jobs run.
+    """
+    if age < policy.lost_after:
+        return False
+    previous = age - policy.interval
+    if previous < policy.lost_after:
+        return True
+    checkpoint = policy.lost_after
+    while checkpoint <= previous:
+        checkpoint *= 2
+    return checkpoint <= age
 
 
 class Orchestrator:
@@ -144,3 +192,53 @@ class Orchestrator:
         if result.run_finished and run.status != RunStatus.RUNNING:
             structured_log.info("run finished", run_id=run.run_id, status=str(run.status), manifest=run.manifest_name)
             self.events.publish(run_event(finished_event_type(run.status), run, now))
+
+    def reconcile(self, policy: ReconcilePolicy | None = None) -> ReconcileReport:
+        """Heal what events missed, from Spanner's open jobs and BigQuery's own job state."""
+        policy = policy or ReconcilePolicy()
+        now = self.clock()
+        report = ReconcileReport()
+        runs: dict[str, RunRecord | None] = {}
+
+        def live_run(run_id: str) -> RunRecord | None:
+            if run_id not in runs:
+                runs[run_id] = self.store.get_run(run_id)
+            run = runs[run_id]
+            return run if run is not None and run.status == RunStatus.RUNNING else None
+
+        for job in self.store.jobs_in_status(JobStatus.READY, policy.batch):
+            run = live_run(job.run_id)
+            if run is not None and needs_submission(job, now):
+                self.submit(run, [job])
+                report.submitted += 1
+
+        for job in self.store.jobs_in_status(JobStatus.SUBMITTED, policy.batch):
+            if job.submitted_at is None or job.bigquery_job_id is None or live_run(job.run_id) is None:
+                continue
+            if not due_for_check(now - job.submitted_at, policy):
+                continue
+            remote = self.submitter.lookup(job.bigquery_job_id)
+            if remote is None:
+                run = live_run(job.run_id)
+                assert run is not None
+                self.submitter.submit(self.request_for(run, job))
+                report.resubmitted_lost += 1
+            elif remote.state == RemoteState.DONE:
+                error = (
+                    JobError(remote.error_reason or "internalError", remote.error_message or "") if remote.error_reason else None
+                )
+                self.complete(CompletionEvent(job.run_id, job.job_key, job.attempt, job.bigquery_job_id, error, remote.stats))
+                report.healed += 1
+            else:
+                report.checked_running += 1
+
+        stale = [
+            run.run_id
+            for run in self.store.list_runs(limit=policy.batch, status=RunStatus.CREATING)
+            if run.created_at is not None and now - run.created_at >= policy.abandon_creating_after
+        ]
+        for run_id in stale:
+            if self.store.transact(lambda tx, run_id=run_id: abandon_run(tx, run_id, now)) is not None:  # type: ignore[misc]
+                report.abandoned_runs += 1
+        structured_log.info("reconciled", **report.__dict__)
+        return report

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from baton.engine import JobRecord, JobStatus, NewRun, RunRecord, RunStatus, RunTransaction
+from baton.engine import JobRecord, JobStats, JobStatus, NewRun, RunRecord, RunStatus, RunTransaction
 from baton.manifest import BoundParam
 
 T = TypeVar("T")
@@ -79,7 +79,7 @@ class RemoteJob:
     state: RemoteState
     error_reason: str | None = None
     error_message: str | None = None
-    stats: Mapping[str, Any] = field(default_factory=dict)
+    stats: JobStats = field(default_factory=JobStats)
 
 
 class JobSubmitter(abc.ABC):
