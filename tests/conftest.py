@@ -27,9 +27,13 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def supervisor() -> Iterator[object]:
     from devstack.processes import ProcessSupervisor
 
+    from devstack.processes import reap_orphans
+
+    # Children of an earlier session that was killed outright are stopped first.
+    reap_orphans(REPO / ".devstack")
     work_dir = REPO / ".devstack" / f"test-{os.getpid()}"
     work_dir.mkdir(parents=True, exist_ok=True)
-    with ProcessSupervisor(work_dir=work_dir, handle_signals=False) as sup:
+    with ProcessSupervisor(work_dir=work_dir) as sup:
         yield sup
 
 

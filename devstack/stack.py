@@ -1,0 +1,216 @@
+"""The whole local stack, wired as the cloud is: for the demo, the end-to-end tests and benchmarks.
+
+Topology (topic names, sink filter, push policy, DDL, function settings) comes
+from the synthesized dev stacks, never restated here. The handlers run under
+functions-framework and know nothing of what is local: they talk to "BigQuery"
+and receive "Pub/Sub" pushes exactly as deployed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from devstack.audit_bridge import DeliveryPolicy, PubSubPublisher
+from devstack.bigquery_facade import LocalBigQuery
+from devstack.emulators import FunctionServer, PubSubEmulator, SpannerEmulator, create_spanner_database, emulator_env
+from devstack.processes import ProcessSupervisor, reap_orphans
+from devstack.pubsub_admin import PubSubTopology, PushSubscriptionSpec, provision_pubsub
+from devstack.topology import Topology, load_topology
+
+REPO = Path(__file__).resolve().parent.parent
+HANDLERS_MAIN = REPO / "handlers" / "main.py"
+ENTRY_POINTS = ("bigquery_job_completed", "start_manifest", "reconcile")
+
+
+def synthesize(outdir: Path, environment: str) -> Path:
+    """Synthesize one environment's stacks in-process (the provider import is slow: do it once)."""
+    from cdk.synth import synth
+
+    return synth(outdir, environments=(environment,))
+
+
+def function_settings(synth_dir: Path, environment: str) -> dict[str, dict[str, str]]:
+    """Environment variables of each deployed function, by entry point, from the handlers stack."""
+    path = synth_dir / "stacks" / f"baton-{environment}-handlers" / "cdk.tf.json"
+    document = json.loads(path.read_text())
+    functions = document["resource"]["google_cloudfunctions2_function"].values()
+    return {f["build_config"]["entry_point"]: dict(f["service_config"]["environment_variables"]) for f in functions}
+
+
+@dataclass
+class LocalStackOptions:
+    work_dir: Path
+    environment: str = "dev"
+    job_duration_s: float = 0.3  # simulated BigQuery run time of every job
+    duration_fn: Callable[[str, Mapping[str, str]], float | None] | None = None
+    delivery_policy: DeliveryPolicy | None = None  # drop/duplicate/delay audit entries (chaos)
+    manifests_dir: Path = REPO / "manifests"
+    synth_dir: Path | None = None  # reuse an existing synthesis
+    handle_signals: bool = True
+    extra_handler_env: Mapping[str, str] = field(default_factory=dict)
+
+
+class LocalStack:
+    """Start with `LocalStack.start(options)`; stop with `.stop()` or a `with` block."""
+
+    def __init__(self, options: LocalStackOptions, supervisor: ProcessSupervisor) -> None:
+        self.options = options
+        self.supervisor = supervisor
+        self.topology: Topology
+        self.spanner: SpannerEmulator
+        self.pubsub: PubSubEmulator
+        self.bigquery: LocalBigQuery
+        self.pubsub_paths: PubSubTopology
+        self.functions: dict[str, FunctionServer] = {}
+        self.settings: dict[str, str] = {}
+        self._env_block: Any = None
+
+    @classmethod
+    def start(cls, options: LocalStackOptions, progress: Callable[[str], None] = lambda _: None) -> LocalStack:
+        options.work_dir.mkdir(parents=True, exist_ok=True)
+        reap_orphans(options.work_dir)
+        supervisor = ProcessSupervisor(work_dir=options.work_dir, handle_signals=options.handle_signals)
+        stack = cls(options, supervisor)
+        try:
+            stack._start(progress)
+        except BaseException:
+            stack.stop()
+            raise
+        return stack
+
+    def _start(self, progress: Callable[[str], None]) -> None:
+        options = self.options
+        progress("synthesizing the dev stacks")
+        synth_dir = options.synth_dir or synthesize(options.work_dir / "cdktf.out", options.environment)
+        self.topology = load_topology(synth_dir, options.environment)
+        settings = function_settings(synth_dir, options.environment)
+        self.settings = dict(settings["bigquery_job_completed"])
+        project = self.topology.project
+
+        progress("starting the Spanner and Pub/Sub emulators")
+        self.spanner = SpannerEmulator.start(self.supervisor)
+        self.pubsub = PubSubEmulator.start(self.supervisor, project=project)
+        self._env_block = emulator_env({**self.spanner.env(), **self.pubsub.env()})
+        self._env_block.__enter__()
+
+        progress("applying spanner_schema/")
+        create_spanner_database(
+            self.spanner.host,
+            project=project,
+            instance=self.settings["BATON_SPANNER_INSTANCE"],
+            database=self.settings["BATON_SPANNER_DATABASE"],
+        )
+        self.migrate()
+
+        progress("starting the local BigQuery and its audit-log bridge")
+        publisher = PubSubPublisher(project, self.topology.completion_topic, emulator_host=self.pubsub.host)
+        self.bigquery = LocalBigQuery.start(
+            options.work_dir / "bigquery",
+            self.topology.sink_filter,
+            publisher,
+            options.job_duration_s,
+            policy=options.delivery_policy,
+            duration_fn=options.duration_fn,
+            supervisor=self.supervisor,
+            location=self.settings.get("BATON_BQ_LOCATION", "US"),
+        )
+
+        progress("serving the handlers with functions-framework")
+        for entry_point in ENTRY_POINTS:
+            env = {
+                **settings[entry_point],
+                **self.spanner.env(),
+                **self.pubsub.env(),
+                "BATON_BIGQUERY_ENDPOINT": self.bigquery.endpoint,
+                "BATON_MANIFESTS_DIR": str(options.manifests_dir),
+                "PYTHONUNBUFFERED": "1",
+                **options.extra_handler_env,
+            }
+            self.functions[entry_point] = FunctionServer.start(
+                self.supervisor, source=HANDLERS_MAIN, target=entry_point, env=env, name=f"fn-{entry_point}"
+            )
+
+        progress("creating topics and the push subscription from the stack")
+        push = self.topology.push_subscription
+        self.pubsub_paths = provision_pubsub(
+            self.pubsub.host,
+            project,
+            completion_topic=self.topology.completion_topic,
+            dead_letter_topic=self.topology.dead_letter_topic,
+            run_events_topic=self.topology.run_events_topic,
+            push_subscription=PushSubscriptionSpec(
+                name=push.name,
+                push_endpoint=self.functions[push.entry_point].url,
+                ack_deadline_seconds=push.ack_deadline_seconds,
+                min_backoff_seconds=push.min_backoff_seconds,
+                max_backoff_seconds=push.max_backoff_seconds,
+                max_delivery_attempts=push.max_delivery_attempts,
+            ),
+            dead_letter_subscription=None,
+        )
+
+    def migrate(self) -> None:
+        from baton.schema import load_migrations
+        from baton.spanner_store import migrate
+
+        migrate(self.database(), load_migrations())
+
+    def database(self) -> Any:
+        from google.cloud import spanner
+
+        client = spanner.Client(project=self.topology.project)
+        return client.instance(self.settings["BATON_SPANNER_INSTANCE"]).database(self.settings["BATON_SPANNER_DATABASE"])
+
+    def bigquery_client(self) -> Any:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import bigquery
+
+        return bigquery.Client(
+            project=self.topology.project,
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=self.bigquery.endpoint),
+            location=self.settings.get("BATON_BQ_LOCATION", "US"),
+        )
+
+    def create_datasets(self, names: Sequence[str]) -> None:
+        client = self.bigquery_client()
+        for name in names:
+            client.create_dataset(name, exists_ok=True)
+
+    def start_run(self, manifest: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Call start_manifest over HTTP, as Cloud Scheduler or the CLI would."""
+        import requests
+
+        response = requests.post(self.functions["start_manifest"].url, json={"manifest": manifest, "params": params}, timeout=60)
+        body: dict[str, Any] = response.json()
+        if response.status_code != 200:
+            raise RuntimeError(f"start_manifest answered {response.status_code}: {body.get('message', body)}")
+        return body
+
+    def reconcile(self) -> dict[str, Any]:
+        import requests
+
+        response = requests.post(self.functions["reconcile"].url, timeout=120)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def stop(self) -> None:
+        if getattr(self, "bigquery", None) is not None:
+            self.bigquery.stop()
+        if self._env_block is not None:
+            self._env_block.__exit__(None, None, None)
+            self._env_block = None
+        self.supervisor.close()
+
+    def __enter__(self) -> LocalStack:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
