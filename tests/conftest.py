@@ -25,9 +25,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def supervisor() -> Iterator[object]:
-    from devstack.processes import ProcessSupervisor
-
-    from devstack.processes import reap_orphans
+    from devstack.processes import ProcessSupervisor, reap_orphans
 
     # Children of an earlier session that was killed outright are stopped first.
     reap_orphans(REPO / ".devstack")
