@@ -1,0 +1,123 @@
+"""A Cloud Functions (2nd gen) function with its own service account: the unit the handlers stack repeats."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cdktf_cdktf_provider_google.cloud_run_v2_service_iam_member import CloudRunV2ServiceIamMember
+from cdktf_cdktf_provider_google.cloudfunctions2_function import (
+    Cloudfunctions2Function,
+    Cloudfunctions2FunctionBuildConfig,
+    Cloudfunctions2FunctionBuildConfigSource,
+    Cloudfunctions2FunctionBuildConfigSourceStorageSource,
+    Cloudfunctions2FunctionServiceConfig,
+)
+from cdktf_cdktf_provider_google.service_account import ServiceAccount
+from cdktf_cdktf_provider_google.storage_bucket_object import StorageBucketObject
+from constructs import Construct
+
+from cdk.archive import HandlerArchive
+from cdk.config import EnvironmentConfig
+
+RUNTIME = "python311"
+
+
+@dataclass(frozen=True)
+class FunctionPackage:
+    """What every function of an environment is built from and runs with; only the entry point differs."""
+
+    source_bucket: str
+    archive: HandlerArchive
+    archive_object: StorageBucketObject
+    environment: Mapping[str, str]
+    build_service_account: str  # projects/P/serviceAccounts/EMAIL
+    docker_repository: str
+
+
+class BatonFunction(Construct):
+    """One entry point of handlers/main.py, deployed under an identity of its own.
+
+    The account starts with no roles: the stack grants each function exactly what
+    it uses, on the resource itself wherever the resource has an IAM policy.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: EnvironmentConfig,
+        package: FunctionPackage,
+        name_suffix: str,
+        entry_point: str,
+        description: str,
+        ingress: str,
+        timeout_seconds: int,
+        memory: str = "256M",
+    ) -> None:
+        super().__init__(scope, id_)
+        self.config = config
+        self.name = config.resource_name(name_suffix)
+        self.service_account = ServiceAccount(
+            self,
+            "service_account",
+            project=config.project,
+            account_id=self.name,
+            display_name=f"Baton {config.name} {entry_point}",
+            description=f"Runtime identity of the {entry_point} function",
+        )
+        self.function = Cloudfunctions2Function(
+            self,
+            "function",
+            project=config.project,
+            location=config.region,
+            name=self.name,
+            description=description,
+            build_config=Cloudfunctions2FunctionBuildConfig(
+                runtime=RUNTIME,
+                entry_point=entry_point,
+                # The object's literal, content-hashed name rather than a reference to it: a handler change
+                # then shows in the synthesized function itself, and in `cdktf diff`, as a new source.
+                source=Cloudfunctions2FunctionBuildConfigSource(
+                    storage_source=Cloudfunctions2FunctionBuildConfigSourceStorageSource(
+                        bucket=package.source_bucket, object=package.archive.object_name
+                    ),
+                ),
+                service_account=package.build_service_account,
+                docker_repository=package.docker_repository,
+            ),
+            service_config=Cloudfunctions2FunctionServiceConfig(
+                service_account_email=self.service_account.email,
+                environment_variables=dict(package.environment),
+                ingress_settings=ingress,
+                timeout_seconds=timeout_seconds,
+                available_memory=memory,
+                min_instance_count=0,
+                max_instance_count=config.function_max_instances,
+                all_traffic_on_latest_revision=True,
+            ),
+            depends_on=[package.archive_object],
+        )
+
+    @property
+    def member(self) -> str:
+        """The IAM member string of the function's runtime identity."""
+        return self.service_account.member
+
+    @property
+    def uri(self) -> str:
+        """The run.app URL: the audience of OIDC tokens, and an "internal" address for Pub/Sub and Scheduler."""
+        return self.function.service_config.uri
+
+    def grant_invoker(self, id_: str, member: str) -> CloudRunV2ServiceIamMember:
+        """Let `member` call the function; gen2 checks run.invoker on the underlying Cloud Run service."""
+        return CloudRunV2ServiceIamMember(
+            self,
+            id_,
+            project=self.config.project,
+            location=self.config.region,
+            name=self.function.name,
+            role="roles/run.invoker",
+            member=member,
+        )

@@ -1,0 +1,420 @@
+"""The code half of an environment: the handler archive, three functions, their triggers and their grants.
+
+Redeploying handlers (`cdktf deploy baton-<env>-handlers`) replaces the archive object
+and updates the functions; nothing stateful lives here, so such a plan cannot lose data.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+
+from cdktf import AssetType, GcsBackend, TerraformAsset, TerraformOutput, TerraformResourceLifecycle, TerraformStack
+from cdktf_cdktf_provider_google.artifact_registry_repository import (
+    ArtifactRegistryRepository,
+    ArtifactRegistryRepositoryCleanupPolicies,
+    ArtifactRegistryRepositoryCleanupPoliciesMostRecentVersions,
+)
+from cdktf_cdktf_provider_google.artifact_registry_repository_iam_member import ArtifactRegistryRepositoryIamMember
+from cdktf_cdktf_provider_google.bigquery_dataset_iam_member import BigqueryDatasetIamMember
+from cdktf_cdktf_provider_google.cloud_scheduler_job import (
+    CloudSchedulerJob,
+    CloudSchedulerJobHttpTarget,
+    CloudSchedulerJobHttpTargetOidcToken,
+    CloudSchedulerJobRetryConfig,
+)
+from cdktf_cdktf_provider_google.data_google_project import DataGoogleProject
+from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember, ProjectIamMemberCondition
+from cdktf_cdktf_provider_google.provider import GoogleProvider
+from cdktf_cdktf_provider_google.pubsub_subscription import (
+    PubsubSubscription,
+    PubsubSubscriptionDeadLetterPolicy,
+    PubsubSubscriptionExpirationPolicy,
+    PubsubSubscriptionPushConfig,
+    PubsubSubscriptionPushConfigOidcToken,
+    PubsubSubscriptionRetryPolicy,
+)
+from cdktf_cdktf_provider_google.pubsub_subscription_iam_member import PubsubSubscriptionIamMember
+from cdktf_cdktf_provider_google.pubsub_topic_iam_member import PubsubTopicIamMember
+from cdktf_cdktf_provider_google.service_account import ServiceAccount
+from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccountIamMember
+from cdktf_cdktf_provider_google.spanner_database_iam_member import SpannerDatabaseIamMember
+from cdktf_cdktf_provider_google.storage_bucket import (
+    StorageBucket,
+    StorageBucketLifecycleRule,
+    StorageBucketLifecycleRuleAction,
+    StorageBucketLifecycleRuleCondition,
+    StorageBucketVersioning,
+)
+from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketIamMember
+from cdktf_cdktf_provider_google.storage_bucket_object import StorageBucketObject
+from constructs import Construct
+
+from baton.manifest import TABLE_PATTERN, Manifest
+from cdk.archive import HandlerArchive
+from cdk.config import EnvironmentConfig
+from cdk.function import BatonFunction, FunctionPackage
+from cdk.platform_stack import pubsub_service_agent
+
+COMPLETION_TIMEOUT_SECONDS = 120  # one Spanner transaction plus a few jobs.insert calls
+START_TIMEOUT_SECONDS = 300  # writes a whole run (batched mutations) before submitting roots
+RECONCILE_TIMEOUT_SECONDS = 300
+
+
+def manifest_datasets(manifests: Sequence[Manifest], default_project: str) -> list[tuple[str, str]]:
+    """(project, dataset) of every manifest destination: the datasets Baton's jobs write."""
+    found = set()
+    for manifest in manifests:
+        for job in manifest.jobs:
+            match = TABLE_PATTERN.match(job.destination or "")
+            if match:
+                found.add((match.group("project") or default_project, match.group("dataset")))
+    return sorted(found)
+
+
+def start_request_body(manifest: Manifest) -> str:
+    """What a schedule posts to start_manifest, base64 as Cloud Scheduler wants it; params take their defaults."""
+    return base64.b64encode(json.dumps({"manifest": manifest.name}).encode()).decode()
+
+
+class HandlersStack(TerraformStack):
+    def __init__(
+        self,
+        scope: Construct,
+        config: EnvironmentConfig,
+        *,
+        archive: HandlerArchive,
+        manifests: Sequence[Manifest],
+    ) -> None:
+        super().__init__(scope, config.handlers_stack_name)
+        self.config = config
+        GcsBackend(self, bucket=config.state_bucket, prefix=f"baton/{config.handlers_stack_name}")
+        GoogleProvider(self, "google", project=config.project, region=config.region, default_labels=dict(config.labels))
+        project = DataGoogleProject(self, "project", project_id=config.project)
+        pubsub_agent = pubsub_service_agent(project.number)
+
+        self.bucket = StorageBucket(
+            self,
+            "source_bucket",
+            project=config.project,
+            name=config.source_bucket,
+            location=config.region,
+            uniform_bucket_level_access=True,
+            public_access_prevention="enforced",
+            force_destroy=not config.deletion_protection,
+            versioning=StorageBucketVersioning(enabled=True),
+            # A replaced archive stays as a noncurrent version for a while, enough to roll back by hand.
+            lifecycle_rule=[
+                StorageBucketLifecycleRule(
+                    action=StorageBucketLifecycleRuleAction(type="Delete"),
+                    condition=StorageBucketLifecycleRuleCondition(days_since_noncurrent_time=30, with_state="ARCHIVED"),
+                )
+            ],
+        )
+        asset = TerraformAsset(self, "handler_archive", path=str(archive.path), type=AssetType.FILE)
+        self.archive_object = StorageBucketObject(
+            self,
+            "handler_archive_object",
+            bucket=self.bucket.name,
+            name=archive.object_name,
+            source=asset.path,
+            content_type="application/zip",
+            # The new archive exists before the old one goes, so a function is never left pointing at nothing.
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
+        )
+
+        self.images = ArtifactRegistryRepository(
+            self,
+            "function_images",
+            project=config.project,
+            location=config.region,
+            repository_id=config.artifact_repository,
+            format="DOCKER",
+            description="Images Cloud Build makes from the handler archive",
+            cleanup_policies=[
+                ArtifactRegistryRepositoryCleanupPolicies(
+                    id="keep-recent",
+                    action="KEEP",
+                    most_recent_versions=ArtifactRegistryRepositoryCleanupPoliciesMostRecentVersions(keep_count=10),
+                )
+            ],
+        )
+        build_account = self._build_service_account()
+
+        package = FunctionPackage(
+            source_bucket=self.bucket.name,
+            archive=archive,
+            archive_object=self.archive_object,
+            # What handlers/baton/config.py reads; BATON_MANIFESTS_DIR stays unset, so the archive's manifests/ is used.
+            environment={
+                "BATON_ENV": config.name,
+                "BATON_PROJECT": config.project,
+                "BATON_SPANNER_INSTANCE": config.spanner_instance,
+                "BATON_SPANNER_DATABASE": config.spanner_database,
+                "BATON_BQ_LOCATION": config.bigquery_location,
+                "BATON_RUN_EVENTS_TOPIC": config.topic_path(config.run_events_topic),
+            },
+            build_service_account=build_account.id,
+            docker_repository=self.images.id,
+        )
+        # Pub/Sub and Cloud Scheduler in the same project count as internal traffic, so only
+        # start_manifest may need to be reachable from outside (config.start_manifest_ingress).
+        self.completion = BatonFunction(
+            self,
+            "completion",
+            name_suffix="job-completed",
+            entry_point="bigquery_job_completed",
+            description="Records a finished BigQuery job and submits what became ready",
+            ingress="ALLOW_INTERNAL_ONLY",
+            timeout_seconds=COMPLETION_TIMEOUT_SECONDS,
+            config=config,
+            package=package,
+        )
+        self.start = BatonFunction(
+            self,
+            "start",
+            name_suffix="start-manifest",
+            entry_point="start_manifest",
+            description="Starts a run of a manifest",
+            ingress=config.start_manifest_ingress,
+            timeout_seconds=START_TIMEOUT_SECONDS,
+            config=config,
+            package=package,
+        )
+        self.reconcile = BatonFunction(
+            self,
+            "reconcile",
+            name_suffix="reconcile",
+            entry_point="reconcile",
+            description="Heals runs whose completion events were lost",
+            ingress="ALLOW_INTERNAL_ONLY",
+            timeout_seconds=RECONCILE_TIMEOUT_SECONDS,
+            config=config,
+            package=package,
+        )
+        self.functions = (self.completion, self.start, self.reconcile)
+
+        self._grant_runtime_access(manifests)
+        self._push_subscription(pubsub_agent)
+        self._schedules(manifests)
+        for function in (self.start, self.reconcile):
+            for index, member in enumerate(config.operator_members):
+                function.grant_invoker(f"operator_invoker_{index}", member)
+
+        TerraformOutput(self, "handler_archive_object_name", value=archive.object_name)
+        for function in self.functions:
+            TerraformOutput(self, f"{function.node.id}_uri", value=function.uri)
+
+    def _build_service_account(self) -> ServiceAccount:
+        """Cloud Build's identity for the function images, instead of the broad default one."""
+        config = self.config
+        account = ServiceAccount(
+            self,
+            "build_service_account",
+            project=config.project,
+            account_id=config.resource_name("function-build"),
+            display_name=f"Baton {config.name} function builds",
+        )
+        member = account.member
+        StorageBucketIamMember(
+            self, "build_reads_source", bucket=self.bucket.name, role="roles/storage.objectViewer", member=member
+        )
+        ArtifactRegistryRepositoryIamMember(
+            self,
+            "build_writes_images",
+            project=config.project,
+            location=config.region,
+            repository=self.images.name,
+            role="roles/artifactregistry.writer",
+            member=member,
+        )
+        # Build logs are written to the project's log buckets; logWriter has no narrower resource.
+        ProjectIamMember(self, "build_writes_logs", project=config.project, role="roles/logging.logWriter", member=member)
+        # Cloud Functions stages the source in its own gcf-v2-sources-* bucket, which the build reads.
+        ProjectIamMember(
+            self,
+            "build_reads_staged_source",
+            project=config.project,
+            role="roles/storage.objectViewer",
+            member=member,
+            condition=ProjectIamMemberCondition(
+                title="gcf-staged-sources-only",
+                expression='resource.name.startsWith("projects/_/buckets/gcf-v2-sources-")',
+            ),
+        )
+        return account
+
+    def _grant_runtime_access(self, manifests: Sequence[Manifest]) -> None:
+        config = self.config
+        writes = set(manifest_datasets(manifests, config.project)) | {(config.project, d) for d in config.write_datasets}
+        reads = {(config.project, d) for d in config.read_datasets} - writes
+        for function in self.functions:
+            prefix = function.node.id
+            SpannerDatabaseIamMember(
+                self,
+                f"{prefix}_spanner",
+                project=config.project,
+                instance=config.spanner_instance,
+                database=config.spanner_database,
+                role="roles/spanner.databaseUser",
+                member=function.member,
+            )
+            PubsubTopicIamMember(
+                self,
+                f"{prefix}_run_events",
+                project=config.project,
+                topic=config.run_events_topic,
+                role="roles/pubsub.publisher",
+                member=function.member,
+            )
+            # Every function submits jobs (roots, dependents, retries); job creation is a project permission.
+            ProjectIamMember(
+                self, f"{prefix}_bigquery_jobs", project=config.project, role="roles/bigquery.jobUser", member=function.member
+            )
+            for grants, role in ((writes, "roles/bigquery.dataEditor"), (reads, "roles/bigquery.dataViewer")):
+                for dataset_project, dataset in sorted(grants):
+                    BigqueryDatasetIamMember(
+                        self,
+                        f"{prefix}_{role.rsplit('.', 1)[1]}_{dataset_project}_{dataset}",
+                        project=dataset_project,
+                        dataset_id=dataset,
+                        role=role,
+                        member=function.member,
+                    )
+        # The reconciler reads jobs the other two functions submitted: jobs.get on others' jobs is project-wide.
+        ProjectIamMember(
+            self,
+            "reconcile_bigquery_job_reader",
+            project=config.project,
+            role="roles/bigquery.resourceViewer",
+            member=self.reconcile.member,
+        )
+
+    def _push_subscription(self, pubsub_agent: str) -> None:
+        """Completion events reach the function by an explicit push subscription, which, unlike an
+        event trigger, carries a retry policy and a dead-letter policy."""
+        config = self.config
+        push = config.push
+        invoker = ServiceAccount(
+            self,
+            "push_invoker",
+            project=config.project,
+            account_id=config.resource_name("push-invoker"),
+            display_name=f"Baton {config.name} Pub/Sub push identity",
+        )
+        self.completion.grant_invoker("push_invoker_run", invoker.member)
+        # Pub/Sub mints the OIDC token as the invoker; older projects need this grant explicitly.
+        ServiceAccountIamMember(
+            self,
+            "push_invoker_token_creator",
+            service_account_id=invoker.name,
+            role="roles/iam.serviceAccountTokenCreator",
+            member=pubsub_agent,
+        )
+        self.push_subscription = PubsubSubscription(
+            self,
+            "completion_push",
+            project=config.project,
+            name=config.push_subscription,
+            topic=config.topic_path(config.completion_topic),
+            ack_deadline_seconds=push.ack_deadline_seconds,
+            push_config=PubsubSubscriptionPushConfig(
+                push_endpoint=self.completion.uri,
+                oidc_token=PubsubSubscriptionPushConfigOidcToken(
+                    service_account_email=invoker.email,
+                    audience=self.completion.uri,
+                ),
+            ),
+            retry_policy=PubsubSubscriptionRetryPolicy(
+                minimum_backoff=f"{push.minimum_backoff_seconds}s",
+                maximum_backoff=f"{push.maximum_backoff_seconds}s",
+            ),
+            dead_letter_policy=PubsubSubscriptionDeadLetterPolicy(
+                dead_letter_topic=config.topic_path(config.dead_letter_topic),
+                max_delivery_attempts=push.max_delivery_attempts,
+            ),
+            expiration_policy=PubsubSubscriptionExpirationPolicy(ttl=""),
+        )
+        # Dead-lettering acknowledges on the source subscription as the Pub/Sub agent.
+        PubsubSubscriptionIamMember(
+            self,
+            "push_subscriber_pubsub_agent",
+            project=config.project,
+            subscription=self.push_subscription.name,
+            role="roles/pubsub.subscriber",
+            member=pubsub_agent,
+        )
+
+    def _schedules(self, manifests: Sequence[Manifest]) -> None:
+        config = self.config
+        caller = ServiceAccount(
+            self,
+            "scheduler",
+            project=config.project,
+            account_id=config.resource_name("scheduler"),
+            display_name=f"Baton {config.name} Cloud Scheduler identity",
+        )
+        self.start.grant_invoker("scheduler_invoker", caller.member)
+        self.reconcile.grant_invoker("scheduler_invoker", caller.member)
+        self.schedules: dict[str, CloudSchedulerJob] = {}
+        for manifest in manifests:
+            if manifest.schedule is None:
+                continue
+            self.schedules[manifest.name] = self._scheduled_call(
+                f"schedule_{manifest.name}",
+                name=config.resource_name(f"start-{manifest.name}"),
+                description=f"Starts manifest {manifest.name}",
+                schedule=manifest.schedule,
+                time_zone=manifest.time_zone,
+                function=self.start,
+                body=start_request_body(manifest),
+                caller=caller,
+                paused=not config.schedules_enabled,
+            )
+        self.reconcile_schedule = self._scheduled_call(
+            "schedule_reconcile",
+            name=config.resource_name("reconcile"),
+            description="Heals lost completion events; its cost does not grow with job duration",
+            schedule=config.reconcile_schedule,
+            time_zone=config.schedule_time_zone,
+            function=self.reconcile,
+            body=base64.b64encode(b"{}").decode(),
+            caller=caller,
+            paused=False,
+        )
+
+    def _scheduled_call(
+        self,
+        id_: str,
+        *,
+        name: str,
+        description: str,
+        schedule: str,
+        time_zone: str,
+        function: BatonFunction,
+        body: str,
+        caller: ServiceAccount,
+        paused: bool,
+    ) -> CloudSchedulerJob:
+        return CloudSchedulerJob(
+            self,
+            id_,
+            project=self.config.project,
+            region=self.config.region,
+            name=name,
+            description=description,
+            schedule=schedule,
+            time_zone=time_zone,
+            paused=paused,
+            attempt_deadline=f"{START_TIMEOUT_SECONDS + 20}s",
+            # No retries: a retried start would begin a second run; the next tick or an operator covers a miss.
+            retry_config=CloudSchedulerJobRetryConfig(retry_count=0),
+            http_target=CloudSchedulerJobHttpTarget(
+                uri=function.uri,
+                http_method="POST",
+                body=body,
+                headers={"Content-Type": "application/json"},
+                oidc_token=CloudSchedulerJobHttpTargetOidcToken(service_account_email=caller.email, audience=function.uri),
+            ),
+        )

@@ -1,0 +1,163 @@
+"""What the local stack must mirror, read from the synthesized Terraform JSON rather than restated.
+
+Topic names, the sink filter, the push subscription's delivery policy and the Spanner
+DDL all come from `<synth_dir>/stacks/baton-<env>-{platform,handlers}/cdk.tf.json`, so
+the emulated environment cannot drift from what `cdktf deploy` would create.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_REFERENCE = re.compile(r"^\$\{(?P<type>[a-z0-9_]+)\.(?P<name>[A-Za-z0-9_-]+)\.(?P<attribute>[a-z0-9_\[\]\.]+)\}$")
+_TOPIC_PATH = re.compile(r"^projects/[^/]+/topics/(?P<topic>[^/]+)$")
+_DURATION = re.compile(r"^(?P<seconds>\d+(?:\.\d+)?)s$")
+_SINK_DESTINATION = "pubsub.googleapis.com/"
+
+
+class TopologyError(ValueError):
+    """The synthesized stacks are missing or do not have the shape Baton's stacks produce."""
+
+
+@dataclass(frozen=True)
+class PushSubscription:
+    name: str
+    topic: str
+    entry_point: str  # the function the subscription pushes to
+    ack_deadline_seconds: int
+    min_backoff_seconds: float
+    max_backoff_seconds: float
+    max_delivery_attempts: int
+    dead_letter_topic: str
+
+
+@dataclass(frozen=True)
+class Topology:
+    environment: str
+    project: str
+    completion_topic: str
+    dead_letter_topic: str
+    run_events_topic: str
+    sink_filter: str
+    push_subscription: PushSubscription
+    ddl_statements: tuple[str, ...]
+
+
+def _read_stack(synth_dir: Path, stack: str) -> dict[str, Any]:
+    path = synth_dir / "stacks" / stack / "cdk.tf.json"
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TopologyError(f"{path} does not exist: synthesize the stacks first (cdk.synth.synth or `cdktf synth`)") from None
+    if not isinstance(document, dict):
+        raise TopologyError(f"{path} is not a Terraform JSON object")
+    return document
+
+
+def _resources(document: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return dict(document.get("resource", {}).get(resource_type, {}))
+
+
+def _only(document: dict[str, Any], resource_type: str, stack: str) -> dict[str, Any]:
+    found = _resources(document, resource_type)
+    if len(found) != 1:
+        raise TopologyError(f"{stack}: expected exactly one {resource_type}, found {len(found)}")
+    return next(iter(found.values()))
+
+
+def _block(value: Any) -> dict[str, Any]:
+    """Nested blocks are objects in CDKTF's output, but Terraform JSON also allows a one-element list."""
+    if isinstance(value, list):
+        value = value[0] if value else {}
+    return value if isinstance(value, dict) else {}
+
+
+def _topic_name(value: str, document: dict[str, Any], where: str) -> str:
+    """A topic given as a literal path or name, or as a reference to a topic in the same stack."""
+    reference = _REFERENCE.match(value)
+    if reference:
+        if reference["type"] != "google_pubsub_topic":
+            raise TopologyError(f"{where}: {value} does not refer to a topic")
+        topic = _resources(document, "google_pubsub_topic").get(reference["name"])
+        if topic is None:
+            raise TopologyError(f"{where}: {value} refers to a topic this stack does not declare")
+        return str(topic["name"])
+    path = _TOPIC_PATH.match(value)
+    return path["topic"] if path else value
+
+
+def _seconds(value: str, where: str) -> float:
+    match = _DURATION.match(value)
+    if not match:
+        raise TopologyError(f"{where}: '{value}' is not a duration like '10s'")
+    return float(match["seconds"])
+
+
+def _push_subscription(handlers: dict[str, Any], stack: str) -> tuple[PushSubscription, dict[str, Any]]:
+    pushing = {key: sub for key, sub in _resources(handlers, "google_pubsub_subscription").items() if sub.get("push_config")}
+    if len(pushing) != 1:
+        raise TopologyError(f"{stack}: expected exactly one push subscription, found {len(pushing)}")
+    key, subscription = next(iter(pushing.items()))
+    where = f"{stack}: google_pubsub_subscription.{key}"
+    endpoint = _REFERENCE.match(str(_block(subscription["push_config"]).get("push_endpoint", "")))
+    functions = _resources(handlers, "google_cloudfunctions2_function")
+    if not endpoint or endpoint["type"] != "google_cloudfunctions2_function" or endpoint["name"] not in functions:
+        raise TopologyError(f"{where}: the push endpoint is not one of the stack's functions")
+    function = functions[endpoint["name"]]
+    retry = _block(subscription.get("retry_policy"))
+    dead_letter = _block(subscription.get("dead_letter_policy"))
+    if not retry or not dead_letter:
+        raise TopologyError(f"{where}: needs both a retry policy and a dead-letter policy")
+    push = PushSubscription(
+        name=str(subscription["name"]),
+        topic=_topic_name(str(subscription["topic"]), handlers, where),
+        entry_point=str(_block(function.get("build_config")).get("entry_point")),
+        ack_deadline_seconds=int(subscription["ack_deadline_seconds"]),
+        min_backoff_seconds=_seconds(str(retry["minimum_backoff"]), where),
+        max_backoff_seconds=_seconds(str(retry["maximum_backoff"]), where),
+        max_delivery_attempts=int(dead_letter["max_delivery_attempts"]),
+        dead_letter_topic=_topic_name(str(dead_letter["dead_letter_topic"]), handlers, where),
+    )
+    return push, function
+
+
+def load_topology(synth_dir: Path, environment: str) -> Topology:
+    """The topology of `environment` as synthesized under `synth_dir` (the app's outdir, e.g. cdktf.out)."""
+    platform_stack, handlers_stack = f"baton-{environment}-platform", f"baton-{environment}-handlers"
+    platform = _read_stack(synth_dir, platform_stack)
+    handlers = _read_stack(synth_dir, handlers_stack)
+
+    sink = _only(platform, "google_logging_project_sink", platform_stack)
+    destination = str(sink["destination"])
+    if not destination.startswith(_SINK_DESTINATION):
+        raise TopologyError(f"{platform_stack}: the sink does not write to Pub/Sub ({destination})")
+    completion_topic = _topic_name(destination.removeprefix(_SINK_DESTINATION), platform, platform_stack)
+    platform_topics = {str(topic["name"]) for topic in _resources(platform, "google_pubsub_topic").values()}
+
+    push, function = _push_subscription(handlers, handlers_stack)
+    if push.topic != completion_topic:
+        raise TopologyError(f"{handlers_stack}: the push subscription reads {push.topic}, the sink writes {completion_topic}")
+    run_events = _block(function.get("service_config")).get("environment_variables", {}).get("BATON_RUN_EVENTS_TOPIC")
+    if not run_events:
+        raise TopologyError(f"{handlers_stack}: the completion function has no BATON_RUN_EVENTS_TOPIC")
+    run_events_topic = _topic_name(str(run_events), handlers, handlers_stack)
+    missing = {push.dead_letter_topic, run_events_topic} - platform_topics
+    if missing:
+        raise TopologyError(f"{platform_stack} does not declare topic(s) {', '.join(sorted(missing))}")
+
+    database = _only(platform, "google_spanner_database", platform_stack)
+    project = _block(platform.get("provider", {}).get("google")).get("project") or sink.get("project")
+    return Topology(
+        environment=environment,
+        project=str(project),
+        completion_topic=completion_topic,
+        dead_letter_topic=push.dead_letter_topic,
+        run_events_topic=run_events_topic,
+        sink_filter=str(sink["filter"]),
+        push_subscription=push,
+        ddl_statements=tuple(str(statement) for statement in database.get("ddl", ())),
+    )

@@ -1,0 +1,122 @@
+"""The local stack's view of the topology comes from the synthesized stacks, and matches what is deployed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.topology import PushSubscription, TopologyError, load_topology
+
+REPO = Path(__file__).resolve().parents[2]
+
+PLATFORM = {
+    "provider": {"google": [{"project": "p-1"}]},
+    "resource": {
+        "google_logging_project_sink": {
+            "sink": {"destination": "pubsub.googleapis.com/${google_pubsub_topic.done.id}", "filter": "F"}
+        },
+        "google_pubsub_topic": {"done": {"name": "t-done"}, "dead": {"name": "t-dead"}, "events": {"name": "t-events"}},
+        "google_spanner_database": {"db": {"ddl": ["CREATE TABLE A (X INT64) PRIMARY KEY (X)"]}},
+    },
+}
+HANDLERS = {
+    "resource": {
+        "google_cloudfunctions2_function": {
+            "fn": {
+                "build_config": {"entry_point": "bigquery_job_completed"},
+                "service_config": {"environment_variables": {"BATON_RUN_EVENTS_TOPIC": "projects/p-1/topics/t-events"}},
+            }
+        },
+        "google_pubsub_subscription": {
+            "push": {
+                "name": "s-push",
+                "topic": "projects/p-1/topics/t-done",
+                "ack_deadline_seconds": 30,
+                "push_config": {"push_endpoint": "${google_cloudfunctions2_function.fn.service_config[0].uri}"},
+                "retry_policy": {"minimum_backoff": "1.5s", "maximum_backoff": "20s"},
+                "dead_letter_policy": {"dead_letter_topic": "projects/p-1/topics/t-dead", "max_delivery_attempts": 5},
+            }
+        },
+    }
+}
+
+
+def write_stacks(root: Path, platform: dict[str, Any], handlers: dict[str, Any], env: str = "x") -> Path:
+    for kind, document in (("platform", platform), ("handlers", handlers)):
+        path = root / "stacks" / f"baton-{env}-{kind}" / "cdk.tf.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(document))
+    return root
+
+
+def test_reads_names_policy_and_ddl_from_hand_written_stacks(tmp_path: Path) -> None:
+    topology = load_topology(write_stacks(tmp_path, PLATFORM, HANDLERS), "x")
+    assert topology.project == "p-1"
+    assert (topology.completion_topic, topology.dead_letter_topic, topology.run_events_topic) == ("t-done", "t-dead", "t-events")
+    assert topology.sink_filter == "F"
+    assert topology.push_subscription == PushSubscription(
+        name="s-push",
+        topic="t-done",
+        entry_point="bigquery_job_completed",
+        ack_deadline_seconds=30,
+        min_backoff_seconds=1.5,
+        max_backoff_seconds=20.0,
+        max_delivery_attempts=5,
+        dead_letter_topic="t-dead",
+    )
+    assert topology.ddl_statements == ("CREATE TABLE A (X INT64) PRIMARY KEY (X)",)
+
+
+def test_refuses_a_subscription_that_does_not_read_the_sinks_topic(tmp_path: Path) -> None:
+    handlers = json.loads(json.dumps(HANDLERS))
+    handlers["resource"]["google_pubsub_subscription"]["push"]["topic"] = "projects/p-1/topics/elsewhere"
+    with pytest.raises(TopologyError, match="elsewhere"):
+        load_topology(write_stacks(tmp_path, PLATFORM, handlers), "x")
+
+
+def test_refuses_a_push_subscription_without_dead_letter_policy(tmp_path: Path) -> None:
+    handlers = json.loads(json.dumps(HANDLERS))
+    del handlers["resource"]["google_pubsub_subscription"]["push"]["dead_letter_policy"]
+    with pytest.raises(TopologyError, match="dead-letter"):
+        load_topology(write_stacks(tmp_path, PLATFORM, handlers), "x")
+
+
+def test_says_to_synthesize_when_nothing_is_there(tmp_path: Path) -> None:
+    with pytest.raises(TopologyError, match="synthesize"):
+        load_topology(tmp_path, "dev")
+
+
+@pytest.mark.infra
+def test_dev_topology_matches_the_stacks_as_synthesized(tmp_path_factory: pytest.TempPathFactory) -> None:
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    os.environ.setdefault("JSII_RUNTIME_PACKAGE_CACHE_ROOT", str(REPO / ".cache" / "jsii"))
+    os.environ.setdefault("CHECKPOINT_DISABLE", "1")
+    from baton.schema import all_statements
+    from cdk.config import ENVIRONMENTS
+    from cdk.sink_filter import sink_filter
+    from cdk.synth import synth
+
+    outdir = synth(tmp_path_factory.mktemp("synth"), environments=("dev",))
+    topology = load_topology(outdir, "dev")
+    config = ENVIRONMENTS["dev"]
+    assert topology.project == config.project
+    assert topology.completion_topic == config.completion_topic
+    assert topology.dead_letter_topic == config.dead_letter_topic
+    assert topology.run_events_topic == config.run_events_topic
+    assert topology.sink_filter == sink_filter("dev")
+    assert topology.push_subscription == PushSubscription(
+        name=config.push_subscription,
+        topic=config.completion_topic,
+        entry_point="bigquery_job_completed",
+        ack_deadline_seconds=config.push.ack_deadline_seconds,
+        min_backoff_seconds=config.push.minimum_backoff_seconds,
+        max_backoff_seconds=config.push.maximum_backoff_seconds,
+        max_delivery_attempts=config.push.max_delivery_attempts,
+        dead_letter_topic=config.dead_letter_topic,
+    )
+    assert list(topology.ddl_statements) == all_statements(REPO / "spanner_schema")
+    assert topology.ddl_statements, "spanner_schema/ has statements, so the stack must carry them"

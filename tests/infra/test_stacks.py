@@ -1,0 +1,334 @@
+"""The synthesized stacks: what is deployed, who may do what, and how events are delivered."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.infra.conftest import REPO
+from tests.infra.terraform_json import (
+    ENVIRONMENTS,
+    STACKS,
+    iam_resources,
+    load,
+    members_of,
+    only,
+    ref,
+    referenced,
+    resources,
+    stack_path,
+)
+
+pytestmark = pytest.mark.infra
+
+ENTRY_POINTS = {"bigquery_job_completed", "start_manifest", "reconcile"}
+PRIMITIVE_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
+PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
+# Project-level grants are allowed only where the permission has no narrower resource.
+PROJECT_LEVEL_ROLES = {
+    "roles/bigquery.jobUser",  # jobs are created in a project
+    "roles/bigquery.resourceViewer",  # the reconciler reads jobs other identities created
+    "roles/logging.logWriter",  # build logs
+    "roles/storage.objectViewer",  # the build reads gcf-v2-sources-*; conditioned to those buckets
+}
+
+
+def functions_by_entry_point(handlers: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    return {
+        body["build_config"]["entry_point"]: (name, body)
+        for name, body in resources(handlers, "google_cloudfunctions2_function").items()
+    }
+
+
+def test_both_environments_are_synthesized(synth_dir: Path) -> None:
+    manifest = json.loads((synth_dir / "manifest.json").read_text())
+    assert set(manifest["stacks"]) == set(STACKS)
+    for stack in STACKS:
+        assert load(synth_dir, stack)["//"]["metadata"]["stackName"] == stack
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_sink_selects_this_environments_bigquery_completions(synth_dir: Path, env: str) -> None:
+    platform = load(synth_dir, f"baton-{env}-platform")
+    _, sink = only(platform, "google_logging_project_sink")
+    assert sink["filter"] == (
+        'resource.type="bigquery_project" AND '
+        'protoPayload.metadata."@type"="type.googleapis.com/google.cloud.audit.BigQueryAuditMetadata" AND '
+        'protoPayload.metadata.jobChange.after="DONE" AND '
+        f'protoPayload.metadata.jobChange.job.jobConfig.labels.baton_env="{env}"'
+    )
+    assert sink["unique_writer_identity"] is True
+    assert sink["destination"] == "pubsub.googleapis.com/" + ref("google_pubsub_topic", "completion_topic", "id")
+    assert resources(platform, "google_pubsub_topic")["completion_topic"]["name"] == f"baton-{env}-job-completed"
+
+
+def test_sink_filter_function_is_the_one_in_the_stack() -> None:
+    from cdk.sink_filter import sink_filter
+
+    assert sink_filter("dev").endswith('labels.baton_env="dev"')
+    assert sink_filter("dev") != sink_filter("prod")
+    with pytest.raises(ValueError, match="label value"):
+        sink_filter('dev" OR "1"="1')
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_sink_writer_may_publish_to_the_completion_topic_only(synth_dir: Path, env: str) -> None:
+    platform = load(synth_dir, f"baton-{env}-platform")
+    sink_name, _ = only(platform, "google_logging_project_sink")
+    writer = ref("google_logging_project_sink", sink_name, "writer_identity")
+    grants = [(kind, body) for kind, _, body in iam_resources(platform) if writer in members_of(body)]
+    assert len(grants) == 1, grants
+    kind, body = grants[0]
+    assert kind == "google_pubsub_topic_iam_member"
+    assert body["role"] == "roles/pubsub.publisher"
+    assert body["topic"] == ref("google_pubsub_topic", "completion_topic", "name")
+    handlers = load(synth_dir, f"baton-{env}-handlers")
+    assert not [b for _, _, b in iam_resources(handlers) if writer in members_of(b)]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_each_function_runs_as_its_own_service_account(synth_dir: Path, env: str) -> None:
+    handlers = load(synth_dir, f"baton-{env}-handlers")
+    functions = functions_by_entry_point(handlers)
+    assert set(functions) == ENTRY_POINTS
+    accounts = {referenced(body["service_config"]["service_account_email"]) for _, body in functions.values()}
+    assert len(accounts) == len(ENTRY_POINTS)
+    assert all(kind == "google_service_account" for kind, _ in accounts)
+    # Nobody else (invokers, builds) shares a runtime identity.
+    others = {
+        referenced(body["push_config"]["oidc_token"]["service_account_email"])
+        for body in resources(handlers, "google_pubsub_subscription").values()
+        if "push_config" in body
+    }
+    others |= {
+        referenced(job["http_target"]["oidc_token"]["service_account_email"])
+        for job in resources(handlers, "google_cloud_scheduler_job").values()
+    }
+    others |= {referenced(body["build_config"]["service_account"]) for _, body in functions.values()}
+    assert not accounts & others
+    for _, body in functions.values():
+        assert body["build_config"]["runtime"] == "python311"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_functions_get_the_handlers_settings(synth_dir: Path, env: str) -> None:
+    from cdk.config import ENVIRONMENTS as CONFIGS
+
+    config = CONFIGS[env]
+    for _, body in functions_by_entry_point(load(synth_dir, f"baton-{env}-handlers")).values():
+        assert body["service_config"]["environment_variables"] == {
+            "BATON_ENV": env,
+            "BATON_PROJECT": config.project,
+            "BATON_SPANNER_INSTANCE": f"baton-{env}",
+            "BATON_SPANNER_DATABASE": "baton",
+            "BATON_BQ_LOCATION": config.bigquery_location,
+            "BATON_RUN_EVENTS_TOPIC": f"projects/{config.project}/topics/baton-{env}-run-events",
+        }
+
+
+def _statements_in_schema_dir() -> list[str]:
+    """An independent reading of spanner_schema/: files in name order, `--` comments out, split on ';'."""
+    statements = []
+    for path in sorted((REPO / "spanner_schema").glob("*.sql")):
+        text = "\n".join(line.split("--", 1)[0] for line in path.read_text().splitlines())
+        statements += [" ".join(part.split()) for part in text.split(";") if part.strip()]
+    return statements
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_database_ddl_is_spanner_schema(synth_dir: Path, env: str) -> None:
+    _, database = only(load(synth_dir, f"baton-{env}-platform"), "google_spanner_database")
+    expected = _statements_in_schema_dir()
+    assert database["ddl"] == expected
+    assert all(re.match(r"^(CREATE|ALTER|DROP) ", statement) for statement in database["ddl"])
+
+
+def test_prod_is_protected_from_deletion_and_dev_is_not(synth_dir: Path) -> None:
+    prod = load(synth_dir, "baton-prod-platform")
+    _, database = only(prod, "google_spanner_database")
+    _, instance = only(prod, "google_spanner_instance")
+    assert database["deletion_protection"] is True
+    assert database["enable_drop_protection"] is True
+    assert database["lifecycle"]["prevent_destroy"] is True
+    assert instance["lifecycle"]["prevent_destroy"] is True
+    assert instance["force_destroy"] is False
+    _, bucket = only(load(synth_dir, "baton-prod-handlers"), "google_storage_bucket")
+    assert bucket["force_destroy"] is False
+
+    dev = load(synth_dir, "baton-dev-platform")
+    _, dev_database = only(dev, "google_spanner_database")
+    assert dev_database["deletion_protection"] is False
+    assert "lifecycle" not in dev_database
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_public_members_and_no_primitive_roles(synth_dir: Path, stack: str) -> None:
+    document = load(synth_dir, stack)
+    bindings = list(iam_resources(document))
+    assert bindings, "every stack grants something; finding nothing means the walk is broken"
+    for kind, name, body in bindings:
+        assert not set(members_of(body)) & PUBLIC_MEMBERS, f"{kind}.{name} is public"
+        assert body.get("role") not in PRIMITIVE_ROLES, f"{kind}.{name} grants a primitive role"
+        assert not kind.endswith(("_iam_policy", "_iam_binding")), f"{kind}.{name} would overwrite grants made elsewhere"
+    # Whatever the resource type, the public never appears anywhere in the document.
+    text = stack_path(synth_dir, stack).read_text()
+    assert "allUsers" not in text
+    assert "allAuthenticatedUsers" not in text
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_grants_sit_on_resources_unless_the_permission_is_project_wide(synth_dir: Path, stack: str) -> None:
+    document = load(synth_dir, stack)
+    project_roles = {body["role"] for body in resources(document, "google_project_iam_member").values()}
+    assert project_roles <= PROJECT_LEVEL_ROLES
+    for body in resources(document, "google_project_iam_member").values():
+        if body["role"] == "roles/storage.objectViewer":
+            assert 'startsWith("projects/_/buckets/gcf-v2-sources-")' in body["condition"]["expression"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_function_identities_reach_data_through_the_resources(synth_dir: Path, env: str) -> None:
+    handlers = load(synth_dir, f"baton-{env}-handlers")
+    accounts = {
+        referenced(b["service_config"]["service_account_email"])[1] for _, b in functions_by_entry_point(handlers).values()
+    }
+    for account in accounts:
+        member = ref("google_service_account", account, "member")
+        spanner = [b for b in resources(handlers, "google_spanner_database_iam_member").values() if b["member"] == member]
+        assert [(b["instance"], b["database"], b["role"]) for b in spanner] == [
+            (f"baton-{env}", "baton", "roles/spanner.databaseUser")
+        ]
+        publish = [b for b in resources(handlers, "google_pubsub_topic_iam_member").values() if b["member"] == member]
+        assert [(b["topic"], b["role"]) for b in publish] == [(f"baton-{env}-run-events", "roles/pubsub.publisher")]
+        project = sorted(b["role"] for b in resources(handlers, "google_project_iam_member").values() if b["member"] == member)
+        assert "roles/bigquery.jobUser" in project
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_completion_events_are_pushed_with_oidc_backoff_and_dead_letter(synth_dir: Path, env: str) -> None:
+    from cdk.config import ENVIRONMENTS as CONFIGS
+
+    config = CONFIGS[env]
+    handlers = load(synth_dir, f"baton-{env}-handlers")
+    platform = load(synth_dir, f"baton-{env}-platform")
+    name, subscription = only(handlers, "google_pubsub_subscription")
+    completion_name, _ = functions_by_entry_point(handlers)["bigquery_job_completed"]
+    uri = ref("google_cloudfunctions2_function", completion_name, "service_config[0].uri")
+
+    assert subscription["name"] == f"baton-{env}-job-completed-push"
+    assert subscription["topic"] == f"projects/{config.project}/topics/baton-{env}-job-completed"
+    assert subscription["ack_deadline_seconds"] == 120
+    assert subscription["retry_policy"] == {"minimum_backoff": "10s", "maximum_backoff": "600s"}
+    assert subscription["dead_letter_policy"] == {
+        "dead_letter_topic": f"projects/{config.project}/topics/baton-{env}-job-completed-dead-letter",
+        "max_delivery_attempts": 10,
+    }
+    assert subscription["expiration_policy"] == {"ttl": ""}
+    push = subscription["push_config"]
+    assert push["push_endpoint"] == uri
+    assert push["oidc_token"]["audience"] == uri
+    invoker = ref("google_service_account", referenced(push["oidc_token"]["service_account_email"])[1], "member")
+    invokers = [b for b in resources(handlers, "google_cloud_run_v2_service_iam_member").values() if b["member"] == invoker]
+    assert [(b["name"], b["role"]) for b in invokers] == [
+        (ref("google_cloudfunctions2_function", completion_name, "name"), "roles/run.invoker")
+    ]
+
+    # Dead-lettering needs the Pub/Sub service agent on both ends.
+    agent = "serviceAccount:service-${data.google_project.project.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+    _, subscriber = only(handlers, "google_pubsub_subscription_iam_member")
+    assert (subscriber["subscription"], subscriber["role"], subscriber["member"]) == (
+        ref("google_pubsub_subscription", name, "name"),
+        "roles/pubsub.subscriber",
+        agent,
+    )
+    dead_letter_grants = [
+        (b["topic"], b["role"]) for b in resources(platform, "google_pubsub_topic_iam_member").values() if b["member"] == agent
+    ]
+    assert dead_letter_grants == [(ref("google_pubsub_topic", "dead_letter_topic", "name"), "roles/pubsub.publisher")]
+    # Something must hold dead letters, or a topic without subscriptions drops them.
+    holds = [
+        b
+        for b in resources(platform, "google_pubsub_subscription").values()
+        if b["topic"] == ref("google_pubsub_topic", "dead_letter_topic", "id")
+    ]
+    assert len(holds) == 1 and holds[0]["message_retention_duration"] == "604800s"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_only_start_manifest_could_be_opened_to_outside_traffic(synth_dir: Path, env: str) -> None:
+    functions = functions_by_entry_point(load(synth_dir, f"baton-{env}-handlers"))
+    assert functions["bigquery_job_completed"][1]["service_config"]["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
+    assert functions["reconcile"][1]["service_config"]["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_schedules_call_functions_with_oidc(example_synth_dir: Path, env: str) -> None:
+    from cdk.config import ENVIRONMENTS as CONFIGS
+
+    handlers = load(example_synth_dir, f"baton-{env}-handlers")
+    functions = functions_by_entry_point(handlers)
+    jobs = {body["name"]: body for body in resources(handlers, "google_cloud_scheduler_job").values()}
+    # nightly_sales declares a schedule, adhoc_backfill does not.
+    assert set(jobs) == {f"baton-{env}-start-nightly_sales", f"baton-{env}-reconcile"}
+    nightly = jobs[f"baton-{env}-start-nightly_sales"]
+    start_uri = ref("google_cloudfunctions2_function", functions["start_manifest"][0], "service_config[0].uri")
+    assert (nightly["schedule"], nightly["time_zone"]) == ("30 2 * * *", "Europe/Berlin")
+    assert nightly["http_target"]["uri"] == start_uri
+    assert nightly["http_target"]["oidc_token"]["audience"] == start_uri
+    assert json.loads(base64.b64decode(nightly["http_target"]["body"])) == {"manifest": "nightly_sales"}
+    assert nightly["paused"] is (not CONFIGS[env].schedules_enabled)
+    reconcile = jobs[f"baton-{env}-reconcile"]
+    assert reconcile["http_target"]["uri"] == ref(
+        "google_cloudfunctions2_function", functions["reconcile"][0], "service_config[0].uri"
+    )
+    assert reconcile["paused"] is False
+    assert re.match(r"^\*/\d+ \* \* \* \*$", reconcile["schedule"])
+
+
+def test_schedules_follow_the_repository_manifests(synth_dir: Path) -> None:
+    from baton.manifest import ManifestRepository
+
+    repository = ManifestRepository(REPO / "manifests")
+    scheduled = {name for name in repository.names() if repository.load(name).schedule}
+    jobs = {body["name"] for body in resources(load(synth_dir, "baton-dev-handlers"), "google_cloud_scheduler_job").values()}
+    assert jobs == {f"baton-dev-start-{name}" for name in scheduled} | {"baton-dev-reconcile"}
+
+
+def test_manifest_destinations_and_configured_datasets_get_dataset_grants(example_synth_dir: Path) -> None:
+    from cdk.config import ENVIRONMENTS as CONFIGS
+
+    config = CONFIGS["dev"]
+    handlers = load(example_synth_dir, "baton-dev-handlers")
+    grants = {(b["dataset_id"], b["role"]) for b in resources(handlers, "google_bigquery_dataset_iam_member").values()}
+    written = {"staging", "analytics"} | set(config.write_datasets)  # the example manifest's destinations, then the config's
+    assert grants == {(d, "roles/bigquery.dataEditor") for d in written} | {
+        (d, "roles/bigquery.dataViewer") for d in set(config.read_datasets) - written
+    }
+    per_dataset = [
+        b for b in resources(handlers, "google_bigquery_dataset_iam_member").values() if b["dataset_id"] == "analytics"
+    ]
+    assert len({b["member"] for b in per_dataset}) == len(ENTRY_POINTS)
+
+
+def test_destination_datasets_are_found_with_or_without_a_project() -> None:
+    from baton.manifest import parse_manifest
+    from cdk.handlers_stack import manifest_datasets
+
+    manifest = parse_manifest(
+        {
+            "name": "m",
+            "jobs": [
+                {"key": "a", "sql": "SELECT 1", "destination": "sales.daily"},
+                {"key": "b", "sql": "SELECT 1", "destination": "other-project-1.shared.daily"},
+                {"key": "c", "sql": "SELECT 1"},
+            ],
+        },
+        "m.yaml",
+        base_dir=REPO,
+    )
+    assert manifest_datasets([manifest], "home-project") == [("home-project", "sales"), ("other-project-1", "shared")]
