@@ -24,7 +24,7 @@ lint: $(VENV_STAMP)
 	.venv/bin/ruff format --check .
 
 typecheck: $(VENV_STAMP)
-	.venv/bin/mypy handlers/baton handlers/main.py devstack
+	.venv/bin/mypy handlers/baton handlers/main.py devstack cdk
 
 unit: $(VENV_STAMP)
 	$(PY) -m pytest tests/unit tests/handlers
