@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,13 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = "baton-local"
 INSTANCE = "baton-test"
+
+# jsii starts its Node runtime at the first import of cdktf; these must be set before that.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("JSII_RUNTIME_PACKAGE_CACHE_ROOT", str(REPO / ".cache" / "jsii"))
+os.environ.setdefault("CHECKPOINT_DISABLE", "1")
+
+Synthesize = Callable[..., Path]
 
 # Handlers read these; keep tests from inheriting a developer's real settings.
 _ISOLATED_VARS = [name for name in os.environ if name.startswith("BATON_")]
@@ -57,3 +64,20 @@ def spanner_database(spanner_emulator: object) -> object:
     database.create().result(120)
     migrate(database, load_migrations())
     return database
+
+
+@pytest.fixture(scope="session")
+def synthesize(tmp_path_factory: pytest.TempPathFactory) -> Synthesize:
+    """`synthesize(name, handlers_dir=..., manifests_dir=...)` -> outdir: an in-process `cdktf synth`."""
+    from cdk.synth import synth
+
+    def run(name: str, handlers_dir: Path | None = None, manifests_dir: Path | None = None) -> Path:
+        return synth(tmp_path_factory.mktemp(name), handlers_dir, manifests_dir=manifests_dir)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def synth_dir(synthesize: Synthesize) -> Path:
+    """Both environments synthesized once from the repository as it is: infra tests and the local stack share it."""
+    return synthesize("synth")

@@ -19,8 +19,8 @@ DATASETS = ("landing", "history", "consume", "events")
 
 
 @pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    options = LocalStackOptions(work_dir=REPO / ".devstack" / f"e2e-{os.getpid()}", job_duration_s=0.2)
+def local_stack(synth_dir: Path) -> Iterator[LocalStack]:
+    options = LocalStackOptions(work_dir=REPO / ".devstack" / f"e2e-{os.getpid()}", job_duration_s=0.2, synth_dir=synth_dir)
     with LocalStack.start(options) as stack:
         stack.create_datasets(DATASETS)
         yield stack

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -11,10 +10,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-# jsii starts its Node runtime at the first import of cdktf; these must be set before that.
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-os.environ.setdefault("JSII_RUNTIME_PACKAGE_CACHE_ROOT", str(REPO / ".cache" / "jsii"))
-os.environ.setdefault("CHECKPOINT_DISABLE", "1")
 
 SCHEDULED_MANIFEST = """\
 name: nightly_sales
@@ -38,23 +33,6 @@ jobs:
 """
 
 Synthesize = Callable[..., Path]
-
-
-@pytest.fixture(scope="session")
-def synthesize(tmp_path_factory: pytest.TempPathFactory) -> Synthesize:
-    """`synthesize(name, handlers_dir=..., manifests_dir=...)` -> outdir: an in-process `cdktf synth` into a fresh directory."""
-    from cdk.synth import synth
-
-    def run(name: str, handlers_dir: Path | None = None, manifests_dir: Path | None = None) -> Path:
-        return synth(tmp_path_factory.mktemp(name), handlers_dir, manifests_dir=manifests_dir)
-
-    return run
-
-
-@pytest.fixture(scope="session")
-def synth_dir(synthesize: Synthesize) -> Path:
-    """Both environments synthesized from the repository as it is."""
-    return synthesize("synth")
 
 
 @pytest.fixture(scope="session")
