@@ -234,3 +234,16 @@ def test_completion_reads_follow_out_degree_not_manifest_size(tmp_path: Path) ->
         world.finish(run_id, "root")
         reads.append(counted[0])
     assert reads[0] == reads[1]
+
+
+def test_a_completion_that_beats_the_submitted_mark_keeps_its_outcome_and_gets_a_submission_time(tmp_path: Path) -> None:
+    from baton.engine import mark_submitted
+
+    world = World(tmp_path, manifest_of({"a": []}))
+    run_id = world.start()
+    job = world.job(run_id, "a")
+    world.store.jobs[(run_id, "a")] = job.__class__(**{**job.__dict__, "status": JobStatus.READY, "submitted_at": None})
+    world.finish(run_id, "a")
+    assert world.job(run_id, "a").submitted_at is None
+    assert world.store.transact(lambda tx: mark_submitted(tx, run_id, "a", 1, NOW)) is False
+    assert (world.job(run_id, "a").status, world.job(run_id, "a").submitted_at) == (JobStatus.SUCCEEDED, NOW)
