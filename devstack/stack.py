@@ -53,6 +53,10 @@ class LocalStackOptions:
     synth_dir: Path | None = None  # reuse an existing synthesis
     handle_signals: bool = True
     extra_handler_env: Mapping[str, str] = field(default_factory=dict)
+    handlers_source: Path = HANDLERS_MAIN  # what functions-framework serves; the chaos suite wraps the real handlers
+    # (minimum, maximum) redelivery backoff in seconds instead of the stack's, so that a test of dead-lettering
+    # after the stack's max delivery attempts is bounded; None keeps the stack's retry policy.
+    push_backoff_s: tuple[float, float] | None = None
 
 
 class LocalStack:
@@ -132,7 +136,7 @@ class LocalStack:
                 **options.extra_handler_env,
             }
             self.functions[entry_point] = FunctionServer.start(
-                self.supervisor, source=HANDLERS_MAIN, target=entry_point, env=env, name=f"fn-{entry_point}"
+                self.supervisor, source=options.handlers_source, target=entry_point, env=env, name=f"fn-{entry_point}"
             )
 
         progress("creating topics and the push subscription from the stack")
@@ -147,11 +151,11 @@ class LocalStack:
                 name=push.name,
                 push_endpoint=self.functions[push.entry_point].url,
                 ack_deadline_seconds=push.ack_deadline_seconds,
-                min_backoff_seconds=push.min_backoff_seconds,
-                max_backoff_seconds=push.max_backoff_seconds,
+                min_backoff_seconds=options.push_backoff_s[0] if options.push_backoff_s else push.min_backoff_seconds,
+                max_backoff_seconds=options.push_backoff_s[1] if options.push_backoff_s else push.max_backoff_seconds,
                 max_delivery_attempts=push.max_delivery_attempts,
             ),
-            dead_letter_subscription=None,
+            dead_letter_subscription=self.topology.dead_letter_subscription,
         )
 
     def migrate(self) -> None:

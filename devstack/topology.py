@@ -45,6 +45,7 @@ class Topology:
     sink_filter: str
     push_subscription: PushSubscription
     ddl_statements: tuple[str, ...]
+    dead_letter_subscription: str  # the pull subscription that keeps dead letters for operators
 
 
 def _read_stack(synth_dir: Path, stack: str) -> dict[str, Any]:
@@ -149,6 +150,14 @@ def load_topology(synth_dir: Path, environment: str) -> Topology:
     if missing:
         raise TopologyError(f"{platform_stack} does not declare topic(s) {', '.join(sorted(missing))}")
 
+    holds = [
+        str(sub["name"])
+        for sub in _resources(platform, "google_pubsub_subscription").values()
+        if _topic_name(str(sub["topic"]), platform, platform_stack) == push.dead_letter_topic
+    ]
+    if len(holds) != 1:
+        raise TopologyError(f"{platform_stack}: expected one subscription on {push.dead_letter_topic}, found {len(holds)}")
+
     database = _only(platform, "google_spanner_database", platform_stack)
     project = _block(platform.get("provider", {}).get("google")).get("project") or sink.get("project")
     return Topology(
@@ -160,4 +169,5 @@ def load_topology(synth_dir: Path, environment: str) -> Topology:
         sink_filter=str(sink["filter"]),
         push_subscription=push,
         ddl_statements=tuple(str(statement) for statement in database.get("ddl", ())),
+        dead_letter_subscription=holds[0],
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ PLATFORM = {
             "sink": {"destination": "pubsub.googleapis.com/${google_pubsub_topic.done.id}", "filter": "F"}
         },
         "google_pubsub_topic": {"done": {"name": "t-done"}, "dead": {"name": "t-dead"}, "events": {"name": "t-events"}},
+        "google_pubsub_subscription": {"hold": {"name": "s-dead-hold", "topic": "${google_pubsub_topic.dead.id}"}},
         "google_spanner_database": {"db": {"ddl": ["CREATE TABLE A (X INT64) PRIMARY KEY (X)"]}},
     },
 }
@@ -69,6 +69,7 @@ def test_reads_names_policy_and_ddl_from_hand_written_stacks(tmp_path: Path) -> 
         dead_letter_topic="t-dead",
     )
     assert topology.ddl_statements == ("CREATE TABLE A (X INT64) PRIMARY KEY (X)",)
+    assert topology.dead_letter_subscription == "s-dead-hold"
 
 
 def test_refuses_a_subscription_that_does_not_read_the_sinks_topic(tmp_path: Path) -> None:
@@ -91,17 +92,12 @@ def test_says_to_synthesize_when_nothing_is_there(tmp_path: Path) -> None:
 
 
 @pytest.mark.infra
-def test_dev_topology_matches_the_stacks_as_synthesized(tmp_path_factory: pytest.TempPathFactory) -> None:
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    os.environ.setdefault("JSII_RUNTIME_PACKAGE_CACHE_ROOT", str(REPO / ".cache" / "jsii"))
-    os.environ.setdefault("CHECKPOINT_DISABLE", "1")
+def test_dev_topology_matches_the_stacks_as_synthesized(synth_dir: Path) -> None:
     from baton.schema import all_statements
     from cdk.config import ENVIRONMENTS
     from cdk.sink_filter import sink_filter
-    from cdk.synth import synth
 
-    outdir = synth(tmp_path_factory.mktemp("synth"), environments=("dev",))
-    topology = load_topology(outdir, "dev")
+    topology = load_topology(synth_dir, "dev")
     config = ENVIRONMENTS["dev"]
     assert topology.project == config.project
     assert topology.completion_topic == config.completion_topic
@@ -120,3 +116,4 @@ def test_dev_topology_matches_the_stacks_as_synthesized(tmp_path_factory: pytest
     )
     assert list(topology.ddl_statements) == all_statements(REPO / "spanner_schema")
     assert topology.ddl_statements, "spanner_schema/ has statements, so the stack must carry them"
+    assert topology.dead_letter_subscription == config.dead_letter_subscription
