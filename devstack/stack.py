@@ -72,7 +72,6 @@ class LocalStack:
         self.pubsub_paths: PubSubTopology
         self.functions: dict[str, FunctionServer] = {}
         self.settings: dict[str, str] = {}
-        self._env_block: Any = None
 
     @classmethod
     def start(cls, options: LocalStackOptions, progress: Callable[[str], None] = lambda _: None) -> LocalStack:
@@ -99,8 +98,6 @@ class LocalStack:
         progress("starting the Spanner and Pub/Sub emulators")
         self.spanner = SpannerEmulator.start(self.supervisor)
         self.pubsub = PubSubEmulator.start(self.supervisor, project=project)
-        self._env_block = emulator_env({**self.spanner.env(), **self.pubsub.env()})
-        self._env_block.__enter__()
 
         progress("applying spanner_schema/")
         create_spanner_database(
@@ -164,10 +161,16 @@ class LocalStack:
 
         migrate(self.database(), load_migrations())
 
+    def client_env(self) -> Any:
+        """A block in which Google clients built in this process talk to this stack's emulators."""
+        return emulator_env({**self.spanner.env(), **self.pubsub.env()})
+
     def database(self) -> Any:
+        """A Spanner database handle bound to this stack's emulator (the process environment is left alone)."""
         from google.cloud import spanner
 
-        client = spanner.Client(project=self.topology.project)
+        with emulator_env(self.spanner.env()):
+            client = spanner.Client(project=self.topology.project)
         return client.instance(self.settings["BATON_SPANNER_INSTANCE"]).database(self.settings["BATON_SPANNER_DATABASE"])
 
     def bigquery_client(self) -> Any:
@@ -208,9 +211,6 @@ class LocalStack:
     def stop(self) -> None:
         if getattr(self, "bigquery", None) is not None:
             self.bigquery.stop()
-        if self._env_block is not None:
-            self._env_block.__exit__(None, None, None)
-            self._env_block = None
         self.supervisor.close()
 
     def __enter__(self) -> LocalStack:
