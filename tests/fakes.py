@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from baton.engine import JobRecord, JobStatus, NewRun, RunRecord, RunStatus, RunTransaction
+from baton.engine import CatalogEntry, CheckRecord, JobRecord, JobStatus, NewRun, RunRecord, RunStatus, RunTransaction
 from baton.ports import EventPublisher, JobSubmitter, RemoteJob, RunStore, SubmitOutcome, SubmitRequest
 
 T = TypeVar("T")
@@ -17,6 +17,8 @@ class _MemoryTransaction:
         self.store = store
         self.runs: dict[str, RunRecord] = {}
         self.jobs: dict[tuple[str, str], JobRecord] = {}
+        self.checks: dict[tuple[str, str, int, str], CheckRecord] = {}
+        self.catalog: dict[str, CatalogEntry] = {}
         self.reads = 0
 
     def get_run(self, run_id: str) -> RunRecord | None:
@@ -42,6 +44,26 @@ class _MemoryTransaction:
     def put_job(self, job: JobRecord) -> None:
         self.jobs[(job.run_id, job.job_key)] = job
 
+    def get_check(self, run_id: str, job_key: str, attempt: int, name: str) -> CheckRecord | None:
+        self.reads += 1
+        key = (run_id, job_key, attempt, name)
+        return self.checks.get(key, self.store.checks.get(key))
+
+    def get_checks(self, run_id: str, job_key: str, attempt: int) -> list[CheckRecord]:
+        self.reads += 1
+        merged = {**self.store.checks, **self.checks}
+        return [c for k, c in sorted(merged.items()) if k[:3] == (run_id, job_key, attempt)]
+
+    def put_check(self, check: CheckRecord) -> None:
+        self.checks[(check.run_id, check.job_key, check.attempt, check.name)] = check
+
+    def get_catalog(self, table_ref: str) -> CatalogEntry | None:
+        self.reads += 1
+        return self.catalog.get(table_ref, self.store.catalog.get(table_ref))
+
+    def put_catalog(self, entry: CatalogEntry) -> None:
+        self.catalog[entry.table_ref] = entry
+
 
 class InMemoryRunStore(RunStore):
     """All-or-nothing commits under one lock, like a serializable database."""
@@ -50,6 +72,8 @@ class InMemoryRunStore(RunStore):
         self.runs: dict[str, RunRecord] = {}
         self.jobs: dict[tuple[str, str], JobRecord] = {}
         self.dependents: dict[tuple[str, str], list[str]] = {}
+        self.checks: dict[tuple[str, str, int, str], CheckRecord] = {}
+        self.catalog: dict[str, CatalogEntry] = {}
         self.lock = threading.Lock()
         self.commits = 0
         self.crash_after_commit: Callable[[], bool] = lambda: False
@@ -60,6 +84,8 @@ class InMemoryRunStore(RunStore):
             result = fn(tx)
             self.runs.update(tx.runs)
             self.jobs.update(tx.jobs)
+            self.checks.update(tx.checks)
+            self.catalog.update(tx.catalog)
             self.commits += 1
             return result
 
@@ -84,6 +110,13 @@ class InMemoryRunStore(RunStore):
 
     def jobs_in_status(self, status: JobStatus, limit: int) -> list[JobRecord]:
         return [j for j in self.jobs.values() if j.status == status][:limit]
+
+    def list_checks(self, run_id: str, job_key: str | None = None) -> list[CheckRecord]:
+        keys = sorted(k for k in self.checks if k[0] == run_id and job_key in (None, k[1]))
+        return [self.checks[k] for k in keys]
+
+    def list_catalog(self, limit: int = 100, prefix: str | None = None) -> list[CatalogEntry]:
+        return [self.catalog[t] for t in sorted(self.catalog) if t.startswith(prefix or "")][:limit]
 
 
 class RecordingSubmitter(JobSubmitter):

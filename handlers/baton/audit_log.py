@@ -5,7 +5,7 @@ completion is `protoPayload.metadata` (a `google.cloud.audit.BigQueryAuditMetada
 with `jobChange.after == "DONE"`; the job is under `jobChange.job`:
 
     jobName                         "projects/P/jobs/ID"
-    jobConfig.labels                baton_env, baton_run, baton_job, baton_attempt
+    jobConfig.labels                baton_env, baton_run, baton_job, baton_attempt (+ baton_check on a check)
     jobConfig.queryConfig.destinationTable   "projects/P/datasets/D/tables/T"
     jobStatus.errorResult           google.rpc.Status {code, message}
     jobStats.startTime / endTime / totalSlotMs / parentJobName
@@ -27,12 +27,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from baton.bigquery_errors import reason_for_code
-from baton.engine import Completion, JobError, JobStats, bigquery_job_id
+from baton.checks import CHECK_NAME_PATTERN
+from baton.engine import CheckCompletion, Completion, JobError, JobStats, bigquery_job_id, check_job_id
 from baton.manifest import JOB_KEY_PATTERN
 
 BIGQUERY_SERVICE = "bigquery.googleapis.com"
 AUDIT_METADATA_TYPE = "type.googleapis.com/google.cloud.audit.BigQueryAuditMetadata"
 LABEL_ENV, LABEL_RUN, LABEL_JOB, LABEL_ATTEMPT = "baton_env", "baton_run", "baton_job", "baton_attempt"
+LABEL_CHECK = "baton_check"  # only on the BigQuery job of a data check
 _BATON_LABELS = (LABEL_ENV, LABEL_RUN, LABEL_JOB, LABEL_ATTEMPT)
 
 # The reference documents only "projects/P/jobs/ID". "projects/P/locations/L/jobs/ID"
@@ -80,9 +82,10 @@ class Ignored:
 
 @dataclass(frozen=True)
 class ParsedCompletion:
-    """A Baton job reached DONE. `environment` is its baton_env label; `location` is None when the entry omits it."""
+    """A Baton job (or one of its checks) reached DONE. `environment` is its baton_env label; `location` is None
+    when the entry omits it."""
 
-    completion: Completion
+    completion: Completion | CheckCompletion
     environment: str
     project: str
     location: str | None = None
@@ -155,20 +158,28 @@ def _parse(entry: object, environment: str | None) -> ParsedCompletion | Ignored
     if isinstance(checked, Ignored):
         return Ignored(checked.reason, checked.message, {**checked.detail, **ids})
     env, run_id, job_key, attempt = checked
-    expected = bigquery_job_id(env, run_id, job_key, attempt)
+    check_name = labels.get(LABEL_CHECK)
+    if check_name is not None and not CHECK_NAME_PATTERN.match(check_name):
+        problem = f"{LABEL_CHECK} '{check_name}' does not match {CHECK_NAME_PATTERN.pattern}"
+        message = f"Baton labels invalid: {problem}"
+        return _ignored(IgnoreReason.MALFORMED_LABELS, message, job_name=job_name, labels=labels, problems=[problem], **ids)
+    if check_name is None:
+        expected = bigquery_job_id(env, run_id, job_key, attempt)
+    else:
+        expected = check_job_id(env, run_id, job_key, attempt, check_name)
     if name["job_id"] != expected:
         message = f"job ID '{name['job_id']}' is not Baton's '{expected}'"
         return _ignored(IgnoreReason.FOREIGN_JOB_ID, message, job_name=job_name, expected_job_id=expected, labels=labels, **ids)
 
     status = _obj(job, "jobStatus", f"{at}.job.jobStatus") or {}
-    completion = Completion(
-        run_id=run_id,
-        job_key=job_key,
-        attempt=attempt,
-        bigquery_job_id=expected,
-        error=_job_error(status, f"{at}.job.jobStatus.errorResult"),
-        stats=_job_stats(config, job_stats, f"{at}.job"),
-    )
+    error = _job_error(status, f"{at}.job.jobStatus.errorResult")
+    stats = _job_stats(config, job_stats, f"{at}.job")
+    completion: Completion | CheckCompletion
+    if check_name is None:
+        completion = Completion(run_id, job_key, attempt, expected, error=error, stats=stats)
+    else:
+        # A check passes when its query returned no rows; stats.rows_affected is outputRowCount.
+        completion = CheckCompletion(run_id, job_key, attempt, check_name, expected, stats.rows_affected, error, stats)
     location = name["location"] or _location(entry)
     return ParsedCompletion(completion, environment=env, project=name["project"], location=location)
 

@@ -81,7 +81,15 @@ class BigQuerySubmitter(JobSubmitter):
                 start_time=job.started,
                 end_time=job.ended,
             ),
+            output_rows=self._check_rows(job),
         )
+
+    def _check_rows(self, job: bigquery.QueryJob) -> int | None:
+        """How many rows a finished data check returned: its verdict. The job is DONE, so nothing waits."""
+        if job.state != "DONE" or job.error_result or "baton_check" not in (job.labels or {}):
+            return None
+        total = job.result(max_results=0, timeout=60, job_retry=None).total_rows
+        return int(total) if total is not None else None
 
 
 def _table_id(table: bigquery.TableReference | None) -> str | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
+from baton.checks import CheckSpec, Severity
 from baton.manifest import BoundParam, JobSpec, Manifest
 
 
@@ -22,6 +23,7 @@ class JobStatus(StrEnum):
     PENDING = "PENDING"  # waiting for upstreams
     READY = "READY"  # released; to be submitted (once not_before has passed)
     SUBMITTED = "SUBMITTED"  # BigQuery has the job under its deterministic ID
+    CHECKING = "CHECKING"  # its BigQuery job succeeded; its data checks are running
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     SKIPPED = "SKIPPED"  # an upstream failed
@@ -132,6 +134,68 @@ class JobRecord:
     ready_at: dt.datetime | None = None
     submitted_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
+    pending_checks: int = 0  # checks of this attempt still running (CHECKING only)
+    checks_started_at: dt.datetime | None = None
+
+
+class CheckStatus(StrEnum):
+    PENDING = "PENDING"
+    PASSED = "PASSED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """One check of one attempt of a job: written PENDING when the job's BigQuery job succeeds."""
+
+    run_id: str
+    job_key: str
+    attempt: int
+    name: str
+    severity: Severity
+    status: CheckStatus
+    bigquery_job_id: str
+    rows: int | None = None  # offending rows the check's query returned (at most checks.ROW_LIMIT)
+    error: str | None = None  # the check's own query failed
+    stats: JobStats | None = None
+    created_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+
+    def describe(self) -> str:
+        if self.error:
+            return f"check '{self.name}' could not run: {self.error}"
+        return f"check '{self.name}' failed: {self.rows or 0} offending row(s)"
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """The last successful write to a table by a Baton job."""
+
+    table_ref: str
+    run_id: str
+    job_key: str
+    bigquery_job_id: str
+    written_at: dt.datetime
+    rows_affected: int | None = None
+    bytes_processed: int | None = None
+
+
+@dataclass(frozen=True)
+class CheckCompletion:
+    """A check's BigQuery job reached DONE. It passed if it ran and returned no rows."""
+
+    run_id: str
+    job_key: str
+    attempt: int
+    check_name: str
+    bigquery_job_id: str
+    rows: int | None = None  # outputRowCount; proto3 JSON omits zero, so None reads as 0
+    error: JobError | None = None
+    stats: JobStats = field(default_factory=JobStats)
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and not self.rows
 
 
 class RunTransaction(Protocol):
@@ -146,6 +210,14 @@ class RunTransaction(Protocol):
     def get_dependents(self, run_id: str, job_key: str) -> list[str]: ...
     def put_run(self, run: RunRecord) -> None: ...
     def put_job(self, job: JobRecord) -> None: ...
+    def get_check(self, run_id: str, job_key: str, attempt: int, name: str) -> CheckRecord | None: ...
+    def get_checks(self, run_id: str, job_key: str, attempt: int) -> list[CheckRecord]:
+        """The checks of one attempt of one job, by name."""
+        ...
+
+    def put_check(self, check: CheckRecord) -> None: ...
+    def get_catalog(self, table_ref: str) -> CatalogEntry | None: ...
+    def put_catalog(self, entry: CatalogEntry) -> None: ...
 
 
 def new_run_id() -> str:
@@ -166,6 +238,15 @@ def baton_labels(environment: str, run_id: str, job_key: str, attempt: int) -> d
         "baton_job": job_key,
         "baton_attempt": str(attempt),
     }
+
+
+def check_job_id(environment: str, run_id: str, job_key: str, attempt: int, check_name: str) -> str:
+    """The one BigQuery job ID of a check. '-' never occurs in a job's own ID, so the two cannot collide."""
+    return f"{bigquery_job_id(environment, run_id, job_key, attempt)}-check-{check_name}"
+
+
+def check_labels(environment: str, run_id: str, job_key: str, attempt: int, check_name: str) -> dict[str, str]:
+    return {**baton_labels(environment, run_id, job_key, attempt), "baton_check": check_name}
 
 
 # --- starting ---------------------------------------------------------------------------------
@@ -233,6 +314,9 @@ class CompletionResult:
     ready: list[JobRecord] = field(default_factory=list)  # submit these after commit
     skipped: list[str] = field(default_factory=list)
     run_finished: bool = False
+    checks: list[CheckRecord] = field(default_factory=list)  # submit these after commit too
+    # Failed checks, once the last check of the job reported: the job failed if one is `error`, else they are warnings.
+    failed_checks: list[CheckRecord] = field(default_factory=list)
 
 
 def apply_completion(tx: RunTransaction, event: Completion, now: dt.datetime) -> CompletionResult:
@@ -246,6 +330,11 @@ def apply_completion(tx: RunTransaction, event: Completion, now: dt.datetime) ->
         # hand those jobs out again: submitting is idempotent, and this heals the crash.
         ready = [] if job.status != JobStatus.SUCCEEDED else _ready_dependents(tx, job, now)
         return _with_live_run(tx, CompletionResult(Verdict.DUPLICATE, job=job, ready=ready))
+    if job.status == JobStatus.CHECKING and job.attempt == event.attempt:
+        # Likewise for checks a crash left unsubmitted; a 409 answers those that made it.
+        stuck = job.checks_started_at is None or now - job.checks_started_at >= RESUBMIT_AFTER
+        pending = [c for c in tx.get_checks(job.run_id, job.job_key, job.attempt) if c.status == CheckStatus.PENDING]
+        return _with_live_run(tx, CompletionResult(Verdict.DUPLICATE, job=job, checks=pending if stuck else []))
     if (
         event.attempt != job.attempt
         or event.bigquery_job_id != job.bigquery_job_id
@@ -261,19 +350,22 @@ def apply_completion(tx: RunTransaction, event: Completion, now: dt.datetime) ->
         return CompletionResult(Verdict.RUN_FINISHED, job=job, run=run)
 
     result = CompletionResult(Verdict.RECORDED, run=run)
-    if event.error is None:
-        job = replace(job, status=JobStatus.SUCCEEDED, stats=event.stats, finished_at=now, error=None, error_reason=None)
-        run = replace(run, open_jobs=run.open_jobs - 1, succeeded_jobs=run.succeeded_jobs + 1)
-        for dependent in tx.get_jobs(job.run_id, tx.get_dependents(job.run_id, job.job_key)):
-            if dependent.status != JobStatus.PENDING:
-                continue
-            left = dependent.pending_upstreams - 1
-            if left == 0:
-                dependent = replace(dependent, pending_upstreams=0, status=JobStatus.READY, ready_at=now)
-                result.ready.append(dependent)
-            else:
-                dependent = replace(dependent, pending_upstreams=left)
-            tx.put_job(dependent)
+    if event.error is None and job.spec.checks:
+        job = replace(
+            job,
+            status=JobStatus.CHECKING,
+            stats=event.stats,
+            error=None,
+            error_reason=None,
+            pending_checks=len(job.spec.checks),
+            checks_started_at=now,
+        )
+        for spec in job.spec.checks:
+            check = _new_check(run, job, spec, now)
+            tx.put_check(check)
+            result.checks.append(check)
+    elif event.error is None:
+        job, run = _succeed(tx, run, replace(job, stats=event.stats), now, result)
     elif _retryable(job, event.error):
         attempt = job.attempt + 1
         delay = job.spec.retry.delay_before(attempt)
@@ -312,6 +404,127 @@ def apply_completion(tx: RunTransaction, event: Completion, now: dt.datetime) ->
     return result
 
 
+def _new_check(run: RunRecord, job: JobRecord, spec: CheckSpec, now: dt.datetime) -> CheckRecord:
+    return CheckRecord(
+        run_id=job.run_id,
+        job_key=job.job_key,
+        attempt=job.attempt,
+        name=spec.name,
+        severity=spec.severity,
+        status=CheckStatus.PENDING,
+        bigquery_job_id=check_job_id(run.environment, run.run_id, job.job_key, job.attempt, spec.name),
+        created_at=now,
+    )
+
+
+def _succeed(
+    tx: RunTransaction, run: RunRecord, job: JobRecord, now: dt.datetime, result: CompletionResult
+) -> tuple[JobRecord, RunRecord]:
+    """The job is done for good: count it, release its dependents, record the table it wrote."""
+    job = replace(job, status=JobStatus.SUCCEEDED, finished_at=now, error=None, error_reason=None, pending_checks=0)
+    run = replace(run, open_jobs=run.open_jobs - 1, succeeded_jobs=run.succeeded_jobs + 1)
+    for dependent in tx.get_jobs(job.run_id, tx.get_dependents(job.run_id, job.job_key)):
+        if dependent.status != JobStatus.PENDING:
+            continue
+        left = dependent.pending_upstreams - 1
+        if left == 0:
+            dependent = replace(dependent, pending_upstreams=0, status=JobStatus.READY, ready_at=now)
+            result.ready.append(dependent)
+        else:
+            dependent = replace(dependent, pending_upstreams=left)
+        tx.put_job(dependent)
+    _record_write(tx, job, now)
+    return job, run
+
+
+def _record_write(tx: RunTransaction, job: JobRecord, now: dt.datetime) -> None:
+    """Upsert the catalog row of the table the job wrote, unless a later write is already recorded.
+
+    DML scripts name no destination, so they leave no row.
+    """
+    stats = job.stats or JobStats()
+    table = stats.destination_table or job.spec.destination
+    if table is None or job.bigquery_job_id is None:
+        return
+    written_at = stats.end_time or now
+    current = tx.get_catalog(table)
+    if current is not None and current.written_at > written_at:
+        return
+    tx.put_catalog(
+        CatalogEntry(
+            table_ref=table,
+            run_id=job.run_id,
+            job_key=job.job_key,
+            bigquery_job_id=job.bigquery_job_id,
+            written_at=written_at,
+            rows_affected=stats.rows_affected,
+            bytes_processed=stats.total_bytes_processed,
+        )
+    )
+
+
+def apply_check_completion(tx: RunTransaction, event: CheckCompletion, now: dt.datetime) -> CompletionResult:
+    """Record one finished check; the last one of an attempt decides the job. Idempotent and monotonic."""
+    job = tx.get_job(event.run_id, event.job_key)
+    if job is None:
+        return CompletionResult(Verdict.UNKNOWN_JOB if tx.get_run(event.run_id) else Verdict.UNKNOWN_RUN)
+    if event.attempt != job.attempt:
+        return CompletionResult(Verdict.STALE, job=job)
+    check = tx.get_check(event.run_id, event.job_key, event.attempt, event.check_name)
+    if check is None or check.bigquery_job_id != event.bigquery_job_id:
+        return CompletionResult(Verdict.STALE, job=job)
+    if check.status != CheckStatus.PENDING or job.status != JobStatus.CHECKING:
+        return CompletionResult(Verdict.DUPLICATE, job=job)
+    run = tx.get_run(event.run_id)
+    if run is None:
+        return CompletionResult(Verdict.UNKNOWN_RUN)
+    if run.status.terminal:
+        return CompletionResult(Verdict.RUN_FINISHED, job=job, run=run)
+
+    check = replace(
+        check,
+        status=CheckStatus.PASSED if event.passed else CheckStatus.FAILED,
+        rows=event.rows or 0,
+        error=event.error.to_text() if event.error else None,
+        stats=event.stats,
+        finished_at=now,
+    )
+    tx.put_check(check)
+    result = CompletionResult(Verdict.RECORDED, job=job, run=run)
+    job = replace(job, pending_checks=max(job.pending_checks - 1, 0))
+    if job.pending_checks > 0:
+        tx.put_job(job)
+        result.job = job
+        return result
+
+    outcomes = tx.get_checks(job.run_id, job.job_key, job.attempt)
+    result.failed_checks = [c for c in outcomes if c.status == CheckStatus.FAILED]
+    blocking = [c for c in result.failed_checks if c.severity == Severity.ERROR]
+    if blocking:
+        job = replace(
+            job,
+            status=JobStatus.FAILED,
+            error="; ".join(c.describe() for c in blocking),
+            error_reason=CHECK_FAILED_REASON,
+            finished_at=now,
+        )
+        run = replace(run, open_jobs=run.open_jobs - 1, failed_jobs=run.failed_jobs + 1)
+        run, result.skipped = _skip_downstream(tx, run, job.job_key, now)
+    else:
+        job, run = _succeed(tx, run, job, now, result)
+    tx.put_job(job)
+    result.job = job
+    run = _finish_if_done(run, now)
+    result.run_finished = run.status.terminal
+    tx.put_run(run)
+    result.run = run
+    return result
+
+
+# error_reason of a job failed by an `error` check; no BigQuery reason is spelled like it.
+CHECK_FAILED_REASON = "checkFailed"
+
+
 def _due(job: JobRecord, now: dt.datetime) -> bool:
     return job.not_before is None or job.not_before <= now
 
@@ -339,10 +552,10 @@ def _ready_dependents(tx: RunTransaction, job: JobRecord, now: dt.datetime) -> l
 
 def _with_live_run(tx: RunTransaction, result: CompletionResult) -> CompletionResult:
     """Attach the run when there is something to resubmit, unless the run has ended meanwhile."""
-    if result.ready and result.job is not None:
+    if (result.ready or result.checks) and result.job is not None:
         run = tx.get_run(result.job.run_id)
         if run is None or run.status != RunStatus.RUNNING:
-            result.ready = []
+            result.ready, result.checks = [], []
         result.run = run
     return result
 
@@ -378,12 +591,20 @@ def _finish_if_done(run: RunRecord, now: dt.datetime) -> RunRecord:
 
 
 def mark_submitted(tx: RunTransaction, run_id: str, job_key: str, attempt: int, now: dt.datetime) -> bool:
-    """READY -> SUBMITTED once BigQuery holds the job. A completion may have beaten us: then no-op."""
+    """READY -> SUBMITTED once BigQuery holds the job.
+
+    A fast job's completion may have been recorded first: then only the submission
+    time is filled in, so reports still show when the job went out.
+    """
     job = tx.get_job(run_id, job_key)
-    if job is None or job.status != JobStatus.READY or job.attempt != attempt:
+    if job is None or job.attempt != attempt:
         return False
-    tx.put_job(replace(job, status=JobStatus.SUBMITTED, submitted_at=now))
-    return True
+    if job.status == JobStatus.READY:
+        tx.put_job(replace(job, status=JobStatus.SUBMITTED, submitted_at=now))
+        return True
+    if job.submitted_at is None and job.status != JobStatus.PENDING:
+        tx.put_job(replace(job, submitted_at=now))
+    return False
 
 
 def abandon_run(tx: RunTransaction, run_id: str, now: dt.datetime) -> RunRecord | None:
@@ -441,3 +662,68 @@ def cancel_run(tx: RunTransaction, run_id: str, open_job_keys: Sequence[str], no
     )
     tx.put_run(run)
     return CancelResult(run=run, changed=True, to_cancel_in_bigquery=to_cancel)
+
+
+# --- retrying a finished run ------------------------------------------------------------------
+
+RETRIED_STATUSES = frozenset({JobStatus.FAILED, JobStatus.SKIPPED, JobStatus.CANCELLED})
+RETRYABLE_RUN_STATUSES = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+def plan_retry(environment: str, jobs: Sequence[JobRecord], now: dt.datetime) -> list[JobRecord]:
+    """Every FAILED, SKIPPED or CANCELLED job of a finished run as its next attempt.
+
+    A job is READY when all its upstreams already SUCCEEDED, else PENDING on the
+    ones that did not; those are all retried too, so each will release it once.
+    """
+    status = {job.job_key: job.status for job in jobs}
+    planned = []
+    for job in jobs:
+        if job.status not in RETRIED_STATUSES:
+            continue
+        attempt = job.attempt + 1
+        waiting = sum(1 for upstream in job.spec.needs if status.get(upstream) != JobStatus.SUCCEEDED)
+        planned.append(
+            JobRecord(
+                run_id=job.run_id,
+                job_key=job.job_key,
+                status=JobStatus.PENDING if waiting else JobStatus.READY,
+                attempt=attempt,
+                pending_upstreams=waiting,
+                spec=job.spec,
+                bigquery_job_id=bigquery_job_id(environment, job.run_id, job.job_key, attempt),
+                ready_at=None if waiting else now,
+            )
+        )
+    return planned
+
+
+def apply_retry(tx: RunTransaction, run_id: str, planned: Sequence[JobRecord], reopen: bool) -> RunRecord | None:
+    """Write (part of) a retry plan; with `reopen`, put the run back to RUNNING with its counters fixed.
+
+    While the run stays finished its jobs are inert, so a plan too large for one commit
+    is written in several and the run reopened in the last. A job is only written if it
+    is still at the attempt the plan was made from, so repeating a crashed retry is safe.
+    Returns None when the run is not (any more) FAILED or CANCELLED.
+    """
+    run = tx.get_run(run_id)
+    if run is None or run.status not in RETRYABLE_RUN_STATUSES:
+        return None
+    current = {job.job_key: job for job in tx.get_jobs(run_id, [job.job_key for job in planned])}
+    for job in planned:
+        before = current.get(job.job_key)
+        if before is not None and before.status in RETRIED_STATUSES and before.attempt == job.attempt - 1:
+            tx.put_job(job)
+    if reopen:
+        # Every job that did not succeed is open again; succeeded_jobs did not move while the run was finished.
+        run = replace(
+            run,
+            status=RunStatus.RUNNING,
+            open_jobs=run.total_jobs - run.succeeded_jobs,
+            failed_jobs=0,
+            skipped_jobs=0,
+            cancelled_jobs=0,
+            finished_at=None,
+        )
+        tx.put_run(run)
+    return run

@@ -43,6 +43,15 @@ class RunNotFound(BatonError):
         self.run_id = run_id
 
 
+class RunNotRetryable(BatonError):
+    """Only a FAILED or CANCELLED run can be retried; the message says why this one cannot."""
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        super().__init__(f"run '{run_id}' cannot be retried: {reason}")
+        self.run_id = run_id
+        self.reason = reason
+
+
 class InvalidRequest(BatonError):
     """A request body is malformed; the message says which field and why."""
 

@@ -18,7 +18,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from baton import checks
 from baton.bigquery_errors import RETRYABLE_REASONS
+from baton.checks import CheckSpec, Severity
 from baton.errors import InvalidParams, ManifestInvalid, ManifestNotFound
 
 JOB_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -62,6 +64,30 @@ class ParamSpec(_Strict):
     description: str = ""
 
 
+class AcceptedValuesIn(_Strict):
+    column: str
+    values: list[ParamValue] = Field(min_length=1)
+
+
+class CheckSpecIn(_Strict):
+    """One trust rule: exactly one of the raw SQL assertions or named checks."""
+
+    name: str
+    severity: Severity = Severity.ERROR
+    description: str = ""
+    table: str | None = None  # what named checks read; default: the job's destination
+    sql_returns_no_rows: str | None = None
+    sql_is_true: str | None = None
+    not_null: str | None = None
+    unique: str | list[str] | None = None
+    accepted_values: AcceptedValuesIn | None = None
+    row_count_above: int | None = Field(default=None, ge=0, strict=True)
+
+
+_CHECK_KINDS = ("sql_returns_no_rows", "sql_is_true", "not_null", "unique", "accepted_values", "row_count_above")
+_RAW_CHECK_KINDS = ("sql_returns_no_rows", "sql_is_true")
+
+
 class JobSpecIn(_Strict):
     key: str
     sql: str | None = None
@@ -72,6 +98,7 @@ class JobSpecIn(_Strict):
     retry: RetrySpec | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     params: dict[str, ParamValue] = Field(default_factory=dict)
+    checks: list[CheckSpecIn] = Field(default_factory=list)
     description: str = ""
 
 
@@ -98,9 +125,10 @@ class JobSpec:
     write_disposition: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, ParamValue] = field(default_factory=dict)
+    checks: tuple[CheckSpec, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "key": self.key,
             "sql": self.sql,
             "needs": list(self.needs),
@@ -110,6 +138,9 @@ class JobSpec:
             "labels": dict(self.labels),
             "params": dict(self.params),
         }
+        if self.checks:  # absent when empty, so manifests without checks keep their version hash
+            out["checks"] = [check.to_json() for check in self.checks]
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JobSpec:
@@ -122,6 +153,7 @@ class JobSpec:
             write_disposition=data.get("write_disposition"),
             labels=dict(data.get("labels", {})),
             params=dict(data.get("params", {})),
+            checks=tuple(CheckSpec.from_json(check) for check in data.get("checks", ())),
         )
 
 
@@ -328,6 +360,8 @@ def _check_and_resolve(model: ManifestIn, where: str, base_dir: Path) -> Manifes
     for name in model.params:
         if not PARAM_NAME_PATTERN.match(name):
             problems.append(f"params: '{name}' is not a valid query parameter name")
+        elif name.startswith(checks.PARAM_PREFIX):
+            problems.append(f"params: '{name}' starts with '{checks.PARAM_PREFIX}', which is reserved for Baton")
     for name, spec in model.params.items():
         if spec.default is not None:
             try:
@@ -364,9 +398,12 @@ def _check_and_resolve(model: ManifestIn, where: str, base_dir: Path) -> Manifes
                 problems.append(f"{at}param '{name}' is not a valid query parameter name")
             elif name in model.params:
                 problems.append(f"{at}param '{name}' shadows the manifest param of the same name")
+            elif name.startswith(checks.PARAM_PREFIX):
+                problems.append(f"{at}param '{name}' starts with '{checks.PARAM_PREFIX}', which is reserved for Baton")
             if isinstance(value, float) and value != value:
                 problems.append(f"{at}param '{name}' is NaN")
         sql = _resolve_sql(job, base_dir, at, problems)
+        compiled = _compile_checks(job, at, problems)
         if sql is not None:
             resolved.append(
                 JobSpec(
@@ -378,6 +415,7 @@ def _check_and_resolve(model: ManifestIn, where: str, base_dir: Path) -> Manifes
                     write_disposition=job.write_disposition or ("WRITE_TRUNCATE" if job.destination else None),
                     labels={**model.labels, **job.labels},
                     params=dict(job.params),
+                    checks=compiled,
                 )
             )
 
@@ -420,6 +458,68 @@ def _resolve_sql(job: JobSpecIn, base_dir: Path, at: str, problems: list[str]) -
         problems.append(f"{at}SQL is empty")
         return None
     return sql
+
+
+def _compile_checks(job: JobSpecIn, at: str, problems: list[str]) -> tuple[CheckSpec, ...]:
+    """Validate a job's checks and compile each to its query; problems are appended, one line each."""
+    compiled: list[CheckSpec] = []
+    seen: set[str] = set()
+    for check in job.checks:
+        where = f"{at}check '{check.name}': "
+        if not checks.CHECK_NAME_PATTERN.match(check.name):
+            problems.append(f"{where}name must match {checks.CHECK_NAME_PATTERN.pattern} (it becomes a BigQuery label)")
+        if check.name in seen:
+            problems.append(f"{where}duplicate check name")
+        seen.add(check.name)
+        kinds = [kind for kind in _CHECK_KINDS if getattr(check, kind) is not None]
+        if len(kinds) != 1:
+            found = ", ".join(kinds) or "none"
+            problems.append(f"{where}give exactly one of {', '.join(_CHECK_KINDS)} (found: {found})")
+            continue
+        kind = kinds[0]
+        table = check.table or job.destination
+        if kind in _RAW_CHECK_KINDS:
+            if check.table is not None:
+                problems.append(f"{where}'table' applies to named checks; raw SQL names its own tables")
+                continue
+        elif table is None:
+            problems.append(f"{where}{kind} needs the job's destination or an explicit 'table'")
+            continue
+        elif not TABLE_PATTERN.match(table):
+            problems.append(f"{where}table '{table}' is not a table id like dataset.table or project.dataset.table")
+            continue
+        try:
+            sql, params = _check_sql(check, kind, table or "")
+        except ValueError as exc:
+            problems.append(f"{where}{exc}")
+            continue
+        compiled.append(CheckSpec(check.name, check.severity, sql, kind, params, check.description))
+    return tuple(compiled)
+
+
+def _check_sql(check: CheckSpecIn, kind: str, table: str) -> tuple[str, dict[str, ParamValue]]:
+    if check.sql_returns_no_rows is not None or check.sql_is_true is not None:
+        raw = check.sql_returns_no_rows if check.sql_returns_no_rows is not None else check.sql_is_true
+        assert raw is not None
+        if not checks.strip_statement(raw):
+            raise ValueError(f"{kind} is empty")
+        return (checks.returns_no_rows(raw) if kind == "sql_returns_no_rows" else checks.is_true(raw)), {}
+    if check.not_null is not None:
+        return checks.not_null(table, check.not_null), {}
+    if check.unique is not None:
+        columns = [check.unique] if isinstance(check.unique, str) else check.unique
+        if not columns or len(set(columns)) != len(columns):
+            raise ValueError("unique needs one column or a list of distinct columns")
+        return checks.unique(table, columns), {}
+    if check.accepted_values is not None:
+        values = check.accepted_values.values
+        if len({type(value) for value in values}) != 1:
+            raise ValueError("accepted_values: values must all have one type")
+        if any(isinstance(value, float) and value != value for value in values):
+            raise ValueError("accepted_values: NaN is not a value")
+        return checks.accepted_values(table, check.accepted_values.column, values)
+    assert check.row_count_above is not None
+    return checks.row_count_above(table, check.row_count_above), {}
 
 
 def _find_cycles(jobs: list[JobSpec]) -> list[tuple[str, list[str]]]:

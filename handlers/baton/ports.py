@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from baton.engine import JobRecord, JobStats, JobStatus, NewRun, RunRecord, RunStatus, RunTransaction
+from baton.engine import CatalogEntry, CheckRecord, JobRecord, JobStats, JobStatus, NewRun, RunRecord, RunStatus, RunTransaction
 from baton.manifest import BoundParam
 
 T = TypeVar("T")
@@ -20,6 +20,9 @@ T = TypeVar("T")
 
 class RunStore(abc.ABC):
     """Run state. `transact` runs `fn` in one read-write transaction, retrying it on contention."""
+
+    # How many job rows one `transact` may rewrite: operator actions over a whole run split by it.
+    jobs_per_commit: int = 2000
 
     @abc.abstractmethod
     def transact(self, fn: Callable[[RunTransaction], T]) -> T: ...
@@ -41,6 +44,19 @@ class RunStore(abc.ABC):
     @abc.abstractmethod
     def jobs_in_status(self, status: JobStatus, limit: int) -> list[JobRecord]:
         """Jobs in one status across runs, oldest update first: the reconciler's work list."""
+
+    def jobs_page(self, status: JobStatus, limit: int, page_token: str | None = None) -> tuple[list[JobRecord], str | None]:
+        """One page of `jobs_in_status` and the token of the next (None: no more), so the reconciler
+        reaches jobs behind long-running ones. A store that cannot page serves the first page only."""
+        return self.jobs_in_status(status, limit), None
+
+    @abc.abstractmethod
+    def list_checks(self, run_id: str, job_key: str | None = None) -> list[CheckRecord]:
+        """Check outcomes of a run (or of one job), every attempt, ordered by job, attempt and name."""
+
+    @abc.abstractmethod
+    def list_catalog(self, limit: int = 100, prefix: str | None = None) -> list[CatalogEntry]:
+        """Tables Baton wrote, by table reference; `prefix` narrows to e.g. a dataset (`proj.sales.`)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,7 @@ class RemoteJob:
     error_reason: str | None = None
     error_message: str | None = None
     stats: JobStats = field(default_factory=JobStats)
+    output_rows: int | None = None  # rows a query returned; only looked up for checks
 
 
 class JobSubmitter(abc.ABC):

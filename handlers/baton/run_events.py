@@ -2,20 +2,24 @@
 
 Schema (version 1), every field always present unless marked optional:
   schema_version  1
-  type            run.started | run.succeeded | run.failed | run.cancelled | job.failed
+  type            run.started | run.succeeded | run.failed | run.cancelled | run.retried | job.failed | job.warning
   run_id, manifest, manifest_version, environment
   status          the run's status after the event
   counts          {total, open, succeeded, failed, skipped, cancelled}
   time            ISO 8601 UTC
-  job             (job.failed only) {key, attempt, bigquery_job_id, error, error_reason}
+  job             (job.* only) {key, attempt, bigquery_job_id, error, error_reason}
+  checks          (optional, job.* only) the job's failed data checks:
+                  [{name, severity, rows, error, bigquery_job_id}]; job.warning is a job that
+                  succeeded with failed `warn` checks
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
-from baton.engine import JobRecord, RunRecord, RunStatus
+from baton.engine import CheckRecord, JobRecord, RunRecord, RunStatus
 
 SCHEMA_VERSION = 1
 _FINISHED_TYPES = {
@@ -25,7 +29,13 @@ _FINISHED_TYPES = {
 }
 
 
-def run_event(event_type: str, run: RunRecord, now: dt.datetime, job: JobRecord | None = None) -> dict[str, Any]:
+def run_event(
+    event_type: str,
+    run: RunRecord,
+    now: dt.datetime,
+    job: JobRecord | None = None,
+    checks: Sequence[CheckRecord] = (),
+) -> dict[str, Any]:
     event: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "type": event_type,
@@ -52,6 +62,17 @@ def run_event(event_type: str, run: RunRecord, now: dt.datetime, job: JobRecord 
             "error": job.error,
             "error_reason": job.error_reason,
         }
+    if checks:
+        event["checks"] = [
+            {
+                "name": check.name,
+                "severity": str(check.severity),
+                "rows": check.rows,
+                "error": check.error,
+                "bigquery_job_id": check.bigquery_job_id,
+            }
+            for check in checks
+        ]
     return event
 
 

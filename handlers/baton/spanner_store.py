@@ -12,10 +12,22 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
+from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud import spanner
 from google.cloud.spanner_v1.database import Database
 
-from baton.engine import JobRecord, JobStats, JobStatus, NewRun, RunRecord, RunStatus
+from baton.checks import Severity
+from baton.engine import (
+    CatalogEntry,
+    CheckRecord,
+    CheckStatus,
+    JobRecord,
+    JobStats,
+    JobStatus,
+    NewRun,
+    RunRecord,
+    RunStatus,
+)
 from baton.errors import TransientError
 from baton.manifest import BoundParam, JobSpec
 from baton.ports import RunStore
@@ -54,10 +66,27 @@ JOB_COLUMNS = (
     "ReadyAt",
     "SubmittedAt",
     "FinishedAt",
+    "PendingChecks",
+    "ChecksStartedAt",
 )
 # The spec is a snapshot written once at creation; transitions never rewrite it.
 JOB_UPDATE_COLUMNS = tuple(c for c in JOB_COLUMNS if c != "Spec")
 DEPENDENT_COLUMNS = ("RunId", "JobKey", "DependentKey")
+CHECK_COLUMNS = (
+    "RunId",
+    "JobKey",
+    "Attempt",
+    "CheckName",
+    "Severity",
+    "Status",
+    "BigQueryJobId",
+    "OutputRows",
+    "Error",
+    "Stats",
+    "CreatedAt",
+    "FinishedAt",
+)
+CATALOG_COLUMNS = ("TableRef", "RunId", "JobKey", "BigQueryJobId", "RowsAffected", "BytesProcessed", "WrittenAt")
 MUTATION_LIMIT = 80_000
 # Headroom for secondary index entries and the commit-timestamp column.
 _CELL_BUDGET = MUTATION_LIMIT // 2
@@ -115,6 +144,8 @@ def _job_row(job: JobRecord, with_spec: bool = True) -> list[Any]:
         job.ready_at,
         job.submitted_at,
         job.finished_at,
+        job.pending_checks,
+        job.checks_started_at,
     ]
     return row
 
@@ -135,6 +166,66 @@ def _job_from_row(row: Sequence[Any]) -> JobRecord:
         ready_at=row[11],
         submitted_at=row[12],
         finished_at=row[13],
+        pending_checks=row[14] or 0,
+        checks_started_at=row[15],
+    )
+
+
+def _check_row(check: CheckRecord) -> list[Any]:
+    return [
+        check.run_id,
+        check.job_key,
+        check.attempt,
+        check.name,
+        str(check.severity),
+        str(check.status),
+        check.bigquery_job_id,
+        check.rows,
+        check.error,
+        json.dumps(check.stats.to_json()) if check.stats else None,
+        check.created_at,
+        check.finished_at,
+    ]
+
+
+def _check_from_row(row: Sequence[Any]) -> CheckRecord:
+    return CheckRecord(
+        run_id=row[0],
+        job_key=row[1],
+        attempt=row[2],
+        name=row[3],
+        severity=Severity(row[4]),
+        status=CheckStatus(row[5]),
+        bigquery_job_id=row[6],
+        rows=row[7],
+        error=row[8],
+        stats=JobStats.from_json(json.loads(row[9])) if row[9] else None,
+        created_at=row[10],
+        finished_at=row[11],
+    )
+
+
+def _catalog_row(entry: CatalogEntry) -> list[Any]:
+    return [
+        entry.table_ref,
+        entry.run_id,
+        entry.job_key,
+        entry.bigquery_job_id,
+        entry.rows_affected,
+        entry.bytes_processed,
+        entry.written_at,
+    ]
+
+
+def _catalog_from_row(row: Sequence[Any]) -> CatalogEntry:
+    return CatalogEntry(
+        table_ref=row[0],
+        run_id=row[1],
+        job_key=row[2],
+        bigquery_job_id=row[3],
+        rows_affected=row[4],
+        bytes_processed=row[5],
+        written_at=row[6],
     )
 
 
@@ -145,9 +236,11 @@ class SpannerTransaction:
         self._tx = transaction
         self._runs: dict[str, RunRecord] = {}
         self._jobs: dict[tuple[str, str], JobRecord] = {}
+        self._checks: dict[tuple[str, str, int, str], CheckRecord] = {}
+        self._catalog: dict[str, CatalogEntry] = {}
         self.rows_read = 0
 
-    def _read_one(self, table: str, columns: Sequence[str], key: list[str]) -> list[Any] | None:
+    def _read_one(self, table: str, columns: Sequence[str], key: list[Any]) -> list[Any] | None:
         rows = list(self._tx.read(table, columns, spanner.KeySet(keys=[key])))
         self.rows_read += len(rows)
         return rows[0] if rows else None
@@ -187,6 +280,33 @@ class SpannerTransaction:
     def put_job(self, job: JobRecord) -> None:
         self._jobs[(job.run_id, job.job_key)] = job
 
+    def get_check(self, run_id: str, job_key: str, attempt: int, name: str) -> CheckRecord | None:
+        key = (run_id, job_key, attempt, name)
+        if key in self._checks:
+            return self._checks[key]
+        row = self._read_one("RunJobChecks", CHECK_COLUMNS, [run_id, job_key, attempt, name])
+        return _check_from_row(row) if row else None
+
+    def get_checks(self, run_id: str, job_key: str, attempt: int) -> list[CheckRecord]:
+        prefix = spanner.KeyRange(start_closed=[run_id, job_key, attempt], end_closed=[run_id, job_key, attempt])
+        rows = list(self._tx.read("RunJobChecks", CHECK_COLUMNS, spanner.KeySet(ranges=[prefix])))
+        self.rows_read += len(rows)
+        found = {check.name: check for check in map(_check_from_row, rows)}
+        found.update({key[3]: check for key, check in self._checks.items() if key[:3] == (run_id, job_key, attempt)})
+        return [found[name] for name in sorted(found)]
+
+    def put_check(self, check: CheckRecord) -> None:
+        self._checks[(check.run_id, check.job_key, check.attempt, check.name)] = check
+
+    def get_catalog(self, table_ref: str) -> CatalogEntry | None:
+        if table_ref in self._catalog:
+            return self._catalog[table_ref]
+        row = self._read_one("Catalog", CATALOG_COLUMNS, [table_ref])
+        return _catalog_from_row(row) if row else None
+
+    def put_catalog(self, entry: CatalogEntry) -> None:
+        self._catalog[entry.table_ref] = entry
+
     def flush(self) -> None:
         if self._runs:
             self._tx.update(
@@ -200,9 +320,24 @@ class SpannerTransaction:
                 (*JOB_UPDATE_COLUMNS, "UpdatedAt"),
                 [[*_job_row(job, with_spec=False), spanner.COMMIT_TIMESTAMP] for job in self._jobs.values()],
             )
+        if self._checks:
+            self._tx.insert_or_update(
+                "RunJobChecks",
+                (*CHECK_COLUMNS, "UpdatedAt"),
+                [[*_check_row(check), spanner.COMMIT_TIMESTAMP] for check in self._checks.values()],
+            )
+        if self._catalog:
+            self._tx.insert_or_update(
+                "Catalog",
+                (*CATALOG_COLUMNS, "UpdatedAt"),
+                [[*_catalog_row(entry), spanner.COMMIT_TIMESTAMP] for entry in self._catalog.values()],
+            )
 
 
 class SpannerRunStore(RunStore):
+    # A job update is its columns, the commit timestamp and an index entry (delete + insert).
+    jobs_per_commit = _CELL_BUDGET // (len(JOB_UPDATE_COLUMNS) + 3)
+
     def __init__(self, database: Database) -> None:
         self.database = database
         self.last_rows_read = 0  # of the last transaction; benchmarks and tests read it
@@ -282,6 +417,56 @@ class SpannerRunStore(RunStore):
                 param_types={"status": spanner.param_types.STRING, "limit": spanner.param_types.INT64},
             )
             return [_job_from_row(row) for row in rows]
+
+    def jobs_page(self, status: JobStatus, limit: int, page_token: str | None = None) -> tuple[list[JobRecord], str | None]:
+        """Keyset pagination along RunJobsByStatus: (UpdatedAt, RunId, JobKey) of the last row is the token."""
+        columns = ", ".join(f"j.{c}" for c in (*JOB_COLUMNS, "UpdatedAt"))
+        params: dict[str, Any] = {"status": str(status), "limit": limit}
+        types: dict[str, Any] = {"status": spanner.param_types.STRING, "limit": spanner.param_types.INT64}
+        after = ""
+        if page_token is not None:
+            updated, run_id, job_key = json.loads(page_token)
+            params.update(updated=DatetimeWithNanoseconds.from_rfc3339(updated), run_id=run_id, job_key=job_key)
+            types.update(
+                updated=spanner.param_types.TIMESTAMP, run_id=spanner.param_types.STRING, job_key=spanner.param_types.STRING
+            )
+            after = (
+                " AND (j.UpdatedAt > @updated OR (j.UpdatedAt = @updated AND"
+                " (j.RunId > @run_id OR (j.RunId = @run_id AND j.JobKey > @job_key))))"
+            )
+        sql = (
+            f"SELECT {columns} FROM RunJobs@{{FORCE_INDEX=RunJobsByStatus}} AS j WHERE j.Status = @status{after} "
+            "ORDER BY j.UpdatedAt, j.RunId, j.JobKey LIMIT @limit"
+        )
+        with self.database.snapshot() as snapshot:
+            rows = list(snapshot.execute_sql(sql, params=params, param_types=types))
+        if len(rows) < limit:
+            return [_job_from_row(row) for row in rows], None
+        last = rows[-1]
+        updated_at = last[len(JOB_COLUMNS)]
+        if not isinstance(updated_at, DatetimeWithNanoseconds):  # keep nanoseconds, or the next page repeats rows
+            updated_at = DatetimeWithNanoseconds.from_rfc3339(updated_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        stamp = updated_at.rfc3339()
+        return [_job_from_row(row) for row in rows], json.dumps([stamp, last[0], last[1]])
+
+    def list_checks(self, run_id: str, job_key: str | None = None) -> list[CheckRecord]:
+        key = [run_id] if job_key is None else [run_id, job_key]
+        prefix = spanner.KeyRange(start_closed=key, end_closed=key)
+        with self.database.snapshot() as snapshot:
+            rows = list(snapshot.read("RunJobChecks", CHECK_COLUMNS, spanner.KeySet(ranges=[prefix])))
+        return [_check_from_row(row) for row in rows]
+
+    def list_catalog(self, limit: int = 100, prefix: str | None = None) -> list[CatalogEntry]:
+        sql = f"SELECT {', '.join(CATALOG_COLUMNS)} FROM Catalog"
+        params: dict[str, Any] = {"limit": limit}
+        types: dict[str, Any] = {"limit": spanner.param_types.INT64}
+        if prefix:
+            sql += " WHERE STARTS_WITH(TableRef, @prefix)"
+            params["prefix"], types["prefix"] = prefix, spanner.param_types.STRING
+        sql += " ORDER BY TableRef LIMIT @limit"
+        with self.database.snapshot() as snapshot:
+            rows = list(snapshot.execute_sql(sql, params=params, param_types=types))
+        return [_catalog_from_row(row) for row in rows]
 
 
 def _chunks(
