@@ -97,6 +97,14 @@ class EnvironmentConfig:
     # Names shared by both stacks: the handlers stack refers to platform resources by these,
     # so the stacks need no cross-stack outputs and each synthesized file stands on its own.
     @property
+    def reconcile_interval_seconds(self) -> int:
+        """How often reconcile runs, which its lookup schedule must know; only `*/N * * * *` is supported."""
+        match = re.fullmatch(r"\*/([1-9][0-9]?) \* \* \* \*", self.reconcile_schedule)
+        if not match:
+            raise ValueError(f"reconcile_schedule '{self.reconcile_schedule}' must have the form '*/N * * * *'")
+        return int(match.group(1)) * 60
+
+    @property
     def completion_topic(self) -> str:
         return f"baton-{self.name}-job-completed"
 

@@ -154,6 +154,11 @@ class HandlersStack(TerraformStack):
                 "BATON_SPANNER_DATABASE": config.spanner_database,
                 "BATON_BQ_LOCATION": config.bigquery_location,
                 "BATON_RUN_EVENTS_TOPIC": config.topic_path(config.run_events_topic),
+                # bigquery_job_completed dead-letters what it cannot process, with the reason, itself;
+                # on the last delivery attempt it does the same for what keeps failing.
+                "BATON_DEAD_LETTER_TOPIC": config.topic_path(config.dead_letter_topic),
+                "BATON_MAX_DELIVERY_ATTEMPTS": str(config.push.max_delivery_attempts),
+                "BATON_RECONCILE_INTERVAL_S": str(config.reconcile_interval_seconds),
             },
             build_service_account=build_account.id,
             docker_repository=self.images.id,
@@ -196,6 +201,14 @@ class HandlersStack(TerraformStack):
         self.functions = (self.completion, self.start, self.reconcile)
 
         self._grant_runtime_access(manifests)
+        PubsubTopicIamMember(
+            self,
+            "completion_dead_letters",
+            project=config.project,
+            topic=config.dead_letter_topic,
+            role="roles/pubsub.publisher",
+            member=self.completion.member,
+        )
         self._push_subscription(pubsub_agent)
         self._schedules(manifests)
         for function in (self.start, self.reconcile):

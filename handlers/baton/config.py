@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from baton.errors import BatonError
+from baton.orchestrator import ReconcilePolicy
 
 _HANDLERS_DIR = Path(__file__).resolve().parent.parent
 
@@ -32,6 +34,9 @@ class Settings:
     manifests_dir: Path
     run_events_topic: str | None = None
     bigquery_endpoint: str | None = None  # the local façade; None means Google's API
+    dead_letter_topic: str | None = None  # where bigquery_job_completed puts what it cannot process, with the reason
+    max_delivery_attempts: int | None = None  # the push subscription's; the last attempt dead-letters with the reason
+    reconcile: ReconcilePolicy = field(default_factory=ReconcilePolicy)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -51,4 +56,54 @@ class Settings:
             manifests_dir=Path(env["BATON_MANIFESTS_DIR"]) if env.get("BATON_MANIFESTS_DIR") else default_manifests_dir(),
             run_events_topic=env.get("BATON_RUN_EVENTS_TOPIC") or None,
             bigquery_endpoint=env.get("BATON_BIGQUERY_ENDPOINT") or None,
+            dead_letter_topic=env.get("BATON_DEAD_LETTER_TOPIC") or None,
+            max_delivery_attempts=_optional_int(env, "BATON_MAX_DELIVERY_ATTEMPTS", minimum=1),
+            reconcile=reconcile_policy(env),
         )
+
+
+# Reconciler policy overrides, in seconds (or rows and pages); unset ones keep ReconcilePolicy's defaults.
+# The local stack sets short times so that healing is visible within a test.
+_RECONCILE_SECONDS = {
+    "BATON_RECONCILE_INTERVAL_S": "interval",
+    "BATON_RECONCILE_LOST_AFTER_S": "lost_after",
+    "BATON_RECONCILE_RESUBMIT_AFTER_S": "resubmit_after",
+    "BATON_RECONCILE_STALLED_AFTER_S": "stalled_after",
+    "BATON_RECONCILE_ABANDON_CREATING_AFTER_S": "abandon_creating_after",
+}
+_RECONCILE_COUNTS = {"BATON_RECONCILE_BATCH": "batch", "BATON_RECONCILE_MAX_PAGES": "max_pages"}
+
+
+def reconcile_policy(env: Mapping[str, str]) -> ReconcilePolicy:
+    values: dict[str, object] = {}
+    for name, attribute in _RECONCILE_SECONDS.items():
+        seconds = _optional_float(env, name)
+        if seconds is not None:
+            values[attribute] = dt.timedelta(seconds=seconds)
+    for name, attribute in _RECONCILE_COUNTS.items():
+        count = _optional_int(env, name, minimum=1)
+        if count is not None:
+            values[attribute] = count
+    return ReconcilePolicy(**values)  # type: ignore[arg-type]
+
+
+def _optional_float(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} '{raw}' is not a number of seconds") from None
+    if not 0 < value < 10**7:  # also refuses nan and inf
+        raise ConfigError(f"{name} must be a positive number of seconds, got {raw}")
+    return value
+
+
+def _optional_int(env: Mapping[str, str], name: str, *, minimum: int) -> int | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < minimum:
+        raise ConfigError(f"{name} must be an integer of at least {minimum}, got '{raw}'")
+    return int(raw)

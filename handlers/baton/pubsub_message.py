@@ -89,6 +89,8 @@ def decode_json_payload(message: PubSubMessage) -> object:
         return json.loads(text, parse_constant=_reject_constant)
     except (json.JSONDecodeError, ValueError) as exc:
         raise MalformedMessage(f"message data is not JSON: {_one_line(exc)}") from None
+    except RecursionError:
+        raise MalformedMessage("message data is not JSON Baton reads: nested too deeply") from None
 
 
 # --- envelope ---------------------------------------------------------------------------------
@@ -172,6 +174,8 @@ def _load_json(raw: bytes | str, where: str) -> object:
         return json.loads(raw, parse_constant=_reject_constant)
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
         raise MalformedMessage(f"{where} is not JSON: {_one_line(exc)}") from None
+    except RecursionError:
+        raise MalformedMessage(f"{where} is not JSON Baton reads: nested too deeply") from None
 
 
 def _reject_constant(name: str) -> object:

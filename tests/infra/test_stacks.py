@@ -128,7 +128,26 @@ def test_functions_get_the_handlers_settings(synth_dir: Path, env: str) -> None:
             "BATON_SPANNER_DATABASE": "baton",
             "BATON_BQ_LOCATION": config.bigquery_location,
             "BATON_RUN_EVENTS_TOPIC": f"projects/{config.project}/topics/baton-{env}-run-events",
+            "BATON_DEAD_LETTER_TOPIC": f"projects/{config.project}/topics/baton-{env}-job-completed-dead-letter",
+            "BATON_MAX_DELIVERY_ATTEMPTS": str(config.push.max_delivery_attempts),
+            "BATON_RECONCILE_INTERVAL_S": "300",
         }
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_only_the_completion_function_may_write_dead_letters(synth_dir: Path, env: str) -> None:
+    handlers = load(synth_dir, f"baton-{env}-handlers")
+    functions = functions_by_entry_point(handlers)
+    dead_letter_topic = f"baton-{env}-job-completed-dead-letter"
+    writers = [
+        body["member"]
+        for body in resources(handlers, "google_pubsub_topic_iam_member").values()
+        if body["topic"] == dead_letter_topic and body["role"] == "roles/pubsub.publisher"
+    ]
+    completion_account = functions["bigquery_job_completed"][1]["service_config"]["service_account_email"]
+    account_name = referenced(completion_account)[1]
+    function_writers = [w for w in writers if "google_service_account" in w]
+    assert function_writers == [ref("google_service_account", account_name, "member")]
 
 
 def _statements_in_schema_dir() -> list[str]:
