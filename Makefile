@@ -11,10 +11,14 @@ export CHECKPOINT_DISABLE := 1
 export GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW := false
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test lint typecheck unit venv clean synth
+.PHONY: demo bench test lint typecheck unit venv clean synth
 
 demo: $(VENV_STAMP)
 	$(PY) -m devstack.demo
+
+# Measurements, not tests: never part of `make test`, which must not fail on speed.
+bench: $(VENV_STAMP)
+	$(PY) -m benchmarks
 
 test: $(VENV_STAMP) $(CHECKOV_STAMP) lint typecheck
 	$(PY) -m pytest
@@ -24,7 +28,7 @@ lint: $(VENV_STAMP)
 	.venv/bin/ruff format --check .
 
 typecheck: $(VENV_STAMP)
-	.venv/bin/mypy handlers/baton handlers/main.py devstack cdk
+	.venv/bin/mypy handlers/baton handlers/main.py devstack cdk benchmarks --exclude benchmarks/out
 
 unit: $(VENV_STAMP)
 	$(PY) -m pytest tests/unit tests/handlers
