@@ -590,21 +590,25 @@ def _finish_if_done(run: RunRecord, now: dt.datetime) -> RunRecord:
 # --- submitting -------------------------------------------------------------------------------
 
 
-def mark_submitted(tx: RunTransaction, run_id: str, job_key: str, attempt: int, now: dt.datetime) -> bool:
-    """READY -> SUBMITTED once BigQuery holds the job.
+def mark_submitted(tx: RunTransaction, run_id: str, submitted: Sequence[tuple[str, int]], now: dt.datetime) -> int:
+    """READY -> SUBMITTED once BigQuery holds the jobs: (job key, attempt) pairs, read in one go.
 
     A fast job's completion may have been recorded first: then only the submission
-    time is filled in, so reports still show when the job went out.
+    time is filled in, so reports still show when the job went out. Returns how many
+    jobs moved to SUBMITTED.
     """
-    job = tx.get_job(run_id, job_key)
-    if job is None or job.attempt != attempt:
-        return False
-    if job.status == JobStatus.READY:
-        tx.put_job(replace(job, status=JobStatus.SUBMITTED, submitted_at=now))
-        return True
-    if job.submitted_at is None and job.status != JobStatus.PENDING:
-        tx.put_job(replace(job, submitted_at=now))
-    return False
+    jobs = {job.job_key: job for job in tx.get_jobs(run_id, [key for key, _ in submitted])}
+    moved = 0
+    for key, attempt in submitted:
+        job = jobs.get(key)
+        if job is None or job.attempt != attempt:
+            continue
+        if job.status == JobStatus.READY:
+            tx.put_job(replace(job, status=JobStatus.SUBMITTED, submitted_at=now))
+            moved += 1
+        elif job.submitted_at is None and job.status != JobStatus.PENDING:
+            tx.put_job(replace(job, submitted_at=now))
+    return moved
 
 
 def abandon_run(tx: RunTransaction, run_id: str, now: dt.datetime) -> RunRecord | None:

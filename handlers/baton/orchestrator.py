@@ -221,7 +221,8 @@ class Orchestrator:
         finally:
             if done:
                 now = self.clock()
-                self.store.transact(lambda tx: [mark_submitted(tx, j.run_id, j.job_key, j.attempt, now) for j in done])
+                marks = [(job.job_key, job.attempt) for job in done]
+                self.store.transact(lambda tx: mark_submitted(tx, run.run_id, marks, now))
 
     def request_for(self, run: RunRecord, job: JobRecord) -> SubmitRequest:
         assert job.bigquery_job_id is not None

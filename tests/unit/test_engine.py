@@ -245,5 +245,5 @@ def test_a_completion_that_beats_the_submitted_mark_keeps_its_outcome_and_gets_a
     world.store.jobs[(run_id, "a")] = job.__class__(**{**job.__dict__, "status": JobStatus.READY, "submitted_at": None})
     world.finish(run_id, "a")
     assert world.job(run_id, "a").submitted_at is None
-    assert world.store.transact(lambda tx: mark_submitted(tx, run_id, "a", 1, NOW)) is False
+    assert world.store.transact(lambda tx: mark_submitted(tx, run_id, [("a", 1)], NOW)) == 0
     assert (world.job(run_id, "a").status, world.job(run_id, "a").submitted_at) == (JobStatus.SUCCEEDED, NOW)
