@@ -29,6 +29,7 @@ from enum import StrEnum
 from baton.bigquery_errors import reason_for_code
 from baton.checks import CHECK_NAME_PATTERN
 from baton.engine import CheckCompletion, Completion, JobError, JobStats, bigquery_job_id, check_job_id
+from baton.json_text import kind_of
 from baton.manifest import JOB_KEY_PATTERN
 
 BIGQUERY_SERVICE = "bigquery.googleapis.com"
@@ -109,7 +110,7 @@ def _ignored(reason: IgnoreReason, message: str, **detail: object) -> Ignored:
 
 def _parse(entry: object, environment: str | None) -> ParsedCompletion | Ignored:
     if not isinstance(entry, Mapping):
-        return _ignored(IgnoreReason.NOT_AN_OBJECT, f"payload is {_kind(entry)}, not a JSON object")
+        return _ignored(IgnoreReason.NOT_AN_OBJECT, f"payload is {kind_of(entry)}, not a JSON object")
     ids = _entry_ids(entry)
     payload = _obj(entry, "protoPayload", "protoPayload")
     if payload is None:
@@ -263,11 +264,11 @@ def _labels(config: Mapping[str, object], at: str) -> dict[str, str]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
-        raise _MalformedError(at, f"must be an object, got {_kind(raw)}")
+        raise _MalformedError(at, f"must be an object, got {kind_of(raw)}")
     labels: dict[str, str] = {}
     for key, value in raw.items():
         if not isinstance(value, str):
-            raise _MalformedError(f"{at}.{key}", f"must be a string, got {_kind(value)}")
+            raise _MalformedError(f"{at}.{key}", f"must be a string, got {kind_of(value)}")
         labels[str(key)] = value
     return labels
 
@@ -299,28 +300,12 @@ class _MalformedError(Exception):
         self.path = path
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
-
-
 def _obj(parent: Mapping[str, object], key: str, path: str) -> Mapping[str, object] | None:
     value = parent.get(key)
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise _MalformedError(path, f"must be an object, got {_kind(value)}")
+        raise _MalformedError(path, f"must be an object, got {kind_of(value)}")
     return value
 
 
@@ -336,7 +321,7 @@ def _str_opt(parent: Mapping[str, object], key: str, path: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _MalformedError(path, f"must be a string, got {_kind(value)}")
+        raise _MalformedError(path, f"must be a string, got {kind_of(value)}")
     return value
 
 
@@ -353,7 +338,7 @@ def _int64(parent: Mapping[str, object], key: str, path: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise _MalformedError(path, f"must be an integer or a decimal string, got {_kind(value)}")
+        raise _MalformedError(path, f"must be an integer or a decimal string, got {kind_of(value)}")
     if isinstance(value, str):
         if not _INT64.match(value):
             raise _MalformedError(path, f"is '{value[:40]}', not a decimal integer")

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from baton.errors import InvalidRequest
+from baton.json_text import kind_of, one_line, reject_constant
 
 PUBLISHED_EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 MAX_DATA_BYTES = 1024 * 1024  # an audit entry is a few KiB; anything near this is not one
@@ -69,10 +70,10 @@ def decode_http_request(headers: Mapping[str, str], body: bytes) -> PubSubMessag
     if lowered.get("content-type", "").split(";")[0].strip().lower() == "application/cloudevents+json":
         event = _load_json(body, "CloudEvent")
         if not isinstance(event, Mapping):
-            raise MalformedMessage(f"CloudEvent must be a JSON object, got {_kind(event)}")
+            raise MalformedMessage(f"CloudEvent must be a JSON object, got {kind_of(event)}")
         event_type = event.get("type")
         if not isinstance(event_type, str):
-            raise MalformedMessage(f"CloudEvent type must be a string, got {_kind(event_type)}")
+            raise MalformedMessage(f"CloudEvent type must be a string, got {kind_of(event_type)}")
         return decode_cloud_event(event_type, event.get("data"))
     return decode_push_body(body)
 
@@ -86,9 +87,9 @@ def decode_json_payload(message: PubSubMessage) -> object:
     except UnicodeDecodeError as exc:
         raise MalformedMessage(f"message data is not UTF-8 (byte {exc.start})") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=reject_constant)
     except (json.JSONDecodeError, ValueError) as exc:
-        raise MalformedMessage(f"message data is not JSON: {_one_line(exc)}") from None
+        raise MalformedMessage(f"message data is not JSON: {one_line(exc)}") from None
     except RecursionError:
         raise MalformedMessage("message data is not JSON Baton reads: nested too deeply") from None
 
@@ -98,12 +99,12 @@ def decode_json_payload(message: PubSubMessage) -> object:
 
 def _decode_envelope(envelope: object, where: str) -> PubSubMessage:
     if not isinstance(envelope, Mapping):
-        raise MalformedMessage(f"{where} must be a JSON object, got {_kind(envelope)}")
+        raise MalformedMessage(f"{where} must be a JSON object, got {kind_of(envelope)}")
     message = envelope.get("message")
     if message is None:
         raise MalformedMessage(f"{where} has no message")
     if not isinstance(message, Mapping):
-        raise MalformedMessage(f"{where} message must be an object, got {_kind(message)}")
+        raise MalformedMessage(f"{where} message must be an object, got {kind_of(message)}")
     return PubSubMessage(
         data=_data(message.get("data"), f"{where} message.data"),
         attributes=_attributes(message.get("attributes"), f"{where} message.attributes"),
@@ -118,13 +119,13 @@ def _data(raw: object, where: str) -> bytes:
     if raw is None:
         return b""  # attribute-only message
     if not isinstance(raw, str):
-        raise MalformedMessage(f"{where} must be a base64 string, got {_kind(raw)}")
+        raise MalformedMessage(f"{where} must be a base64 string, got {kind_of(raw)}")
     if len(raw) > _MAX_DATA_BASE64:
         raise MalformedMessage(f"{where} is over the {MAX_DATA_BYTES}-byte limit ({len(raw)} base64 characters)")
     try:
         data = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise MalformedMessage(f"{where} is not base64: {_one_line(exc)}") from None
+        raise MalformedMessage(f"{where} is not base64: {one_line(exc)}") from None
     if len(data) > MAX_DATA_BYTES:
         raise MalformedMessage(f"{where} is {len(data)} bytes, over the {MAX_DATA_BYTES}-byte limit")
     return data
@@ -134,11 +135,11 @@ def _attributes(raw: object, where: str) -> dict[str, str]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
-        raise MalformedMessage(f"{where} must be an object, got {_kind(raw)}")
+        raise MalformedMessage(f"{where} must be an object, got {kind_of(raw)}")
     attributes: dict[str, str] = {}
     for key, value in raw.items():
         if not isinstance(value, str):
-            raise MalformedMessage(f"{where}.{key} must be a string, got {_kind(value)}")
+            raise MalformedMessage(f"{where}.{key} must be a string, got {kind_of(value)}")
         attributes[str(key)] = value
     return attributes
 
@@ -154,7 +155,7 @@ def _optional_str(raw: object, where: str) -> str | None:
     if raw is None or raw == "":
         return None
     if not isinstance(raw, str):
-        raise MalformedMessage(f"{where} must be a string, got {_kind(raw)}")
+        raise MalformedMessage(f"{where} must be a string, got {kind_of(raw)}")
     return raw
 
 
@@ -171,32 +172,8 @@ def _load_json(raw: bytes | str, where: str) -> object:
     if size > MAX_BODY_BYTES:
         raise MalformedMessage(f"{where} is {size} bytes, over the {MAX_BODY_BYTES}-byte limit")
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        return json.loads(raw, parse_constant=reject_constant)
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
-        raise MalformedMessage(f"{where} is not JSON: {_one_line(exc)}") from None
+        raise MalformedMessage(f"{where} is not JSON: {one_line(exc)}") from None
     except RecursionError:
         raise MalformedMessage(f"{where} is not JSON Baton reads: nested too deeply") from None
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())[:200]
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__

@@ -26,6 +26,7 @@ from baton.errors import (
     RunNotFound,
     TransientError,
 )
+from baton.json_text import kind_of
 
 MAX_START_BODY = 64 * 1024
 MAX_RECONCILE_BODY = 1024
@@ -53,7 +54,7 @@ def decode_start(body: bytes) -> StartCommand:
         raise RequestTooLarge(f"body is {len(body)} bytes; the limit is {MAX_START_BODY}")
     data = strict_json(body)
     if not isinstance(data, dict):
-        raise InvalidRequest(f"body must be a JSON object, got {json_kind(data)}")
+        raise InvalidRequest(f"body must be a JSON object, got {kind_of(data)}")
     unknown = sorted(set(data) - {"manifest", "params"})
     if unknown:
         raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
@@ -62,7 +63,7 @@ def decode_start(body: bytes) -> StartCommand:
         raise InvalidRequest("'manifest' must be a non-empty string")
     params = data.get("params", {})
     if not isinstance(params, dict):
-        raise InvalidRequest(f"'params' must be an object, got {json_kind(params)}")
+        raise InvalidRequest(f"'params' must be an object, got {kind_of(params)}")
     return StartCommand(manifest, params)
 
 
@@ -97,23 +98,9 @@ def strict_json(body: bytes) -> object:
     except _NotPlainJson as exc:
         raise InvalidRequest(f"body is not plain JSON: {exc}") from None
     except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
-        raise InvalidRequest(f"body is not JSON: {' '.join(str(exc).split())[:200]}") from None
+        raise InvalidRequest(f"body is not JSON: {one_line(str(exc))}") from None
     except RecursionError:
         raise InvalidRequest("body is not JSON Baton reads: nested too deeply") from None
-
-
-def json_kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object" if isinstance(value, dict) else type(value).__name__
 
 
 def decode_reconcile(body: bytes) -> None:
@@ -128,7 +115,7 @@ def decode_reconcile(body: bytes) -> None:
         fields = ", ".join(repr(key)[:60] for key in sorted(data)[:5])
         raise InvalidRequest(f"reconcile takes no body, or {{}}; got an object with field(s) {fields}")
     if data != {}:
-        raise InvalidRequest(f"reconcile takes no body, or {{}}; got {json_kind(data)}")
+        raise InvalidRequest(f"reconcile takes no body, or {{}}; got {kind_of(data)}")
 
 
 def status_for(error: BatonError) -> int:
