@@ -395,13 +395,7 @@ def apply_completion(tx: RunTransaction, event: Completion, now: dt.datetime) ->
         )
         run = replace(run, open_jobs=run.open_jobs - 1, failed_jobs=run.failed_jobs + 1)
         run, result.skipped = _skip_downstream(tx, run, job.job_key, now)
-    tx.put_job(job)
-    result.job = job
-    run = _finish_if_done(run, now)
-    result.run_finished = run.status.terminal
-    tx.put_run(run)
-    result.run = run
-    return result
+    return _record(tx, run, job, now, result)
 
 
 def _new_check(run: RunRecord, job: JobRecord, spec: CheckSpec, now: dt.datetime) -> CheckRecord:
@@ -512,13 +506,7 @@ def apply_check_completion(tx: RunTransaction, event: CheckCompletion, now: dt.d
         run, result.skipped = _skip_downstream(tx, run, job.job_key, now)
     else:
         job, run = _succeed(tx, run, job, now, result)
-    tx.put_job(job)
-    result.job = job
-    run = _finish_if_done(run, now)
-    result.run_finished = run.status.terminal
-    tx.put_run(run)
-    result.run = run
-    return result
+    return _record(tx, run, job, now, result)
 
 
 # error_reason of a job failed by an `error` check; no BigQuery reason is spelled like it.
@@ -578,6 +566,17 @@ def _skip_downstream(tx: RunTransaction, run: RunRecord, failed_key: str, now: d
             frontier.append(dependent.job_key)
     run = replace(run, open_jobs=run.open_jobs - len(skipped), skipped_jobs=run.skipped_jobs + len(skipped))
     return run, skipped
+
+
+def _record(tx: RunTransaction, run: RunRecord, job: JobRecord, now: dt.datetime, result: CompletionResult) -> CompletionResult:
+    """Write the job's new state and the run's counters; finish the run if nothing is left open."""
+    tx.put_job(job)
+    result.job = job
+    run = _finish_if_done(run, now)
+    result.run_finished = run.status.terminal
+    tx.put_run(run)
+    result.run = run
+    return result
 
 
 def _finish_if_done(run: RunRecord, now: dt.datetime) -> RunRecord:
