@@ -214,16 +214,20 @@ def test_grants_sit_on_resources_unless_the_permission_is_project_wide(synth_dir
 def test_function_identities_reach_data_through_the_resources(synth_dir: Path, env: str) -> None:
     handlers = load(synth_dir, f"baton-{env}-handlers")
     accounts = {
-        referenced(b["service_config"]["service_account_email"])[1] for _, b in functions_by_entry_point(handlers).values()
+        entry_point: referenced(b["service_config"]["service_account_email"])[1]
+        for entry_point, (_, b) in functions_by_entry_point(handlers).items()
     }
-    for account in accounts:
+    for entry_point, account in accounts.items():
         member = ref("google_service_account", account, "member")
         spanner = [b for b in resources(handlers, "google_spanner_database_iam_member").values() if b["member"] == member]
         assert [(b["instance"], b["database"], b["role"]) for b in spanner] == [
             (f"baton-{env}", "baton", "roles/spanner.databaseUser")
         ]
         publish = [b for b in resources(handlers, "google_pubsub_topic_iam_member").values() if b["member"] == member]
-        assert [(b["topic"], b["role"]) for b in publish] == [(f"baton-{env}-run-events", "roles/pubsub.publisher")]
+        topics = [f"baton-{env}-run-events"]
+        if entry_point == "bigquery_job_completed":  # it dead-letters what it cannot process, with the reason
+            topics.append(f"baton-{env}-job-completed-dead-letter")
+        assert sorted((b["topic"], b["role"]) for b in publish) == sorted((t, "roles/pubsub.publisher") for t in topics)
         project = sorted(b["role"] for b in resources(handlers, "google_project_iam_member").values() if b["member"] == member)
         assert "roles/bigquery.jobUser" in project
 
