@@ -53,6 +53,25 @@ def run_sql(stack: LocalStack, sql: str, run_date: str = RUN_DATE) -> None:
     stack.bigquery_client().query(sql, job_config=config).result()
 
 
+def baton_cli(stack: LocalStack, *args: str) -> str:
+    """Run the operator CLI as an operator would, with the handlers' settings pointed at this stack."""
+    from typer.testing import CliRunner
+
+    from baton.cli import app
+
+    env = {
+        **stack.settings,
+        **stack.spanner.env(),
+        **stack.pubsub.env(),
+        "BATON_BIGQUERY_ENDPOINT": stack.bigquery.endpoint,
+        "BATON_MANIFESTS_DIR": str(stack.options.manifests_dir),
+        "COLUMNS": "250",
+    }
+    result = CliRunner().invoke(app, list(args), env=env)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
 def operator(stack: LocalStack) -> Orchestrator:
     """What an operator's CLI builds: the handlers' own settings, pointed at the local BigQuery."""
     env = {
@@ -107,11 +126,15 @@ def test_a_failed_check_stops_the_run_and_retry_finishes_it_once_the_data_is_fix
         "has_orders": (CheckStatus.PASSED, 0),
     }
     assert run_store.list_catalog(prefix=f"{project}.trusted.") == [], "nothing trusted was published"
+    # What the operator sees: the failed job with its failed check, and the skipped downstream.
+    status = baton_cli(local_stack, "status", run_id)
+    cells = [line.replace("│", " ").split() for line in status.splitlines()]
+    lines = {row[0]: " ".join(row) for row in cells if row and row[0] in jobs}
+    assert "FAILED" in lines["trusted_orders"] and "one_row_per_order" in status
+    assert "SKIPPED" in lines["customer_revenue"]
 
     run_sql(local_stack, "DELETE FROM landing.orders WHERE load_date = @d AND order_id = 200 AND quantity = 9")
-    with local_stack.client_env():  # the operator's clients, built lazily, reach this stack's emulators
-        retried = operator(local_stack).retry(run_id)
-    assert (retried.status, retried.open_jobs) == (RunStatus.RUNNING, 2)
+    assert run_id in baton_cli(local_stack, "retry", run_id)
     run = wait_for_run(run_store, run_id)
     jobs = {job.job_key: job for job in run_store.list_jobs(run_id)}
     assert run.status == RunStatus.SUCCEEDED, [(j.job_key, j.status, j.error) for j in jobs.values()]
@@ -130,6 +153,8 @@ def test_a_failed_check_stops_the_run_and_retry_finishes_it_once_the_data_is_fix
         {"order_id": 202, "amount": 5.5},
     ]
 
+    listed = baton_cli(local_stack, "catalog", "--prefix", f"{project}.trusted.")
+    assert f"{project}.trusted.orders" in listed and f"{project}.trusted.customer_revenue" in listed
     catalog = {entry.table_ref: entry for entry in run_store.list_catalog(prefix=f"{project}.trusted.")}
     assert sorted(catalog) == [f"{project}.trusted.customer_revenue", f"{project}.trusted.orders"]
     written = catalog[f"{project}.trusted.orders"]
