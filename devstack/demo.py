@@ -91,6 +91,7 @@ def watch(console: Console, store: SpannerRunStore, run_id: str, timeout_s: floa
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     task = progress.add_task("jobs finished", total=None)
     deadline = time.monotonic() + timeout_s
+    ended: float | None = None
     with Live(console=console, refresh_per_second=8, transient=False) as live:
         while True:
             run = store.get_run(run_id)
@@ -100,7 +101,11 @@ def watch(console: Console, store: SpannerRunStore, run_id: str, timeout_s: floa
             progress.update(task, total=run.total_jobs, completed=run.total_jobs - run.open_jobs)
             live.update(Group(progress, jobs_table(jobs, f"run {run_id} — {run.status}")))
             if run.status.terminal:
-                return run, jobs
+                # A handler marks its submissions just after jobs.insert; give the last mark a moment to land.
+                ended = ended or time.monotonic()
+                settled = all(job.submitted_at is not None for job in jobs if job.status == JobStatus.SUCCEEDED)
+                if settled or time.monotonic() - ended > 2:
+                    return run, jobs
             if time.monotonic() > deadline:
                 raise TimeoutError(f"run {run_id} still {run.status} after {timeout_s:.0f}s")
             time.sleep(0.25)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 
 import pytest
@@ -27,6 +28,20 @@ def baton_jobs_of(stack: LocalStack, run_id: str) -> Counter[str]:
     return done
 
 
+def bigquery_times(stack: LocalStack, run_id: str) -> tuple[dict[str, dt.datetime], dict[str, dt.datetime]]:
+    """Per job of the run: when BigQuery created it and when it ended, from its DONE audit entry."""
+    created, ended = {}, {}
+    for entry in stack.bigquery.bridge.entries:
+        change = entry["protoPayload"]["metadata"].get("jobChange", {})
+        job = change.get("job", {})
+        labels = job.get("jobConfig", {}).get("labels", {})
+        if change.get("after") == "DONE" and labels.get("baton_run") == run_id:
+            stats = job["jobStats"]
+            created[labels["baton_job"]] = dt.datetime.fromisoformat(stats["createTime"].replace("Z", "+00:00"))
+            ended[labels["baton_job"]] = dt.datetime.fromisoformat(stats["endTime"].replace("Z", "+00:00"))
+    return created, ended
+
+
 def test_elt_daily_runs_through_all_layers_on_events_alone(local_stack: LocalStack, run_store: SpannerRunStore) -> None:
     stats = local_stack.bigquery.stats()
     stats.reset()
@@ -38,12 +53,11 @@ def test_elt_daily_runs_through_all_layers_on_events_alone(local_stack: LocalSta
     assert len(jobs) == 9
     assert {(j.status, j.attempt) for j in jobs} == {(JobStatus.SUCCEEDED, 1)}
     assert baton_jobs_of(local_stack, run.run_id) == Counter({j.job_key: 1 for j in jobs})
-    # Dependents were submitted only after their upstreams finished.
-    finished = {j.job_key: j.finished_at for j in jobs}
+    # Dependents reached BigQuery only after their upstreams finished there (BigQuery's own times).
+    created, ended = bigquery_times(local_stack, run.run_id)
     for job in jobs:
         for upstream in job.spec.needs:
-            assert job.submitted_at is not None and finished[upstream] is not None
-            assert job.submitted_at >= finished[upstream]
+            assert created[job.job_key] >= ended[upstream], (job.job_key, upstream)
     # The handlers submit; they never ask BigQuery how a job is doing.
     assert stats.get_calls("baton-handlers") == 0
     assert stats.get_calls_before_done("baton-handlers") == 0
