@@ -92,7 +92,7 @@ def watch(console: Console, store: SpannerRunStore, run_id: str, timeout_s: floa
     task = progress.add_task("jobs finished", total=None)
     deadline = time.monotonic() + timeout_s
     ended: float | None = None
-    with Live(console=console, refresh_per_second=8, transient=False) as live:
+    with Live(console=console, refresh_per_second=8, transient=True) as live:
         while True:
             run = store.get_run(run_id)
             jobs = topological(store.list_jobs(run_id))
