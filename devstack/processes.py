@@ -377,7 +377,9 @@ class ProcessSupervisor:
         atexit.register(self.close)
         if self.handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                self._previous[sig] = signal.signal(sig, self._on_signal)
+                # A signal this process ignores (SIGINT in a background job) stays ignored.
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._previous[sig] = signal.signal(sig, self._on_signal)
 
     def __enter__(self) -> Self:
         return self

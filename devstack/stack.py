@@ -9,6 +9,7 @@ and receive "Pub/Sub" pushes exactly as deployed.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,10 @@ ENTRY_POINTS = ("bigquery_job_completed", "start_manifest", "reconcile")
 
 def synthesize(outdir: Path, environment: str) -> Path:
     """Synthesize one environment's stacks in-process (the provider import is slow: do it once)."""
+    # jsii reads these when it starts its Node runtime: no end-of-life banner, a project-local cache.
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    os.environ.setdefault("JSII_RUNTIME_PACKAGE_CACHE_ROOT", str(REPO / ".cache" / "jsii"))
+    os.environ.setdefault("CHECKPOINT_DISABLE", "1")
     from cdk.synth import synth
 
     return synth(outdir, environments=(environment,))
