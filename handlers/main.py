@@ -10,10 +10,8 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from baton import bootstrap, dead_letters, structured_log, web
-from baton.audit_log import Ignored, parse_log_entry
-from baton.errors import BatonError, TransientError
-from baton.pubsub_message import MalformedMessage, PubSubMessage, decode_http_request, decode_json_payload
+from baton import bootstrap, completion_push, structured_log, web
+from baton.errors import BatonError
 
 Response = tuple[dict[str, object], int]
 
@@ -37,53 +35,7 @@ def bigquery_job_completed(request: flask.Request) -> Response:
     """A BigQuery job finished: record it and submit what it released."""
     if request.method != "POST":
         return {"error": "MethodNotAllowed", "message": "use POST (Pub/Sub push)"}, 405
-    body = request.get_data()
-    message: PubSubMessage | None = None
-    try:
-        message = decode_http_request(dict(request.headers), body)
-        parsed = parse_log_entry(decode_json_payload(message), environment=bootstrap.settings().environment)
-        if isinstance(parsed, Ignored) and parsed.reason in web.DEAD_LETTER_REASONS:
-            return _drop(str(parsed.reason), parsed.message, message, body)
-        if isinstance(parsed, Ignored):
-            structured_log.info("event ignored", reason=str(parsed.reason), detail=parsed.message, **parsed.detail)
-            return {"ignored": str(parsed.reason), "message": parsed.message}, 200
-        result = bootstrap.orchestrator().complete(parsed.completion)
-    except MalformedMessage as exc:
-        # Redelivering the same bytes cannot help: acknowledge, and dead-letter it with the reason.
-        return _drop(dead_letters.MALFORMED, str(exc), message, body)
-    except BatonError as exc:
-        if _last_attempt(message):
-            return _drop(dead_letters.GAVE_UP, f"{type(exc).__name__}: {exc}", message, body)
-        structured_log.error("completion failed; Pub/Sub will redeliver", error=str(exc))
-        return web.error_body(exc), web.status_for(exc)
-    except Exception as exc:
-        if not _last_attempt(message):
-            raise  # a 500: Pub/Sub redelivers with backoff
-        return _drop(dead_letters.GAVE_UP, f"{type(exc).__name__}: {exc}", message, body)
-    return {"verdict": str(result.verdict), "released": [job.job_key for job in result.ready]}, 200
-
-
-def _last_attempt(message: PubSubMessage | None) -> bool:
-    """Pub/Sub says which attempt this is only with a dead-letter policy (and the emulator never does)."""
-    limit = bootstrap.settings().max_delivery_attempts
-    attempt = message.delivery_attempt if message is not None else None
-    return attempt is not None and limit is not None and attempt >= limit
-
-
-def _drop(reason: str, detail: str, message: PubSubMessage | None, body: bytes) -> Response:
-    """Acknowledge what redelivery cannot cure, once it is on the dead-letter topic with its reason."""
-    data, payload = (message.data, "message_data") if message is not None else (body, "push_body")
-    attributes = dead_letters.attributes_for(reason, detail, message, payload=payload)
-    try:
-        dead_letter_id = bootstrap.dead_letters().put(data, attributes)
-    except TransientError as exc:
-        structured_log.error("dead-lettering failed; Pub/Sub will redeliver", reason=reason, error=str(exc))
-        return web.error_body(exc), 503
-    source = message.message_id if message is not None else None
-    structured_log.warning(
-        "malformed message dropped", reason=reason, error=detail, message_id=source, dead_letter_id=dead_letter_id
-    )
-    return {"dropped": reason, "message": detail, "dead_letter_id": dead_letter_id}, 200
+    return completion_push.handle(dict(request.headers), request.get_data())
 
 
 @functions_framework.http
