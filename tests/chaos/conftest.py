@@ -25,7 +25,6 @@ import requests
 import yaml
 
 from baton.config import Settings
-from baton.engine import RunRecord
 from baton.spanner_store import SpannerRunStore
 from devstack.audit_bridge import ChaosPolicy
 from devstack.stack import REPO, LocalStack, LocalStackOptions
@@ -192,17 +191,6 @@ class Scheduler:
 
     def total(self, key: str) -> int:
         return sum(int(report.get(key, 0)) for report in self.reports)
-
-
-def wait_for_run(store: SpannerRunStore, run_id: str, timeout_s: float) -> RunRecord:
-    """The test watches Spanner; nothing in Baton itself waits."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        run = store.get_run(run_id)
-        if run is not None and run.status.terminal:
-            return run
-        time.sleep(0.25)
-    raise AssertionError(f"run {run_id} did not finish in {timeout_s} s: {store.get_run(run_id)}")
 
 
 def wait_until(predicate: Any, timeout_s: float, interval_s: float = 0.25) -> bool:

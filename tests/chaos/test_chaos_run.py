@@ -21,8 +21,9 @@ import pytest
 import requests
 
 from baton.engine import JobStatus, RunStatus
-from tests.chaos.conftest import CHAOS_SEED, AuditRecord, ChaosStack, Scheduler, wait_for_run
+from tests.chaos.conftest import CHAOS_SEED, AuditRecord, ChaosStack, Scheduler
 from tests.chaos.dag import Dag
+from tests.run_watch import wait_for_run
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping
 import pytest
 
 from baton.engine import JobStatus, RunStatus
-from tests.chaos.conftest import AuditRecord, ChaosStack, Scheduler, wait_for_run
+from tests.chaos.conftest import AuditRecord, ChaosStack, Scheduler
+from tests.run_watch import wait_for_run
 
 pytestmark = pytest.mark.integration
 

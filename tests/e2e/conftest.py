@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from baton.engine import RunRecord
 from baton.spanner_store import SpannerRunStore
 from devstack.stack import LocalStack, LocalStackOptions
 
@@ -29,17 +27,6 @@ def local_stack(synth_dir: Path) -> Iterator[LocalStack]:
 @pytest.fixture(scope="session")
 def run_store(local_stack: LocalStack) -> SpannerRunStore:
     return SpannerRunStore(local_stack.database())
-
-
-def wait_for_run(store: SpannerRunStore, run_id: str, timeout_s: float = 120) -> RunRecord:
-    """The test watches Spanner; nothing in Baton itself waits."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        run = store.get_run(run_id)
-        if run is not None and run.status.terminal:
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"run {run_id} did not finish in {timeout_s} s: {store.get_run(run_id)}")
 
 
 def rows(stack: LocalStack, sql: str) -> list[dict[str, Any]]:

@@ -24,7 +24,8 @@ from baton.spanner_store import SpannerRunStore
 from devstack.audit_bridge import ChaosPolicy, DeliverOnce, entry_job_id
 from devstack.pubsub_admin import admin_clients, ensure_pull_subscription, pull
 from devstack.stack import LocalStack
-from tests.e2e.conftest import rows, wait_for_run
+from tests.e2e.conftest import rows
+from tests.run_watch import wait_for_run
 
 pytestmark = pytest.mark.integration
 RUN_DATE = "2031-03-14"  # a date no other test lands, so the landing rows below are this test's own

@@ -10,7 +10,8 @@ import pytest
 from baton.engine import JobStatus, RunStatus
 from baton.spanner_store import SpannerRunStore
 from devstack.stack import LocalStack
-from tests.e2e.conftest import rows, wait_for_run
+from tests.e2e.conftest import rows
+from tests.run_watch import wait_for_run
 
 pytestmark = pytest.mark.integration
 RUN_DATE = "2026-11-27"
