@@ -522,13 +522,6 @@ def _due(job: JobRecord, now: dt.datetime) -> bool:
 RESUBMIT_AFTER = dt.timedelta(seconds=30)
 
 
-def needs_submission(job: JobRecord, now: dt.datetime) -> bool:
-    """A READY job that nobody is submitting: its backoff is over, or it was released a while ago."""
-    if job.status != JobStatus.READY or not _due(job, now):
-        return False
-    return job.not_before is not None or job.ready_at is None or now - job.ready_at >= RESUBMIT_AFTER
-
-
 def _stuck(job: JobRecord, now: dt.datetime) -> bool:
     return job.status == JobStatus.READY and _due(job, now) and (job.ready_at is None or now - job.ready_at >= RESUBMIT_AFTER)
 

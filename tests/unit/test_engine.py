@@ -216,8 +216,8 @@ def test_completion_reads_follow_out_degree_not_manifest_size(tmp_path: Path) ->
     reads = []
     for width in (10, 1000):
         edges: dict[str, list[str]] = {"root": [], **{f"j{i}": [] for i in range(width)}, "child": ["root"]}
-        world = World(tmp_path / str(width), manifest_of(edges)) if (tmp_path / str(width)).mkdir() is None else None
-        assert world is not None
+        (tmp_path / str(width)).mkdir()
+        world = World(tmp_path / str(width), manifest_of(edges))
         run_id = world.start()
         counted: list[int] = []
         real_transact = world.store.transact
