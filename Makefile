@@ -26,9 +26,10 @@ test: $(VENV_STAMP) $(CHECKOV_STAMP) lint typecheck
 lint: $(VENV_STAMP)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports --no-cache
 
 typecheck: $(VENV_STAMP)
-	.venv/bin/mypy handlers/baton handlers/main.py devstack cdk benchmarks --exclude benchmarks/out
+	.venv/bin/mypy handlers/baton handlers/main.py cli devstack cdk benchmarks --exclude benchmarks/out
 
 unit: $(VENV_STAMP)
 	$(PY) -m pytest tests/unit tests/handlers

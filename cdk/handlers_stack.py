@@ -51,7 +51,8 @@ from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketI
 from cdktf_cdktf_provider_google.storage_bucket_object import StorageBucketObject
 from constructs import Construct
 
-from baton.manifest import TABLE_PATTERN, Manifest
+from baton.manifests.model import Manifest
+from baton.manifests.schema import TABLE_PATTERN
 from cdk.archive import HandlerArchive
 from cdk.config import EnvironmentConfig
 from cdk.function import BatonFunction, FunctionPackage

@@ -11,8 +11,9 @@ if __package__ in (None, ""):  # run as a script by cdktf.json's "app": make the
 
 from cdktf import App
 
-from baton.manifest import Manifest, ManifestRepository
-from baton.schema import all_statements
+from baton.adapters.spanner_migrations import all_statements
+from baton.manifests.loading import ManifestRepository
+from baton.manifests.model import Manifest
 from cdk.archive import build_archive
 from cdk.config import ENVIRONMENTS, EnvironmentConfig
 from cdk.handlers_stack import HandlersStack

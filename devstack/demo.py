@@ -20,8 +20,8 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from baton.engine import JobRecord, JobStatus, RunRecord, RunStatus
-from baton.spanner_store import SpannerRunStore
+from baton.adapters.spanner_store import SpannerRunStore
+from baton.domain.records import JobRecord, JobStatus, RunRecord, RunStatus
 from devstack.stack import REPO, LocalStack, LocalStackOptions
 
 STATUS_STYLE = {

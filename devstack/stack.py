@@ -161,8 +161,7 @@ class LocalStack:
         )
 
     def migrate(self) -> None:
-        from baton.schema import load_migrations
-        from baton.spanner_store import migrate
+        from baton.adapters.spanner_migrations import load_migrations, migrate
 
         migrate(self.database(), load_migrations())
 

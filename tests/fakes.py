@@ -6,8 +6,9 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from baton.engine import CatalogEntry, CheckRecord, JobRecord, JobStatus, NewRun, RunRecord, RunStatus, RunTransaction
-from baton.ports import EventPublisher, JobSubmitter, RemoteJob, RunStore, SubmitOutcome, SubmitRequest
+from baton.domain.records import CatalogEntry, CheckRecord, JobRecord, JobStatus, NewRun, RunRecord, RunStatus
+from baton.domain.transaction import RunTransaction
+from baton.service.ports import EventPublisher, JobSubmitter, RemoteJob, RunStore, SubmitOutcome, SubmitRequest
 
 T = TypeVar("T")
 

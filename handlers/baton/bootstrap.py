@@ -11,10 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from baton.config import Settings
-from baton.dead_letters import DeadLetters, NoDeadLetters, PubSubDeadLetters
-from baton.manifest import ManifestRepository
-from baton.orchestrator import Orchestrator
-from baton.ports import EventPublisher, NoEventPublisher
+from baton.manifests.loading import ManifestRepository
+from baton.service.orchestrator import Orchestrator
+from baton.service.ports import DeadLetters, EventPublisher, NoDeadLetters, NoEventPublisher
 
 
 class _PublisherOnFirstEvent(EventPublisher):
@@ -32,15 +31,15 @@ class _PublisherOnFirstEvent(EventPublisher):
 
     def publish(self, event: Mapping[str, Any]) -> None:
         if self._publisher is None:
-            from baton.pubsub_publisher import PubSubEventPublisher, topic_path
+            from baton.adapters.pubsub import PubSubEventPublisher, topic_path
 
             self._publisher = PubSubEventPublisher(topic_path(self.project, self.topic))
         self._publisher.publish(event)
 
 
 def build(settings: Settings) -> Orchestrator:
-    from baton.bigquery_submitter import BigQuerySubmitter
-    from baton.spanner_store import SpannerRunStore
+    from baton.adapters.bigquery import BigQuerySubmitter
+    from baton.adapters.spanner_store import SpannerRunStore
 
     events: EventPublisher = NoEventPublisher()
     if settings.run_events_topic:
@@ -70,6 +69,6 @@ def dead_letters() -> DeadLetters:
     current = settings()
     if not current.dead_letter_topic:
         return NoDeadLetters()
-    from baton.pubsub_publisher import topic_path
+    from baton.adapters.pubsub import PubSubDeadLetters, topic_path
 
     return PubSubDeadLetters(topic_path(current.project, current.dead_letter_topic))

@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from baton.domain.naming import ENVIRONMENT_PATTERN
+from baton.domain.timing import ReconcilePolicy
 from baton.errors import BatonError
-from baton.orchestrator import ReconcilePolicy
 
 _HANDLERS_DIR = Path(__file__).resolve().parent.parent
 
@@ -45,8 +46,8 @@ class Settings:
         if missing:
             raise ConfigError(f"missing environment variable(s): {', '.join(missing)}")
         environment = env["BATON_ENV"]
-        if not environment.isidentifier() or environment.lower() != environment:
-            raise ConfigError(f"BATON_ENV '{environment}' must be lowercase letters, digits or '_'")
+        if not ENVIRONMENT_PATTERN.match(environment):
+            raise ConfigError(f"BATON_ENV '{environment}' must be lowercase letters, digits or '_' (a label value)")
         return cls(
             environment=environment,
             project=env["BATON_PROJECT"],

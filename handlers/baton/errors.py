@@ -58,3 +58,12 @@ class InvalidRequest(BatonError):
 
 class TransientError(BatonError):
     """Infrastructure failed in a way a retry may cure (Spanner aborted, BigQuery 5xx)."""
+
+
+def one_line(text: str, limit: int | None = None) -> str:
+    """An error's text as one log-friendly line: its lines joined with '; ', white space folded,
+    cut to `limit` characters. The one way entry points, logs and the CLI show an error."""
+    line = "; ".join(" ".join(part.split()) for part in text.splitlines() if part.strip())
+    if limit is None or len(line) <= limit:
+        return line
+    return line[: limit - 3] + "..."

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from baton import cli
+from baton.adapters.spanner_store import SpannerRunStore
 from baton.config import Settings
-from baton.manifest import ManifestRepository
-from baton.orchestrator import Orchestrator
-from baton.spanner_store import SpannerRunStore
+from baton.manifests.loading import ManifestRepository
+from baton.service.orchestrator import Orchestrator
+from baton_cli import app as cli
+from baton_cli import root
 from tests.conftest import INSTANCE, PROJECT, REPO
 from tests.fakes import RecordingSubmitter
 
@@ -112,8 +113,8 @@ def core(spanner_database: Any, manifests_dir: Path, baton_env: dict[str, str], 
         seen.append(settings)
         return orchestrator
 
-    monkeypatch.setattr(cli, "build_store", build_store)
-    monkeypatch.setattr(cli, "build_orchestrator", build_orchestrator)
+    monkeypatch.setattr(root, "build_store", build_store)
+    monkeypatch.setattr(root, "build_orchestrator", build_orchestrator)
     return Core(store, submitter, orchestrator, seen)
 
 

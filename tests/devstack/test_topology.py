@@ -93,7 +93,7 @@ def test_says_to_synthesize_when_nothing_is_there(tmp_path: Path) -> None:
 
 @pytest.mark.infra
 def test_dev_topology_matches_the_stacks_as_synthesized(synth_dir: Path) -> None:
-    from baton.schema import all_statements
+    from baton.adapters.spanner_migrations import all_statements
     from cdk.config import ENVIRONMENTS
     from cdk.sink_filter import sink_filter
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from baton.spanner_store import SpannerRunStore
+from baton.adapters.spanner_store import SpannerRunStore
 from devstack.stack import LocalStack, LocalStackOptions
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,10 +17,13 @@ import pytest
 from google.cloud import bigquery
 
 from baton import bootstrap
+from baton.adapters.spanner_store import SpannerRunStore
 from baton.config import Settings
-from baton.engine import CHECK_FAILED_REASON, CheckStatus, JobStatus, RunStatus, bigquery_job_id
-from baton.orchestrator import Orchestrator, ReconcilePolicy
-from baton.spanner_store import SpannerRunStore
+from baton.domain.naming import bigquery_job_id
+from baton.domain.records import CheckStatus, JobStatus, RunStatus
+from baton.domain.timing import ReconcilePolicy
+from baton.domain.transitions.checks import CHECK_FAILED_REASON
+from baton.service.orchestrator import Orchestrator
 from devstack.audit_bridge import ChaosPolicy, DeliverOnce, entry_job_id
 from devstack.pubsub_admin import admin_clients, ensure_pull_subscription, pull
 from devstack.stack import LocalStack
@@ -58,7 +61,7 @@ def baton_cli(stack: LocalStack, *args: str) -> str:
     """Run the operator CLI as an operator would, with the handlers' settings pointed at this stack."""
     from typer.testing import CliRunner
 
-    from baton.cli import app
+    from baton_cli.app import app
 
     env = {
         **stack.settings,

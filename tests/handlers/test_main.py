@@ -14,9 +14,9 @@ from functions_framework import create_app
 
 from baton import bootstrap
 from baton.config import Settings
-from baton.engine import JobStatus, RunStatus
-from baton.manifest import ManifestRepository
-from baton.orchestrator import Orchestrator
+from baton.domain.records import JobStatus, RunStatus
+from baton.manifests.loading import ManifestRepository
+from baton.service.orchestrator import Orchestrator
 from tests.fakes import InMemoryRunStore, RecordingSubmitter
 from tests.fixtures import load_fixture
 

@@ -314,7 +314,7 @@ def test_schedules_call_functions_with_oidc(example_synth_dir: Path, env: str) -
 
 
 def test_schedules_follow_the_repository_manifests(synth_dir: Path) -> None:
-    from baton.manifest import ManifestRepository
+    from baton.manifests.loading import ManifestRepository
 
     repository = ManifestRepository(REPO / "manifests")
     scheduled = {name for name in repository.names() if repository.load(name).schedule}
@@ -339,7 +339,7 @@ def test_manifest_destinations_and_configured_datasets_get_dataset_grants(exampl
 
 
 def test_destination_datasets_are_found_with_or_without_a_project() -> None:
-    from baton.manifest import parse_manifest
+    from baton.manifests.loading import parse_manifest
     from cdk.handlers_stack import manifest_datasets
 
     manifest = parse_manifest(

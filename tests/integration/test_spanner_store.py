@@ -7,10 +7,13 @@ from typing import Any
 
 import pytest
 
-from baton.engine import Completion, JobStatus, RunStatus, activate_run, apply_completion, new_run_id, plan_run
-from baton.manifest import parse_manifest
-from baton.schema import load_migrations
-from baton.spanner_store import SpannerRunStore, applied_versions, migrate
+from baton.adapters.spanner_migrations import applied_versions, load_migrations, migrate
+from baton.adapters.spanner_store import SpannerRunStore
+from baton.domain.naming import new_run_id
+from baton.domain.records import Completion, JobStatus, RunStatus
+from baton.domain.transitions.completion import apply_completion
+from baton.domain.transitions.start import activate_run, plan_run
+from baton.manifests.loading import parse_manifest
 
 pytestmark = pytest.mark.integration
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)

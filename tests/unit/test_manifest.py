@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from baton.errors import InvalidParams, ManifestInvalid, ManifestNotFound
-from baton.manifest import ManifestRepository, load_manifest
+from baton.manifests.loading import ManifestRepository, load_manifest
 
 GOOD = """
 name: daily
