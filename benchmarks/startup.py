@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from baton.adapters.spanner_store import MUTATION_LIMIT
+from baton.adapters.spanner_mutations import MUTATION_LIMIT
 from baton.domain.naming import new_run_id
 from baton.domain.transitions.start import plan_run
 from benchmarks import shapes

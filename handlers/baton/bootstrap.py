@@ -7,13 +7,14 @@ when the first request needs them.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from baton.config import Settings
+from baton.domain.records import Continuation
 from baton.manifests.loading import ManifestRepository
 from baton.service.orchestrator import Orchestrator
-from baton.service.ports import DeadLetters, EventPublisher, NoDeadLetters, NoEventPublisher
+from baton.service.ports import DeadLetters, EventPublisher, NoDeadLetters, NoEventPublisher, WorkQueue
 
 
 class _PublisherOnFirstEvent(EventPublisher):
@@ -37,6 +38,22 @@ class _PublisherOnFirstEvent(EventPublisher):
         self._publisher.publish(event)
 
 
+class _WorkQueueOnFirstUse(WorkQueue):
+    """The continuations topic, built on first use: only wide releases and skips hand work on."""
+
+    def __init__(self, project: str, topic: str) -> None:
+        self.project = project
+        self.topic = topic
+        self._queue: WorkQueue | None = None
+
+    def publish(self, items: Sequence[Continuation]) -> None:
+        if self._queue is None:
+            from baton.adapters.pubsub import PubSubWorkQueue, topic_path
+
+            self._queue = PubSubWorkQueue(topic_path(self.project, self.topic))
+        self._queue.publish(items)
+
+
 def build(settings: Settings) -> Orchestrator:
     from baton.adapters.bigquery import BigQuerySubmitter
     from baton.adapters.spanner_store import SpannerRunStore
@@ -45,11 +62,14 @@ def build(settings: Settings) -> Orchestrator:
     if settings.run_events_topic:
         events = _PublisherOnFirstEvent(settings.project, settings.run_events_topic)
     return Orchestrator(
-        store=SpannerRunStore.connect(settings.project, settings.spanner_instance, settings.spanner_database),
+        store=SpannerRunStore.connect(
+            settings.project, settings.spanner_instance, settings.spanner_database, settings.mutation_budget
+        ),
         submitter=BigQuerySubmitter.connect(settings.project, settings.bigquery_location, settings.bigquery_endpoint),
         manifests=ManifestRepository(settings.manifests_dir),
         environment=settings.environment,
         events=events,
+        work=_WorkQueueOnFirstUse(settings.project, settings.work_topic) if settings.work_topic else None,
     )
 
 

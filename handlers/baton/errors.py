@@ -56,6 +56,16 @@ class InvalidRequest(BatonError):
     """A request body is malformed; the message says which field and why."""
 
 
+class CommitTooLarge(BatonError):
+    """A commit would pass Spanner's mutation limit (INVALID_ARGUMENT, never retried): a transition that
+    should have been chunked was not. Nothing of it is written."""
+
+    def __init__(self, mutations: int, budget: int) -> None:
+        super().__init__(f"a commit of {mutations} mutations is over the budget of {budget}")
+        self.mutations = mutations
+        self.budget = budget
+
+
 class TransientError(BatonError):
     """Infrastructure failed in a way a retry may cure (Spanner aborted, BigQuery 5xx)."""
 

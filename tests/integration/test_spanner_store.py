@@ -34,7 +34,7 @@ def start(store: SpannerRunStore, edges: dict[str, list[str]], tmp_path: Any) ->
 
 def complete(store: SpannerRunStore, run_id: str, key: str) -> Any:
     event = Completion(run_id, key, 1, f"baton_test_{run_id}_{key}_1")
-    return store.transact(lambda tx: apply_completion(tx, event, NOW))
+    return store.transact(lambda tx: apply_completion(tx, event, NOW, store.jobs_per_commit))
 
 
 def test_migrations_are_recorded_and_safe_to_run_twice(spanner_database: Any) -> None:

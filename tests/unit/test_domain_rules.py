@@ -98,13 +98,14 @@ def test_events_and_repairs_skip_a_failures_downstream_alike() -> None:
     store.dependents[(run.run_id, "a")] = ["b"]
     store.dependents[(run.run_id, "b")] = ["c"]
 
-    by_event, keys = store.transact(lambda tx: skip_downstream(tx, run, "a", NOW))
-    assert keys == ["b", "c"] and by_event.skipped_jobs == 2 and by_event.open_jobs == 0
+    step = store.transact(lambda tx: skip_downstream(tx, run, "a", NOW, limit=10))
+    keys = step.skipped
+    assert keys == ["b", "c"] and step.run.skipped_jobs == 2 and step.run.open_jobs == 0 and step.continuation is None
     event_errors = {key: store.jobs[(run.run_id, key)].error for key in keys}
 
     for key in keys:  # undo, and let the reconciler's repair find the same failure
         store.jobs[(run.run_id, key)] = replace(store.jobs[(run.run_id, key)], status=JobStatus.PENDING, error=None)
-    repair = store.transact(lambda tx: repair_run(tx, run.run_id, ["a", "b", "c"], NOW))
+    repair = store.transact(lambda tx: repair_run(tx, run.run_id, ["a", "b", "c"], NOW, limit=10))
     assert sorted(repair.skipped) == keys
     assert event_errors["b"] == store.jobs[(run.run_id, "b")].error == skipped(job("b", JobStatus.PENDING), "a", NOW).error
     assert repair.run is not None and repair.run.status == RunStatus.FAILED

@@ -42,6 +42,7 @@ JOB_COLUMNS = (
     "FinishedAt",
     "PendingChecks",
     "ChecksStartedAt",
+    "ReleaseCursor",
 )
 # The spec is a snapshot written once at creation; transitions never rewrite it.
 JOB_UPDATE_COLUMNS = tuple(c for c in JOB_COLUMNS if c != "Spec")
@@ -117,6 +118,7 @@ def job_row(job: JobRecord, with_spec: bool = True) -> list[Any]:
         job.finished_at,
         job.pending_checks,
         job.checks_started_at,
+        job.release_cursor,
     ]
     return row
 
@@ -139,6 +141,7 @@ def job_from_row(row: Sequence[Any]) -> JobRecord:
         finished_at=row[13],
         pending_checks=row[14] or 0,
         checks_started_at=row[15],
+        release_cursor=row[16],
     )
 
 

@@ -16,6 +16,7 @@ from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud import spanner
 from google.cloud.spanner_v1.database import Database
 
+from baton.adapters.spanner_mutations import MUTATION_LIMIT, row_mutations
 from baton.adapters.spanner_rows import (
     CATALOG_COLUMNS,
     CHECK_COLUMNS,
@@ -33,21 +34,24 @@ from baton.adapters.spanner_rows import (
     run_row,
 )
 from baton.domain.records import CatalogEntry, CheckRecord, JobRecord, JobStatus, NewRun, RunRecord, RunStatus
-from baton.errors import TransientError
+from baton.errors import CommitTooLarge, TransientError
 from baton.service.ports import RunStore
 
 T = TypeVar("T")
 
-MUTATION_LIMIT = 80_000
-# Headroom for secondary index entries and the commit-timestamp column.
-_CELL_BUDGET = MUTATION_LIMIT // 2
+# Mutations kept free in a transition's commit for the rows besides the jobs it releases or skips:
+# the run, the completing job, its checks, its catalog entry.
+_RESERVED_MUTATIONS = 2_000
+JOB_UPDATE = (*JOB_UPDATE_COLUMNS, "UpdatedAt")
 
 
 class SpannerTransaction:
     """RunTransaction over a Spanner read-write transaction, with read-your-writes."""
 
-    def __init__(self, transaction: Any) -> None:
+    def __init__(self, transaction: Any, mutation_budget: int = MUTATION_LIMIT) -> None:
         self._tx = transaction
+        self.mutation_budget = mutation_budget
+        self.mutations = 0
         self._runs: dict[str, RunRecord] = {}
         self._jobs: dict[tuple[str, str], JobRecord] = {}
         self._checks: dict[tuple[str, str, int, str], CheckRecord] = {}
@@ -82,9 +86,12 @@ class SpannerTransaction:
         found = (self._jobs.get((run_id, key)) or fetched.get(key) for key in job_keys)
         return [job for job in found if job is not None]
 
-    def get_dependents(self, run_id: str, job_key: str) -> list[str]:
-        prefix = spanner.KeyRange(start_closed=[run_id, job_key], end_closed=[run_id, job_key])
-        rows = list(self._tx.read("RunJobDependents", ["DependentKey"], spanner.KeySet(ranges=[prefix])))
+    def get_dependents(self, run_id: str, job_key: str, after: str | None = None, limit: int | None = None) -> list[str]:
+        if after is None:
+            keys = spanner.KeyRange(start_closed=[run_id, job_key], end_closed=[run_id, job_key])
+        else:
+            keys = spanner.KeyRange(start_open=[run_id, job_key, after], end_closed=[run_id, job_key])
+        rows = list(self._tx.read("RunJobDependents", ["DependentKey"], spanner.KeySet(ranges=[keys]), limit=limit or 0))
         self.rows_read += len(rows)
         return [row[0] for row in rows]
 
@@ -122,51 +129,51 @@ class SpannerTransaction:
         self._catalog[entry.table_ref] = entry
 
     def flush(self) -> None:
+        """Buffer the writes as mutations, after counting them: over the budget, nothing is written."""
+        writes: list[tuple[str, str, tuple[str, ...], list[list[Any]]]] = []
         if self._runs:
-            self._tx.update(
-                "Runs",
-                (*RUN_COLUMNS, "UpdatedAt"),
-                [[*run_row(run), spanner.COMMIT_TIMESTAMP] for run in self._runs.values()],
-            )
+            rows = [[*run_row(run), spanner.COMMIT_TIMESTAMP] for run in self._runs.values()]
+            writes.append(("update", "Runs", (*RUN_COLUMNS, "UpdatedAt"), rows))
         if self._jobs:
-            self._tx.update(
-                "RunJobs",
-                (*JOB_UPDATE_COLUMNS, "UpdatedAt"),
-                [[*job_row(job, with_spec=False), spanner.COMMIT_TIMESTAMP] for job in self._jobs.values()],
-            )
+            rows = [[*job_row(job, with_spec=False), spanner.COMMIT_TIMESTAMP] for job in self._jobs.values()]
+            writes.append(("update", "RunJobs", JOB_UPDATE, rows))
         if self._checks:
-            self._tx.insert_or_update(
-                "RunJobChecks",
-                (*CHECK_COLUMNS, "UpdatedAt"),
-                [[*check_row(check), spanner.COMMIT_TIMESTAMP] for check in self._checks.values()],
-            )
+            rows = [[*check_row(check), spanner.COMMIT_TIMESTAMP] for check in self._checks.values()]
+            writes.append(("insert_or_update", "RunJobChecks", (*CHECK_COLUMNS, "UpdatedAt"), rows))
         if self._catalog:
-            self._tx.insert_or_update(
-                "Catalog",
-                (*CATALOG_COLUMNS, "UpdatedAt"),
-                [[*catalog_row(entry), spanner.COMMIT_TIMESTAMP] for entry in self._catalog.values()],
-            )
+            rows = [[*catalog_row(entry), spanner.COMMIT_TIMESTAMP] for entry in self._catalog.values()]
+            writes.append(("insert_or_update", "Catalog", (*CATALOG_COLUMNS, "UpdatedAt"), rows))
+        self.mutations = sum(row_mutations(table, columns) * len(rows) for _, table, columns, rows in writes)
+        if self.mutations > self.mutation_budget:
+            raise CommitTooLarge(self.mutations, self.mutation_budget)
+        for method, table, columns, rows in writes:
+            getattr(self._tx, method)(table, columns, rows)
 
 
 class SpannerRunStore(RunStore):
-    # A job update is its columns, the commit timestamp and an index entry (delete + insert).
-    jobs_per_commit = _CELL_BUDGET // (len(JOB_UPDATE_COLUMNS) + 3)
-
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, mutation_budget: int = MUTATION_LIMIT) -> None:
+        """`mutation_budget` is what one commit may cost: Spanner's limit, or less in tests, so chunking shows."""
         self.database = database
+        self.mutation_budget = mutation_budget
+        # Job rows a transition may write besides its own few rows, within the budget.
+        self.jobs_per_commit = max(
+            1, (mutation_budget - min(_RESERVED_MUTATIONS, mutation_budget // 2)) // row_mutations("RunJobs", JOB_UPDATE)
+        )
         self.last_rows_read = 0  # of the last transaction; benchmarks and tests read it
+        self.largest_commit = 0  # mutations of the largest commit so far; benchmarks and tests read it
 
     @classmethod
-    def connect(cls, project: str, instance: str, database: str) -> SpannerRunStore:
+    def connect(cls, project: str, instance: str, database: str, mutation_budget: int = MUTATION_LIMIT) -> SpannerRunStore:
         client = spanner.Client(project=project)
-        return cls(client.instance(instance).database(database))
+        return cls(client.instance(instance).database(database), mutation_budget)
 
     def transact(self, fn: Callable[[Any], T]) -> T:
         def work(transaction: Any) -> T:
-            tx = SpannerTransaction(transaction)
+            tx = SpannerTransaction(transaction, self.mutation_budget)
             result = fn(tx)
             tx.flush()
             self.last_rows_read = tx.rows_read
+            self.largest_commit = max(self.largest_commit, tx.mutations)
             return result
 
         try:
@@ -183,11 +190,27 @@ class SpannerRunStore(RunStore):
         job_rows = [[*job_row(job), spanner.COMMIT_TIMESTAMP] for job in new_run.jobs]
         edge_rows = [[new_run.run.run_id, upstream, dependent] for upstream, dependent in new_run.edges]
         # RunJobs rows must exist before their interleaved dependents, so jobs go first.
-        for table, columns, chunk in _chunks(
+        for table, columns, chunk in self._chunks(
             [("RunJobs", now_columns, job_rows), ("RunJobDependents", DEPENDENT_COLUMNS, edge_rows)]
         ):
             with self.database.batch() as batch:
                 batch.insert(table, columns, chunk)
+
+    def _chunks(
+        self, tables: Iterable[tuple[str, Sequence[str], list[list[Any]]]]
+    ) -> Iterator[tuple[str, Sequence[str], list[list[Any]]]]:
+        for table, columns, rows in tables:
+            per_commit = max(1, self.mutation_budget // row_mutations(table, columns))
+            for start in range(0, len(rows), per_commit):
+                chunk = rows[start : start + per_commit]
+                self.largest_commit = max(self.largest_commit, row_mutations(table, columns) * len(chunk))
+                yield table, columns, chunk
+
+    def get_jobs(self, run_id: str, job_keys: Sequence[str]) -> list[JobRecord]:
+        keyset = spanner.KeySet(keys=[[run_id, key] for key in job_keys])
+        with self.database.snapshot() as snapshot:
+            found = {row[1]: job_from_row(row) for row in snapshot.read("RunJobs", JOB_COLUMNS, keyset)}
+        return [found[key] for key in job_keys if key in found]
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self.database.snapshot() as snapshot:
@@ -281,12 +304,3 @@ class SpannerRunStore(RunStore):
         with self.database.snapshot() as snapshot:
             rows = list(snapshot.execute_sql(sql, params=params, param_types=types))
         return [catalog_from_row(row) for row in rows]
-
-
-def _chunks(
-    tables: Iterable[tuple[str, Sequence[str], list[list[Any]]]],
-) -> Iterator[tuple[str, Sequence[str], list[list[Any]]]]:
-    for table, columns, rows in tables:
-        per_commit = max(1, _CELL_BUDGET // (len(columns) + 2))
-        for start in range(0, len(rows), per_commit):
-            yield table, columns, rows[start : start + per_commit]

@@ -131,6 +131,9 @@ class JobRecord:
     finished_at: dt.datetime | None = None
     pending_checks: int = 0  # checks of this attempt still running (CHECKING only)
     checks_started_at: dt.datetime | None = None
+    # A SUCCEEDED job with more dependents than one commit may update: its dependents up to this key
+    # (in key order) are released, the rest is handed on as a Continuation. None: nothing is pending.
+    release_cursor: str | None = None
 
 
 class CheckStatus(StrEnum):
@@ -200,3 +203,33 @@ class NewRun:
     run: RunRecord
     jobs: list[JobRecord]
     edges: list[tuple[str, str]]  # (upstream, dependent)
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """Work a transition could not finish within one commit, to be handed on by message (never by waiting).
+
+    `release`: release the dependents of `job_key` (SUCCEEDED at `attempt`) after `after`.
+    `skip`: skip the PENDING jobs downstream of `frontier` ((job key, after dependent key) pairs), caused by `cause`.
+    `submit`: submit `job_keys` (READY) of the run.
+    """
+
+    kind: str
+    run_id: str
+    job_key: str | None = None
+    attempt: int | None = None
+    after: str | None = None
+    frontier: tuple[tuple[str, str | None], ...] = ()
+    cause: str | None = None
+    job_keys: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The message body (entrypoints/work_item.py decodes it): only the fields its kind uses."""
+        out: dict[str, Any] = {"kind": self.kind, "run_id": self.run_id}
+        if self.job_key is not None:
+            out.update(job_key=self.job_key, attempt=self.attempt, after=self.after)
+        if self.frontier:
+            out.update(frontier=[list(pair) for pair in self.frontier], cause=self.cause)
+        if self.job_keys:
+            out["job_keys"] = list(self.job_keys)
+        return out

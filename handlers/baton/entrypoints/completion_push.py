@@ -13,9 +13,10 @@ from baton.config import Settings
 from baton.entrypoints import dead_letters, statuses
 from baton.entrypoints.audit_log import Ignored, parse_log_entry
 from baton.entrypoints.pubsub_message import MalformedMessage, PubSubMessage, decode_http_request, decode_json_payload
+from baton.entrypoints.work_item import decode_work_item
 from baton.errors import BatonError, TransientError
 from baton.service.orchestrator import Orchestrator
-from baton.service.ports import DeadLetters
+from baton.service.ports import WORK_ATTRIBUTE, DeadLetters
 
 Response = tuple[dict[str, object], int]
 
@@ -35,6 +36,10 @@ def handle(
     message: PubSubMessage | None = None
     try:
         message = decode_http_request(headers, body)
+        if WORK_ATTRIBUTE in message.attributes:
+            item = decode_work_item(message)
+            orchestrator().carry_out(item)
+            return {"work": item.kind, "run_id": item.run_id}, 200
         parsed = parse_log_entry(decode_json_payload(message), environment=settings.environment)
         if isinstance(parsed, Ignored) and parsed.reason in statuses.DEAD_LETTER_REASONS:
             return _drop(dead_letter_topic(), str(parsed.reason), parsed.message, message, body)

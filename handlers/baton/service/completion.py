@@ -9,17 +9,19 @@ from baton.domain.records import CheckCompletion, Completion, JobStatus, RunStat
 from baton.domain.run_events import finished_event_type, run_event
 from baton.domain.transitions.checks import apply_check_completion
 from baton.domain.transitions.completion import CompletionResult, Verdict, apply_completion
+from baton.service.continuations import hand_on, submit_released
 from baton.service.dependencies import Dependencies
-from baton.service.submission import submit, submit_checks
+from baton.service.submission import submit_checks
 
 
 def complete(deps: Dependencies, event: Completion | CheckCompletion) -> CompletionResult:
     """Record a finished BigQuery job (or data check), then submit what it released and its checks."""
     now = deps.clock()
+    limit = deps.store.jobs_per_commit
     if isinstance(event, CheckCompletion):
-        result = deps.store.transact(lambda tx: apply_check_completion(tx, event, now))
+        result = deps.store.transact(lambda tx: apply_check_completion(tx, event, now, limit))
     else:
-        result = deps.store.transact(lambda tx: apply_completion(tx, event, now))
+        result = deps.store.transact(lambda tx: apply_completion(tx, event, now, limit))
     fields: dict[str, object] = {
         "run_id": event.run_id,
         "job_key": event.job_key,
@@ -36,8 +38,10 @@ def complete(deps: Dependencies, event: Completion | CheckCompletion) -> Complet
         _publish_outcome(deps, result, now)
     if result.checks and result.run is not None and result.job is not None:
         submit_checks(deps, result.run, result.job, result.checks)
+    if result.continuation is not None:
+        hand_on(deps, [result.continuation])
     if result.ready and result.run is not None:
-        submit(deps, result.run, result.ready)
+        submit_released(deps, result.run, result.ready)
     return result
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from baton.service.ports import EventPublisher, JobSubmitter, ManifestSource, NoEventPublisher, RunStore
+from baton.service.ports import EventPublisher, JobSubmitter, ManifestSource, NoEventPublisher, RunStore, WorkQueue
 
 
 def utc_now() -> dt.datetime:
@@ -21,3 +21,4 @@ class Dependencies:
     environment: str
     events: EventPublisher = field(default_factory=NoEventPublisher)
     clock: Callable[[], dt.datetime] = utc_now
+    work: WorkQueue | None = None  # None: continuations run in-process (see service/continuations.py)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from baton.domain.records import CheckCompletion, CheckRecord, Completion, JobRecord, RunRecord
+from baton.domain.records import CheckCompletion, CheckRecord, Completion, Continuation, JobRecord, RunRecord
 from baton.domain.timing import ReconcilePolicy
 from baton.domain.transitions.completion import CompletionResult
-from baton.service import completion, reconciler, runs, submission
+from baton.service import completion, continuations, reconciler, runs, submission
 from baton.service.dependencies import Dependencies
 from baton.service.ports import SubmitRequest
 from baton.service.reconciler import ReconcileReport
@@ -28,6 +28,9 @@ class Orchestrator(Dependencies):
 
     def retry(self, run_id: str) -> RunRecord:
         return runs.retry(self, run_id)
+
+    def carry_out(self, item: Continuation) -> None:
+        continuations.carry_out(self, item)
 
     def reconcile(self, policy: ReconcilePolicy | None = None) -> ReconcileReport:
         return reconciler.reconcile(self, policy or ReconcilePolicy())

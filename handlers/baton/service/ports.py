@@ -12,7 +12,18 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
-from baton.domain.records import CatalogEntry, CheckRecord, JobError, JobRecord, JobStats, JobStatus, NewRun, RunRecord, RunStatus
+from baton.domain.records import (
+    CatalogEntry,
+    CheckRecord,
+    Continuation,
+    JobError,
+    JobRecord,
+    JobStats,
+    JobStatus,
+    NewRun,
+    RunRecord,
+    RunStatus,
+)
 from baton.domain.transaction import RunTransaction
 from baton.manifests.model import Manifest
 
@@ -40,6 +51,10 @@ class RunStore(abc.ABC):
 
     @abc.abstractmethod
     def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    def get_jobs(self, run_id: str, job_keys: Sequence[str]) -> list[JobRecord]:
+        """Several jobs of a run by key, outside any transaction; missing ones are left out."""
+        return self.transact(lambda tx: tx.get_jobs(run_id, job_keys))
 
     @abc.abstractmethod
     def list_jobs(self, run_id: str) -> list[JobRecord]:
@@ -135,6 +150,22 @@ class NoEventPublisher(EventPublisher):
 
     def publish(self, event: Mapping[str, Any]) -> None:
         return None
+
+
+# The message attribute that marks a continuation (its kind) among the completion function's messages.
+WORK_ATTRIBUTE = "baton_work"
+
+
+class WorkQueue(abc.ABC):
+    """Where continuations go: work a transition could not finish in one commit, handed on by message.
+
+    Deployed, a Pub/Sub topic whose push subscription calls bigquery_job_completed again;
+    without one (unit tests), the service runs continuations in-process instead.
+    """
+
+    @abc.abstractmethod
+    def publish(self, items: Sequence[Continuation]) -> None:
+        """Hand the items on; raise TransientError if that failed, so the caller's message is redelivered."""
 
 
 class DeadLetters(abc.ABC):

@@ -21,6 +21,7 @@ from baton.domain.transitions.repair import in_flight, repair_run
 from baton.domain.transitions.start import abandon_run
 from baton.errors import TransientError
 from baton.service.completion import complete
+from baton.service.continuations import submit_released
 from baton.service.dependencies import Dependencies
 from baton.service.ports import RemoteState
 from baton.service.submission import check_request, request_for, submit
@@ -177,7 +178,9 @@ def _repair_stalled(
         if any(in_flight(job) for job in jobs):
             continue  # released after the scans read their pages
         keys = [job.job_key for job in jobs]
-        repair = deps.store.transact(lambda tx, run_id=run.run_id, keys=keys: repair_run(tx, run_id, keys, now))  # type: ignore[misc]
+        repair = deps.store.transact(
+            lambda tx, run_id=run.run_id, keys=keys: repair_run(tx, run_id, keys, now, deps.store.jobs_per_commit)  # type: ignore[misc]
+        )
         if repair.missing_rows:
             structured_log.error("stalled run is missing job rows", run_id=run.run_id, missing=repair.missing_rows)
         if not repair.changed or repair.run is None:
@@ -194,4 +197,4 @@ def _repair_stalled(
         if repair.finished:
             deps.events.publish(run_event(finished_event_type(fixed.status), fixed, now))
         elif repair.released:
-            submit(deps, fixed, repair.released)
+            submit_released(deps, fixed, repair.released)

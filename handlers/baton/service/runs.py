@@ -18,8 +18,8 @@ from baton.domain.transitions.cancel import cancel_run
 from baton.domain.transitions.retry import RETRYABLE_RUN_STATUSES, apply_retry, plan_retry
 from baton.domain.transitions.start import activate_run, plan_run
 from baton.errors import RunNotFound, RunNotRetryable
+from baton.service.continuations import submit_released
 from baton.service.dependencies import Dependencies
-from baton.service.submission import submit
 
 
 def start(deps: Dependencies, manifest_name: str, params: Mapping[str, Any]) -> RunRecord:
@@ -35,22 +35,36 @@ def start(deps: Dependencies, manifest_name: str, params: Mapping[str, Any]) -> 
         "run started", run_id=run.run_id, manifest=run.manifest_name, jobs=run.total_jobs, version=run.manifest_version
     )
     deps.events.publish(run_event("run.started", run, now))
-    submit(deps, run, [job for job in plan.jobs if job.status == JobStatus.READY])
+    submit_released(deps, run, [job for job in plan.jobs if job.status == JobStatus.READY])
     return run
 
 
 def cancel(deps: Dependencies, run_id: str) -> RunRecord:
-    """Stop new submissions at once, then ask BigQuery to cancel what was released."""
+    """Stop new submissions at once, then ask BigQuery to cancel what was released.
+
+    The first commit makes the run CANCELLED, so no completion releases anything more;
+    its open jobs are closed `jobs_per_commit` at a time. Cancelling a CANCELLED run
+    again closes what an interrupted cancel left open.
+    """
     open_keys = [job.job_key for job in deps.store.list_jobs(run_id) if not job.status.terminal]
     now = deps.clock()
-    result = deps.store.transact(lambda tx: cancel_run(tx, run_id, open_keys, now))
-    if result.run is None:
-        raise RunNotFound(run_id)
-    if result.changed:
-        deps.events.publish(run_event("run.cancelled", result.run, now))
-        for job_id in result.to_cancel_in_bigquery:
-            deps.submitter.cancel(job_id)
-    return result.run
+    size = max(1, deps.store.jobs_per_commit)
+    chunks = [open_keys[start : start + size] for start in range(0, len(open_keys), size)] or [[]]
+    to_cancel: list[str] = []
+    run: RunRecord | None = None
+    changed = False
+    for chunk in chunks:
+        result = deps.store.transact(lambda tx, chunk=chunk: cancel_run(tx, run_id, chunk, now))  # type: ignore[misc]
+        if result.run is None:
+            raise RunNotFound(run_id)
+        run, changed = result.run, changed or result.changed
+        to_cancel += result.to_cancel_in_bigquery
+    assert run is not None
+    if changed:
+        deps.events.publish(run_event("run.cancelled", run, now))
+    for job_id in to_cancel:
+        deps.submitter.cancel(job_id)
+    return run
 
 
 def retry(deps: Dependencies, run_id: str) -> RunRecord:
@@ -86,5 +100,5 @@ def retry(deps: Dependencies, run_id: str) -> RunRecord:
         "run retried", run_id=run_id, manifest=run.manifest_name, jobs=[job.job_key for job in planned], previous=str(run.status)
     )
     deps.events.publish(run_event("run.retried", reopened, now))
-    submit(deps, reopened, [job for job in (*planned, *leftover) if job.status == JobStatus.READY])
+    submit_released(deps, reopened, [job for job in (*planned, *leftover) if job.status == JobStatus.READY])
     return reopened

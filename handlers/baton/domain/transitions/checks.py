@@ -16,7 +16,7 @@ from baton.domain.transitions.release import succeed
 CHECK_FAILED_REASON = "checkFailed"
 
 
-def apply_check_completion(tx: RunTransaction, event: CheckCompletion, now: dt.datetime) -> CompletionResult:
+def apply_check_completion(tx: RunTransaction, event: CheckCompletion, now: dt.datetime, limit: int) -> CompletionResult:
     """Record one finished check; the last one of an attempt decides the job. Idempotent and monotonic."""
     job = tx.get_job(event.run_id, event.job_key)
     if job is None:
@@ -62,7 +62,8 @@ def apply_check_completion(tx: RunTransaction, event: CheckCompletion, now: dt.d
             finished_at=now,
         )
         run = replace(run, open_jobs=run.open_jobs - 1, failed_jobs=run.failed_jobs + 1)
-        run, result.skipped = skip_downstream(tx, run, job.job_key, now)
+        step = skip_downstream(tx, run, job.job_key, now, limit)
+        run, result.skipped, result.continuation = step.run, step.skipped, step.continuation
     else:
-        job, run, result.ready = succeed(tx, run, job, now)
+        job, run, result.ready, result.continuation = succeed(tx, run, job, now, limit)
     return record(tx, run, job, now, result)

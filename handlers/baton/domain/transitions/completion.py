@@ -7,7 +7,17 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from baton.domain.naming import bigquery_job_id, check_job_id
-from baton.domain.records import CheckRecord, CheckStatus, Completion, JobError, JobRecord, JobStatus, RunRecord, RunStatus
+from baton.domain.records import (
+    CheckRecord,
+    CheckStatus,
+    Completion,
+    Continuation,
+    JobError,
+    JobRecord,
+    JobStatus,
+    RunRecord,
+    RunStatus,
+)
 from baton.domain.specs import CheckSpec
 from baton.domain.timing import awaiting_submission, lease_expired
 from baton.domain.transaction import RunTransaction
@@ -39,10 +49,14 @@ class CompletionResult:
     checks: list[CheckRecord] = field(default_factory=list)  # submit these after commit too
     # Failed checks, once the last check of the job reported: the job failed if one is `error`, else they are warnings.
     failed_checks: list[CheckRecord] = field(default_factory=list)
+    continuation: Continuation | None = None  # what did not fit in this commit: hand it on after commit
 
 
-def apply_completion(tx: RunTransaction, event: Completion, now: dt.datetime) -> CompletionResult:
-    """Record one finished BigQuery job and release what it unblocks. Idempotent and monotonic."""
+def apply_completion(tx: RunTransaction, event: Completion, now: dt.datetime, limit: int) -> CompletionResult:
+    """Record one finished BigQuery job and release what it unblocks. Idempotent and monotonic.
+
+    `limit` bounds the job rows it writes besides its own (dependents released or skipped).
+    """
     job = tx.get_job(event.run_id, event.job_key)
     if job is None:
         verdict = Verdict.UNKNOWN_JOB if tx.get_run(event.run_id) else Verdict.UNKNOWN_RUN
@@ -50,7 +64,7 @@ def apply_completion(tx: RunTransaction, event: Completion, now: dt.datetime) ->
     if job.status.terminal and job.attempt == event.attempt:
         # A redelivery. If the first delivery crashed before submitting what it released,
         # hand those jobs out again: submitting is idempotent, and this heals the crash.
-        ready = [] if job.status != JobStatus.SUCCEEDED else _unsubmitted_dependents(tx, job, now)
+        ready = [] if job.status != JobStatus.SUCCEEDED else _unsubmitted_dependents(tx, job, now, limit)
         return _with_live_run(tx, CompletionResult(Verdict.DUPLICATE, job=job, ready=ready))
     if job.status == JobStatus.CHECKING and job.attempt == event.attempt:
         # Likewise for checks a crash left unsubmitted; a 409 answers those that made it.
@@ -87,7 +101,7 @@ def apply_completion(tx: RunTransaction, event: Completion, now: dt.datetime) ->
             tx.put_check(check)
             result.checks.append(check)
     elif event.error is None:
-        job, run, result.ready = succeed(tx, run, replace(job, stats=event.stats), now)
+        job, run, result.ready, result.continuation = succeed(tx, run, replace(job, stats=event.stats), now, limit)
     elif _retryable(job, event.error):
         attempt = job.attempt + 1
         delay = job.spec.retry.delay_before(attempt)
@@ -116,7 +130,8 @@ def apply_completion(tx: RunTransaction, event: Completion, now: dt.datetime) ->
             finished_at=now,
         )
         run = replace(run, open_jobs=run.open_jobs - 1, failed_jobs=run.failed_jobs + 1)
-        run, result.skipped = skip_downstream(tx, run, job.job_key, now)
+        step = skip_downstream(tx, run, job.job_key, now, limit)
+        run, result.skipped, result.continuation = step.run, step.skipped, step.continuation
     return record(tx, run, job, now, result)
 
 
@@ -144,8 +159,9 @@ def _new_check(run: RunRecord, job: JobRecord, spec: CheckSpec, now: dt.datetime
     )
 
 
-def _unsubmitted_dependents(tx: RunTransaction, job: JobRecord, now: dt.datetime) -> list[JobRecord]:
-    dependents = tx.get_jobs(job.run_id, tx.get_dependents(job.run_id, job.job_key))
+def _unsubmitted_dependents(tx: RunTransaction, job: JobRecord, now: dt.datetime, limit: int) -> list[JobRecord]:
+    """Released dependents nobody submitted, among the first `limit` (a release continuation hands out the rest)."""
+    dependents = tx.get_jobs(job.run_id, tx.get_dependents(job.run_id, job.job_key, limit=limit))
     return [d for d in dependents if awaiting_submission(d, now)]
 
 

@@ -10,6 +10,8 @@ makes one of the two transactions retry and see the other's result.
 from __future__ import annotations
 
 import datetime as dt
+from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from baton.domain.records import JobRecord, JobStatus, RunRecord, RunStatus
@@ -36,10 +38,12 @@ def in_flight(job: JobRecord) -> bool:
     return job.status != JobStatus.PENDING and not job.status.terminal
 
 
-def repair_run(tx: RunTransaction, run_id: str, job_keys: list[str], now: dt.datetime) -> Repair:
+def repair_run(tx: RunTransaction, run_id: str, job_keys: list[str], now: dt.datetime, limit: int) -> Repair:
     """Release PENDING jobs whose upstreams all succeeded, skip those behind a failure, recount, finish.
 
-    Does nothing unless the run is RUNNING and none of its jobs is in flight.
+    Does nothing unless the run is RUNNING and none of its jobs is in flight. Writes at
+    most `limit` jobs: what is left is found by the next pass, since nothing it changed
+    can be undone meanwhile (released jobs are in flight, skipped ones are final).
     """
     run = tx.get_run(run_id)
     if run is None or run.status != RunStatus.RUNNING:
@@ -50,28 +54,48 @@ def repair_run(tx: RunTransaction, run_id: str, job_keys: list[str], now: dt.dat
     if len(jobs) != run.total_jobs:
         return Repair(run, missing_rows=run.total_jobs - len(jobs))
     result = Repair(run)
-    progress = True
-    while progress:  # a skip can make a further job skippable: repeat to a fixed point
-        progress = False
-        for job in jobs.values():
-            if job.status != JobStatus.PENDING:
-                continue
-            upstreams = [jobs.get(key) for key in job.spec.needs]
-            failed = next((up.job_key for up in upstreams if up is not None and up.status in BLOCKING), None)
-            if failed is not None:
-                job = skipped(job, failed, now)
-                result.skipped.append(job.job_key)
-            elif all(up is not None and up.status == JobStatus.SUCCEEDED for up in upstreams):
-                job = replace(job, status=JobStatus.READY, pending_upstreams=0, ready_at=now)
-                result.released.append(job)
-            else:
-                continue
-            jobs[job.job_key] = job
-            tx.put_job(job)
-            progress = True
+    # One pass in topological order settles every skip, however deep, since upstreams are decided first.
+    for key in topological_order(jobs):
+        if len(result.released) + len(result.skipped) >= limit:
+            break
+        job = jobs[key]
+        if job.status != JobStatus.PENDING:
+            continue
+        upstreams = [jobs.get(up) for up in job.spec.needs]
+        failed = next((up.job_key for up in upstreams if up is not None and up.status in BLOCKING), None)
+        if failed is not None:
+            job = skipped(job, failed, now)
+            result.skipped.append(job.job_key)
+        elif all(up is not None and up.status == JobStatus.SUCCEEDED for up in upstreams):
+            job = replace(job, status=JobStatus.READY, pending_upstreams=0, ready_at=now)
+            result.released.append(job)
+        else:
+            continue
+        jobs[key] = job
+        tx.put_job(job)
     counted = recount(run, list(jobs.values()), now)
     result.changed = bool(result.released or result.skipped) or counted != run
     if result.changed:
         tx.put_run(counted)
     result.run = counted
     return result
+
+
+def topological_order(jobs: Mapping[str, JobRecord]) -> list[str]:
+    """Upstreams before dependents (Kahn's algorithm, iterative: a 10,000-deep chain does not recurse)."""
+    waiting = {key: sum(1 for up in job.spec.needs if up in jobs) for key, job in jobs.items()}
+    dependents: dict[str, list[str]] = {key: [] for key in jobs}
+    for key, job in jobs.items():
+        for up in job.spec.needs:
+            if up in dependents:
+                dependents[up].append(key)
+    ready = deque(key for key, count in waiting.items() if count == 0)
+    order: list[str] = []
+    while ready:
+        key = ready.popleft()
+        order.append(key)
+        for dependent in dependents[key]:
+            waiting[dependent] -= 1
+            if waiting[dependent] == 0:
+                ready.append(dependent)
+    return order
