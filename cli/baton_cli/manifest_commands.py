@@ -12,6 +12,7 @@ import typer
 from baton.config import default_manifests_dir
 from baton.domain.records import JobRecord
 from baton.errors import ManifestInvalid, ManifestNotFound
+from baton.manifests.limits import near_limits
 from baton.manifests.loading import ManifestRepository, load_manifest
 from baton.manifests.model import Manifest
 from baton_cli import root
@@ -59,6 +60,8 @@ def manifest_validate(
             typer.echo(f"{exc.name}: not found" + ("" if _looks_like_path(target) else f" in {directory}"))
         else:
             typer.echo(f"OK  {manifest.source}  ({manifest.name} @ {manifest.version}, {len(manifest.jobs)} jobs)")
+            for warning in near_limits(manifest.jobs):
+                typer.echo(f"    near a limit: {warning}")
     if invalid:
         typer.echo(f"{invalid} of {len(targets)} manifest(s) invalid", err=True)
         raise typer.Exit(root.EXIT_ERROR)

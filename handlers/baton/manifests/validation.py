@@ -14,6 +14,7 @@ from baton.domain.naming import CHECK_NAME_PATTERN, JOB_KEY_PATTERN
 from baton.domain.specs import CheckSpec, JobSpec, ParamValue
 from baton.errors import ManifestInvalid
 from baton.manifests import check_sql
+from baton.manifests.limits import limit_problems
 from baton.manifests.model import Manifest
 from baton.manifests.params import coerce_param
 from baton.manifests.schema import (
@@ -131,6 +132,7 @@ def check_and_resolve(model: ManifestIn, where: str, base_dir: Path) -> Manifest
                 )
             )
 
+    problems += limit_problems(resolved)
     if not problems:
         problems += [f"job '{key}': part of a cycle {' -> '.join(cycle)}" for key, cycle in _find_cycles(resolved)]
     if problems:
