@@ -21,7 +21,7 @@ from devstack.bigquery_facade import LocalBigQuery
 from devstack.emulators import FunctionServer, PubSubEmulator, SpannerEmulator, create_spanner_database, emulator_env
 from devstack.processes import ProcessSupervisor, reap_orphans
 from devstack.pubsub_admin import PubSubTopology, PushSubscriptionSpec, provision_pubsub
-from devstack.topology import Topology, load_topology
+from devstack.topology import PushSubscription, Topology, load_topology
 
 REPO = Path(__file__).resolve().parent.parent
 HANDLERS_MAIN = REPO / "handlers" / "main.py"
@@ -141,23 +141,28 @@ class LocalStack:
                 self.supervisor, source=options.handlers_source, target=entry_point, env=env, name=f"fn-{entry_point}"
             )
 
-        progress("creating topics and the push subscription from the stack")
-        push = self.topology.push_subscription
-        self.pubsub_paths = provision_pubsub(
-            self.pubsub.host,
-            project,
-            completion_topic=self.topology.completion_topic,
-            dead_letter_topic=self.topology.dead_letter_topic,
-            run_events_topic=self.topology.run_events_topic,
-            push_subscription=PushSubscriptionSpec(
+        progress("creating topics and the push subscriptions from the stack")
+
+        def spec(push: PushSubscription) -> PushSubscriptionSpec:
+            return PushSubscriptionSpec(
                 name=push.name,
                 push_endpoint=self.functions[push.entry_point].url,
                 ack_deadline_seconds=push.ack_deadline_seconds,
                 min_backoff_seconds=options.push_backoff_s[0] if options.push_backoff_s else push.min_backoff_seconds,
                 max_backoff_seconds=options.push_backoff_s[1] if options.push_backoff_s else push.max_backoff_seconds,
                 max_delivery_attempts=push.max_delivery_attempts,
-            ),
+            )
+
+        self.pubsub_paths = provision_pubsub(
+            self.pubsub.host,
+            project,
+            completion_topic=self.topology.completion_topic,
+            dead_letter_topic=self.topology.dead_letter_topic,
+            run_events_topic=self.topology.run_events_topic,
+            push_subscription=spec(self.topology.push_subscription),
             dead_letter_subscription=self.topology.dead_letter_subscription,
+            work_topic=self.topology.work_topic,
+            work_subscription=spec(self.topology.work_subscription),
         )
 
     def migrate(self) -> None:

@@ -18,7 +18,12 @@ PLATFORM = {
         "google_logging_project_sink": {
             "sink": {"destination": "pubsub.googleapis.com/${google_pubsub_topic.done.id}", "filter": "F"}
         },
-        "google_pubsub_topic": {"done": {"name": "t-done"}, "dead": {"name": "t-dead"}, "events": {"name": "t-events"}},
+        "google_pubsub_topic": {
+            "done": {"name": "t-done"},
+            "dead": {"name": "t-dead"},
+            "events": {"name": "t-events"},
+            "work": {"name": "t-work"},
+        },
         "google_pubsub_subscription": {"hold": {"name": "s-dead-hold", "topic": "${google_pubsub_topic.dead.id}"}},
         "google_spanner_database": {"db": {"ddl": ["CREATE TABLE A (X INT64) PRIMARY KEY (X)"]}},
     },
@@ -28,7 +33,12 @@ HANDLERS = {
         "google_cloudfunctions2_function": {
             "fn": {
                 "build_config": {"entry_point": "bigquery_job_completed"},
-                "service_config": {"environment_variables": {"BATON_RUN_EVENTS_TOPIC": "projects/p-1/topics/t-events"}},
+                "service_config": {
+                    "environment_variables": {
+                        "BATON_RUN_EVENTS_TOPIC": "projects/p-1/topics/t-events",
+                        "BATON_WORK_TOPIC": "projects/p-1/topics/t-work",
+                    }
+                },
             }
         },
         "google_pubsub_subscription": {
@@ -39,7 +49,15 @@ HANDLERS = {
                 "push_config": {"push_endpoint": "${google_cloudfunctions2_function.fn.service_config[0].uri}"},
                 "retry_policy": {"minimum_backoff": "1.5s", "maximum_backoff": "20s"},
                 "dead_letter_policy": {"dead_letter_topic": "projects/p-1/topics/t-dead", "max_delivery_attempts": 5},
-            }
+            },
+            "work": {
+                "name": "s-work",
+                "topic": "projects/p-1/topics/t-work",
+                "ack_deadline_seconds": 30,
+                "push_config": {"push_endpoint": "${google_cloudfunctions2_function.fn.service_config[0].uri}"},
+                "retry_policy": {"minimum_backoff": "1.5s", "maximum_backoff": "20s"},
+                "dead_letter_policy": {"dead_letter_topic": "projects/p-1/topics/t-dead", "max_delivery_attempts": 5},
+            },
         },
     }
 }
@@ -70,12 +88,24 @@ def test_reads_names_policy_and_ddl_from_hand_written_stacks(tmp_path: Path) -> 
     )
     assert topology.ddl_statements == ("CREATE TABLE A (X INT64) PRIMARY KEY (X)",)
     assert topology.dead_letter_subscription == "s-dead-hold"
+    assert (topology.work_topic, topology.work_subscription.name, topology.work_subscription.entry_point) == (
+        "t-work",
+        "s-work",
+        "bigquery_job_completed",
+    )
+
+
+def test_refuses_a_stack_whose_work_topic_nobody_pushes(tmp_path: Path) -> None:
+    handlers = json.loads(json.dumps(HANDLERS))
+    del handlers["resource"]["google_pubsub_subscription"]["work"]
+    with pytest.raises(TopologyError, match="no push subscription reads the work topic t-work"):
+        load_topology(write_stacks(tmp_path, PLATFORM, handlers), "x")
 
 
 def test_refuses_a_subscription_that_does_not_read_the_sinks_topic(tmp_path: Path) -> None:
     handlers = json.loads(json.dumps(HANDLERS))
     handlers["resource"]["google_pubsub_subscription"]["push"]["topic"] = "projects/p-1/topics/elsewhere"
-    with pytest.raises(TopologyError, match="elsewhere"):
+    with pytest.raises(TopologyError, match="no push subscription reads t-done"):
         load_topology(write_stacks(tmp_path, PLATFORM, handlers), "x")
 
 
