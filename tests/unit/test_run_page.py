@@ -232,14 +232,30 @@ def test_a_submitted_job_with_no_stats_yet_is_submitted_until_now() -> None:
     ]
 
 
-def test_phases_follow_the_records_timestamps_and_tolerate_two_clocks() -> None:
-    # BigQuery says it started before Baton recorded the submission: running starts at the submission.
+def test_bigquerys_start_before_baton_recorded_the_submission_means_it_never_waited_in_bigquery() -> None:
     checked = job(
         "orders", JobStatus.SUCCEEDED, start=0, took=9, checks_started_at=at(6),
         stats=JobStats(start_time=at(0.4), end_time=at(5.8)),
     )  # fmt: skip
     assert [(s.phase, s.start, s.end) for s in job_segments(checked, at(60))] == [
-        (Phase.QUEUED, at(0), at(0.5)),
-        (Phase.RUNNING, at(0.5), at(6)),
+        (Phase.QUEUED, at(0), at(0.4)),
+        (Phase.RUNNING, at(0.4), at(6)),
         (Phase.CHECKING, at(6), at(9)),
     ]
+
+
+def test_statistics_left_from_an_earlier_attempt_do_not_place_the_current_one() -> None:
+    retrying = job("orders", JobStatus.SUBMITTED, start=10, attempt=2, stats=JobStats(start_time=at(1), end_time=at(3)))
+    assert [(s.phase, s.start, s.end) for s in job_segments(retrying, at(12))] == [
+        (Phase.QUEUED, at(10), at(10.5)),
+        (Phase.SUBMITTED, at(10.5), at(12)),
+    ]
+
+
+def test_an_earlier_attempt_without_checks_is_marked_as_maybe_never_submitted() -> None:
+    run, jobs, checks = failed_run()
+    jobs[0] = job("land", JobStatus.SUCCEEDED, took=4, attempt=3)  # its only checks are of attempt 1
+    page = render(run, jobs, checks)
+    section = page[page.index('id="job-land"') : page.index("</section>", page.index('id="job-land"'))]
+    notes = re.findall(r"<dt>attempt (\d)</dt><dd>.*?</span>( <span class=\"muted\"[^>]*>\(if it was submitted)?", section)
+    assert notes == [("3", ""), ("2", ' <span class="muted" style="font-size:12px">(if it was submitted'), ("1", "")]

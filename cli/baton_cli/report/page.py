@@ -118,6 +118,7 @@ class TimelineRow:
     end_ink: str
     note: str  # what stands in for a bar when there is none (e.g. "skipped")
     critical: bool
+    suffix: str = ""  # shown after the label, muted
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,13 @@ class Timeline:
 class Link:
     text: str
     url: str | None
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    number: int
+    job: Link
+    note: str  # why this attempt's BigQuery job may not exist
 
 
 @dataclass(frozen=True)
@@ -175,7 +183,7 @@ class JobView:
     error_reason: str | None
     times: tuple[tuple[str, str], ...]
     stats: tuple[tuple[str, str], ...]
-    attempts: tuple[tuple[int, Link], ...]  # (attempt, its BigQuery job), newest first
+    attempts: tuple[AttemptView, ...]  # newest first
     checks: tuple[CheckView, ...]
     sql: str
 
@@ -277,6 +285,7 @@ def _timeline(
                 end_ink=_ink(job.status),
                 note=note,
                 critical=job.job_key in path,
+                suffix=f" · attempt {job.attempt}" if job.attempt > 1 else "",
             )
         )
         y += JOB_ROW
@@ -353,15 +362,20 @@ def _job_link(job_id: str | None, project: str | None, location: str) -> Link:
 _SUBMITTED = {JobStatus.SUBMITTED, JobStatus.CHECKING, JobStatus.SUCCEEDED, JobStatus.FAILED}
 
 
-def _attempts(run: RunRecord, job: JobRecord, project: str | None, location: str) -> tuple[tuple[int, Link], ...]:
-    """Every attempt's BigQuery job, newest first. Earlier attempts keep no row of their own; their IDs
-    follow from (run, job, attempt). The current one is listed once BigQuery has it."""
+def _attempts(
+    run: RunRecord, job: JobRecord, checks: Sequence[CheckRecord], project: str | None, location: str
+) -> tuple[AttemptView, ...]:
+    """Every attempt's BigQuery job, newest first. Earlier attempts keep no row of their own: their IDs
+    follow from (run, job, attempt), but an attempt that was skipped or cancelled never reached BigQuery.
+    Only an attempt whose checks ran is known to have succeeded there."""
     attempts = []
     if job.submitted_at is not None or job.status in _SUBMITTED:
-        attempts.append((job.attempt, _job_link(job.bigquery_job_id, project, location)))
+        attempts.append(AttemptView(job.attempt, _job_link(job.bigquery_job_id, project, location), ""))
+    checked = {check.attempt for check in checks}
     for attempt in range(job.attempt - 1, 0, -1):
         earlier = bigquery_job_id(run.environment, run.run_id, job.job_key, attempt)
-        attempts.append((attempt, _job_link(earlier, project, location)))
+        note = "" if attempt in checked else "if it was submitted: a skipped or cancelled attempt never was"
+        attempts.append(AttemptView(attempt, _job_link(earlier, project, location), note))
     return tuple(attempts)
 
 
@@ -435,7 +449,7 @@ def _job_view(
         error_reason=job.error_reason,
         times=tuple((name, value) for name, value in times if value != NONE),
         stats=_stats_rows(stats),
-        attempts=_attempts(run, job, project, location),
+        attempts=_attempts(run, job, checks, project, location),
         checks=tuple(_check_view(check, project, location) for check in sorted(checks, key=lambda c: (-c.attempt, c.name))),
         sql=job.spec.sql,
     )

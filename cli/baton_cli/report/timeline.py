@@ -45,9 +45,12 @@ def job_segments(job: JobRecord, now: dt.datetime) -> list[Segment]:
     started = job.stats.start_time if job.stats is not None else None
     if started is not None and released is not None and started < released:
         started = None  # statistics of an earlier attempt, kept while this one waits
+    submitted = job.submitted_at
+    if started is not None and submitted is not None and started < submitted:
+        submitted = None  # BigQuery ran it before Baton recorded the submission: it was never merely waiting there
     marks = [
         (Phase.QUEUED, job.ready_at),
-        (Phase.SUBMITTED, job.submitted_at),
+        (Phase.SUBMITTED, submitted),
         (Phase.RUNNING, started),
         (Phase.CHECKING, job.checks_started_at),
     ]
