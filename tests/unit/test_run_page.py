@@ -172,6 +172,22 @@ def test_the_critical_path_goes_through_the_slowest_upstream() -> None:
     assert {key for key, text in sections.items() if "on the critical path" in text} == {"land", "slow_hist"}
 
 
+def test_a_retrying_jobs_error_is_shown_as_the_previous_attempts() -> None:
+    _, jobs, checks = failed_run()
+    live = run_record(RunStatus.RUNNING, finished=None)
+    jobs[2] = job(
+        "orders",
+        JobStatus.READY,
+        "land",
+        start=12,
+        attempt=2,
+        error="rateLimitExceeded: slow down",
+        error_reason="rateLimitExceeded",
+    )
+    page = render(live, jobs, checks, now=at(13))
+    assert '<div class="note">attempt 1 failed, retrying: rateLimitExceeded: slow down</div>' in page
+
+
 def test_check_results_show_offending_rows_and_severity() -> None:
     page = render(*failed_run())
     assert 'data-check="unique_id" data-status="FAILED"' in page

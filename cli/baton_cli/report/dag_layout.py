@@ -16,7 +16,7 @@ NODE_HEIGHT = 40
 LAYER_GAP = 56
 ROW_GAP = 14
 MARGIN = 8
-CHAR_WIDTH = 7.0  # of the 12 px label font, near enough to size boxes
+CHAR_WIDTH = 7.6  # of the bold 12 px label font, near enough to size boxes
 MIN_NODE_WIDTH = 96
 MAX_LABEL_CHARS = 32
 

@@ -181,6 +181,7 @@ class JobView:
     critical: bool
     error: str | None
     error_reason: str | None
+    error_context: str  # e.g. that the error is the previous attempt's, while a retry is under way
     times: tuple[tuple[str, str], ...]
     stats: tuple[tuple[str, str], ...]
     attempts: tuple[AttemptView, ...]  # newest first
@@ -401,10 +402,19 @@ def _check_view(check: CheckRecord, project: str | None, location: str) -> Check
         error=check.error,
         job=_job_link(check.bigquery_job_id, project, location),
         took=between(check.created_at, check.finished_at),
-        stats=", ".join(f"{name} {value}" for name, value in _stats_rows(stats)[:3]),
+        stats=_check_stats(stats),
         sample_columns=columns,
         sample_rows=tuple(tuple(_cell(row.get(name)) for name in columns) for row in samples),
     )
+
+
+def _check_stats(stats: JobStats | None) -> str:
+    """One short line: what a check costs is its bytes billed and slot time."""
+    if stats is None:
+        return ""
+    parts = [f"{byte_size(stats.total_bytes_billed)} billed" if stats.total_bytes_billed is not None else ""]
+    parts.append(f"{slot_time(stats.total_slot_ms)} slot time" if stats.total_slot_ms is not None else "")
+    return " · ".join(part for part in parts if part)
 
 
 def _cell(value: object) -> str:
@@ -447,6 +457,7 @@ def _job_view(
         critical=job.job_key in path,
         error=job.error,
         error_reason=job.error_reason,
+        error_context=f"attempt {job.attempt - 1} failed, retrying: " if job.error and not job.status.terminal else "",
         times=tuple((name, value) for name, value in times if value != NONE),
         stats=_stats_rows(stats),
         attempts=_attempts(run, job, checks, project, location),
