@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from baton.domain.records import CheckRecord, CheckStatus, JobRecord, JobStats, JobStatus, RunRecord, RunStatus
@@ -275,3 +275,10 @@ def test_an_earlier_attempt_without_checks_is_marked_as_maybe_never_submitted() 
     section = page[page.index('id="job-land"') : page.index("</section>", page.index('id="job-land"'))]
     notes = re.findall(r"<dt>attempt (\d)</dt><dd>.*?</span>( <span class=\"muted\"[^>]*>\(if it was submitted)?", section)
     assert notes == [("3", ""), ("2", ' <span class="muted" style="font-size:12px">(if it was submitted'), ("1", "")]
+
+
+def test_a_run_whose_rows_are_still_being_written_renders() -> None:
+    creating = replace(run_record(RunStatus.CREATING, finished=None), created_at=None, total_jobs=0)
+    page = render(creating, [], [], now=at(1))
+    assert 'id="timeline"' in page and 'id="dag"' in page and "still CREATING" in page
+    assert "critical path</dt>" not in page
