@@ -11,7 +11,7 @@ export CHECKPOINT_DISABLE := 1
 export GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW := false
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo bench test lint typecheck unit venv clean synth
+.PHONY: demo bench test lint typecheck unit venv clean synth chromium
 
 demo: $(VENV_STAMP)
 	$(PY) -m devstack.demo
@@ -20,7 +20,7 @@ demo: $(VENV_STAMP)
 bench: $(VENV_STAMP)
 	$(PY) -m benchmarks
 
-test: $(VENV_STAMP) $(CHECKOV_STAMP) lint typecheck
+test: $(VENV_STAMP) $(CHECKOV_STAMP) chromium lint typecheck
 	$(PY) -m pytest
 
 lint: $(VENV_STAMP)
@@ -44,6 +44,11 @@ $(VENV_STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,cli]'
 	touch $@
+
+# The run page's browser tests load it in Debian's Chromium; without it (and without root to install it) they skip.
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; } \
+		|| echo "chromium is not installed and could not be: the browser tests will be skipped" >&2
 
 # checkov pins libraries that clash with the project's, so it lives in its own venv.
 $(CHECKOV_STAMP):

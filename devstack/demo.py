@@ -14,6 +14,7 @@ import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -22,6 +23,7 @@ from rich.table import Table
 
 from baton.adapters.spanner_store import SpannerRunStore
 from baton.domain.records import JobRecord, JobStatus, RunRecord, RunStatus
+from baton_cli.report import render_run_page
 from devstack.stack import REPO, LocalStack, LocalStackOptions
 
 STATUS_STYLE = {
@@ -142,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-job-seconds", type=float, default=0.5, help="simulated BigQuery run time, lower bound")
     parser.add_argument("--max-job-seconds", type=float, default=2.0, help="simulated BigQuery run time, upper bound")
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--report", type=Path, help="also write the run's page (self-contained HTML) to this file")
     args = parser.parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 120)
     work_dir = REPO / ".devstack" / "demo"
@@ -163,6 +166,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             store = SpannerRunStore(stack.database())
             run, jobs = watch(console, store, run_id, args.timeout)
             report(console, stack, run, jobs, time.monotonic() - started)
+            if args.report is not None:
+                page = render_run_page(
+                    run,
+                    jobs,
+                    store.list_checks(run_id),
+                    dt.datetime.now(dt.UTC),
+                    project=stack.topology.project,
+                    location=stack.settings.get("BATON_BQ_LOCATION", "US"),
+                )
+                args.report.write_text(page, encoding="utf-8")
+                console.print(f"run page: {args.report}")
             console.print("stopping every process the demo started")
         return 0 if run.status == RunStatus.SUCCEEDED else 1
     except KeyboardInterrupt:
