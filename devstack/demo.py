@@ -22,7 +22,7 @@ from rich.table import Table
 
 from baton.adapters.spanner_store import SpannerRunStore
 from baton.domain.records import JobRecord, JobStatus, RunRecord, RunStatus
-from devstack.stack import REPO, LocalStack, LocalStackOptions
+from devstack.stack import EXAMPLE_DATASETS, REPO, LocalStack, LocalStackOptions
 
 STATUS_STYLE = {
     JobStatus.PENDING: "dim",
@@ -33,8 +33,6 @@ STATUS_STYLE = {
     JobStatus.SKIPPED: "magenta",
     JobStatus.CANCELLED: "red",
 }
-# The example's SQL reads and writes these datasets; creating them is the platform's job, not a run's.
-EXAMPLE_DATASETS = ("landing", "history", "consume", "events")
 
 
 def seconds(start: dt.datetime | None, end: dt.datetime | None) -> float | None:
