@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +31,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-from devstack.processes import process_running, process_start_time, reap_orphans, tail
+from devstack.processes import process_running, process_start_time, reap_orphans, start_process, stopped_on_error
 
 if TYPE_CHECKING:
     from devstack.stack import LocalStack
@@ -242,19 +241,19 @@ class StackDied(RuntimeError):
     """An emulator or the BigQuery engine exited: its data is gone, so the stack cannot go on."""
 
 
-def synthesize_in_child(outdir: Path, log_path: Path) -> Path:
-    """The dev stacks, synthesized by a child process so that jsii's Node runtime does not live on in this one."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        result = subprocess.run(
-            [sys.executable, "-m", "devstack.stack", "synth", str(outdir), "--environment", ENVIRONMENT],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
-    if result.returncode != 0:
-        raise RuntimeError(f"synthesizing the dev stacks failed (exit {result.returncode}); {log_path}:\n{tail(log_path, 20)}")
+def synthesize_in_child(outdir: Path, work_dir: Path) -> Path:
+    """The dev stacks, synthesized by a child process so that jsii's Node runtime does not live on in this one.
+
+    The child leads its own process group with a PID file, like the stack's other children: a stop during the
+    synthesis takes its Node process too, and after a `kill -9` the next start reaps it.
+    """
+    argv = [sys.executable, "-m", "devstack.stack", "synth", str(outdir), "--environment", ENVIRONMENT]
+    child = start_process("synth", argv, work_dir=work_dir)
+    with stopped_on_error(child):
+        code = child.popen.wait()
+    child.stop()  # the group: whatever the synthesis left running
+    if code != 0:
+        raise RuntimeError(f"synthesizing the dev stacks failed (exit {code}); {child.log_path}:\n{child.log_tail(20)}")
     return outdir
 
 
@@ -332,7 +331,7 @@ def _with_processes(state: DevState, stack: LocalStack) -> DevState:
     return DevState(**{**asdict(state), "processes": processes, "functions": functions})
 
 
-def serve(checkout: Path, reconcile_every_s: float | None, signals: StopSignals) -> int:
+def serve(checkout: Path, reconcile_every_s: float | None, signals: StopSignals, synth_dir: Path | None = None) -> int:
     """Start the stack, write the state file, supervise until a stop is requested; stop everything."""
     from devstack.stack import EXAMPLE_DATASETS, LocalStack, LocalStackOptions
 
@@ -346,8 +345,9 @@ def serve(checkout: Path, reconcile_every_s: float | None, signals: StopSignals)
     shutil.rmtree(work_dir, ignore_errors=True)  # a fresh stack every time: the emulators keep nothing anyway
 
     say(f"starting the local stack for {checkout}")
-    say("synthesizing the dev stacks")
-    synth_dir = synthesize_in_child(work_dir / "cdktf.out", work_dir / "logs" / "synth.log")
+    if synth_dir is None:
+        say("synthesizing the dev stacks")
+        synth_dir = synthesize_in_child(work_dir / "cdktf.out", work_dir)
     options = LocalStackOptions(
         work_dir=work_dir,
         environment=ENVIRONMENT,
@@ -392,7 +392,7 @@ def serve(checkout: Path, reconcile_every_s: float | None, signals: StopSignals)
     return 0  # the loop only ends by an exception; this keeps the type checker content
 
 
-def run(checkout: Path, reconcile_every_s: float | None) -> int:
+def run(checkout: Path, reconcile_every_s: float | None, synth_dir: Path | None = None) -> int:
     lock = DevLock(dev_dir(checkout) / LOCK_FILE)
     if not lock.acquire():
         print(already_running(checkout, lock), file=sys.stderr)
@@ -400,7 +400,7 @@ def run(checkout: Path, reconcile_every_s: float | None) -> int:
     try:
         with StopSignals() as signals:
             try:
-                code = serve(checkout, reconcile_every_s, signals)
+                code = serve(checkout, reconcile_every_s, signals, synth_dir)
             except StopRequested:  # during start-up: LocalStack.start stopped what it had started
                 signals.stopping = True
                 code = 0
@@ -481,6 +481,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--stop", action="store_true", help="stop the baton dev running in this checkout, and exit")
     parser.add_argument(
+        "--synth-dir",
+        type=Path,
+        metavar="DIR",
+        help="use the dev stacks already synthesized in DIR (a cdktf.out) instead of synthesizing them again",
+    )
+    parser.add_argument(
         "--reconcile-every",
         type=positive_seconds,
         metavar="SECONDS",
@@ -490,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     checkout = checkout_root(Path.cwd()) or CODE_CHECKOUT
     if args.stop:
         return stop(checkout)
-    return run(checkout, args.reconcile_every)
+    return run(checkout, args.reconcile_every, args.synth_dir.resolve() if args.synth_dir else None)
 
 
 if __name__ == "__main__":

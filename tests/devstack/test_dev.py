@@ -109,9 +109,10 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def dev(checkout: Path) -> Iterator[DevProcess]:
+def dev(checkout: Path, synth_dir: Path) -> Iterator[DevProcess]:
+    """The session's synthesis is reused; synthesizing from outside the repository is tested on its own below."""
     popen = subprocess.Popen(
-        [sys.executable, "-m", "devstack.dev", "--reconcile-every", "1"],
+        [sys.executable, "-m", "devstack.dev", "--reconcile-every", "1", "--synth-dir", str(synth_dir)],
         cwd=checkout / "deep" / "er",
         env=clean_env(),
         stdout=subprocess.PIPE,
