@@ -334,6 +334,7 @@ def _with_processes(state: DevState, stack: LocalStack) -> DevState:
 def serve(checkout: Path, reconcile_every_s: float | None, signals: StopSignals, synth_dir: Path | None = None) -> int:
     """Start the stack, write the state file, supervise until a stop is requested; stop everything."""
     from devstack.stack import EXAMPLE_DATASETS, LocalStack, LocalStackOptions
+    from devstack.topology import scheduler_jobs
 
     directory = dev_dir(checkout)
     state_path = directory / STATE_FILE
@@ -378,7 +379,9 @@ def serve(checkout: Path, reconcile_every_s: float | None, signals: StopSignals,
         )
         state = _with_processes(state, stack)
         state.write(state_path)
-        schedule = "as you asked" if reconcile_every_s else "the interval of the dev stack's Cloud Scheduler job"
+        scheduled = next(job for job in scheduler_jobs(synth_dir, ENVIRONMENT) if job.entry_point == "reconcile")
+        deployed = f"Cloud Scheduler job {scheduled.name}: '{scheduled.schedule}' {scheduled.time_zone}"
+        schedule = f"--reconcile-every; deployed: {deployed}" if reconcile_every_s else deployed
         print(banner(state, stack, schedule), flush=True)
         DevLoop(stack, state, state_path).run()
     except StopRequested:

@@ -202,6 +202,7 @@ def test_comes_up_prints_where_and_writes_the_state_file(dev: DevProcess) -> Non
         assert where in output
     assert str(dev.state_path) in output
     assert state.reconcile_every_s == 1.0
+    assert "calls reconcile every 1 s (--reconcile-every; deployed: Cloud Scheduler job" in output
 
 
 def test_discover_from_a_subdirectory_returns_the_running_stack(dev: DevProcess) -> None:
