@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from devstack.processes import process_running, process_start_time, reap_orphans, start_process, stopped_on_error
 
@@ -260,26 +260,25 @@ def synthesize_in_child(outdir: Path, work_dir: Path) -> Path:
 class DevLoop:
     """Supervises the function processes and plays Cloud Scheduler's reconcile calls until stopped."""
 
-    def __init__(
-        self, stack: LocalStack, state: DevState, state_path: Path, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, stack: LocalStack, state: DevState, state_path: Path) -> None:
         self.stack = stack
         self.state = state
         self.state_path = state_path
-        self.clock = clock
         self._retry_at: dict[str, float] = {}
         self._backoff: dict[str, float] = {}
 
-    def run(self) -> None:
+    def run(self) -> NoReturn:
+        """Until a signal raises StopRequested, or StackDied."""
         interval = self.state.reconcile_every_s
-        next_reconcile = self.clock() + interval
+        next_reconcile = time.monotonic() + interval
         while True:
             time.sleep(SUPERVISE_EVERY_S)
             self.check_emulators()
             self.supervise_functions()
-            if self.clock() >= next_reconcile:
+            if time.monotonic() >= next_reconcile:
                 self.reconcile()
-                next_reconcile = max(next_reconcile + interval, self.clock())  # a slow call skips ticks, as a scheduler would
+                while next_reconcile <= time.monotonic():  # ticks missed during a slow call are skipped, not caught up
+                    next_reconcile += interval
 
     def check_emulators(self) -> None:
         stack = self.stack
@@ -294,14 +293,14 @@ class DevLoop:
     def supervise_functions(self) -> None:
         for entry_point, server in list(self.stack.functions.items()):
             code = server.process.exit_code()
-            if code is None or self.clock() < self._retry_at.get(entry_point, 0.0):
+            if code is None or time.monotonic() < self._retry_at.get(entry_point, 0.0):
                 continue
             try:
                 restarted = self.stack.restart_function(entry_point)
             except Exception as exc:  # a handler that no longer imports: say so, try again later, keep the rest up
                 delay = self._backoff.get(entry_point, RESTART_BACKOFF_S[0])
                 self._backoff[entry_point] = min(delay * 2, RESTART_BACKOFF_S[1])
-                self._retry_at[entry_point] = self.clock() + delay
+                self._retry_at[entry_point] = time.monotonic() + delay
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 say(f"{entry_point} exited and did not start again ({reason}); next try in {delay:g} s")
                 continue
@@ -392,7 +391,6 @@ def serve(checkout: Path, reconcile_every_s: float | None, signals: StopSignals,
         signals.stopping = True
         state_path.unlink(missing_ok=True)
         stack.stop()
-    return 0  # the loop only ends by an exception; this keeps the type checker content
 
 
 def run(checkout: Path, reconcile_every_s: float | None, synth_dir: Path | None = None) -> int:

@@ -172,6 +172,14 @@ def test_stop_without_a_running_dev_says_so(
     assert f"no baton dev runs in {root}" in capsys.readouterr().err
 
 
+def test_baton_dev_hands_its_options_to_devstack_dev(tmp_path: Path) -> None:
+    root = make_checkout(tmp_path)
+    helped = subprocess.run([BATON, "dev", "--help"], cwd=root, env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and "--reconcile-every SECONDS" in helped.stdout
+    stopped = subprocess.run([BATON, "dev", "--stop"], cwd=root, env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert stopped.returncode == 0 and f"no baton dev runs in {root}" in stopped.stderr
+
+
 def test_the_local_stack_finds_its_cdk_app_from_outside_the_repository(tmp_path: Path) -> None:
     script = "from devstack.stack import cdk_app; cdk_app(); import cdk.config, cdk.synth; print(cdk.config.__file__)"
     result = subprocess.run(
