@@ -74,7 +74,7 @@ def _restored_environment() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _no_running_dev_stack(monkeypatch: pytest.MonkeyPatch) -> None:
     """A `baton dev` running in this checkout must not stand in for the settings a test gives (or leaves out)."""
-    monkeypatch.setattr(cli, "running_dev_stack", dict)
+    monkeypatch.setattr(root, "running_dev_stack", dict)
 
 
 @pytest.fixture

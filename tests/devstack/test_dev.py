@@ -237,7 +237,7 @@ def test_settings_given_explicitly_win_over_the_running_stack(dev: DevProcess) -
 
 
 def test_an_edit_in_the_working_tree_is_picked_up_by_the_next_start(dev: DevProcess) -> None:
-    from baton.spanner_store import SpannerRunStore
+    from baton.adapters.spanner_store import SpannerRunStore
 
     state = dev.state()
     sql = dev.checkout / "manifests" / "sql" / "greet.sql"
