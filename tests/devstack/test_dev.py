@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from devstack.dev import STATE_FILE, DevState, dev_dir, discover, main
+from devstack.dev import discover, main
+from devstack.dev_state import STATE_FILE, DevState, dev_dir
 from devstack.emulators import emulator_env
 from devstack.processes import free_port, group_members, http_get, process_running, process_start_time, reap_orphans
 
