@@ -11,10 +11,14 @@ export CHECKPOINT_DISABLE := 1
 export GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW := false
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo bench test lint typecheck unit venv clean synth chromium
+.PHONY: demo dev bench test lint typecheck unit venv clean synth chromium
 
 demo: $(VENV_STAMP)
 	$(PY) -m devstack.demo
+
+# The local stack, kept up until Ctrl-C or `baton dev --stop`; other baton commands in this checkout find it.
+dev: $(VENV_STAMP)
+	$(PY) -m devstack.dev $(DEV_ARGS)
 
 # Measurements, not tests: never part of `make test`, which must not fail on speed.
 bench: $(VENV_STAMP)

@@ -24,7 +24,7 @@ from rich.table import Table
 from baton.adapters.spanner_store import SpannerRunStore
 from baton.domain.records import JobRecord, JobStatus, RunRecord, RunStatus
 from baton_cli.report import render_run_page
-from devstack.stack import REPO, LocalStack, LocalStackOptions
+from devstack.stack import EXAMPLE_DATASETS, REPO, LocalStack, LocalStackOptions
 
 STATUS_STYLE = {
     JobStatus.PENDING: "dim",
@@ -35,8 +35,6 @@ STATUS_STYLE = {
     JobStatus.SKIPPED: "magenta",
     JobStatus.CANCELLED: "red",
 }
-# The example's SQL reads and writes these datasets; creating them is the platform's job, not a run's.
-EXAMPLE_DATASETS = ("landing", "history", "consume", "events")
 
 
 def seconds(start: dt.datetime | None, end: dt.datetime | None) -> float | None:

@@ -135,6 +135,39 @@ def _push_subscriptions(handlers: dict[str, Any], stack: str) -> tuple[dict[str,
     return found, functions[targets.pop()]
 
 
+@dataclass(frozen=True)
+class SchedulerJob:
+    """A Cloud Scheduler job of the handlers stack: which function it calls, and when."""
+
+    name: str
+    entry_point: str
+    schedule: str
+    time_zone: str
+    paused: bool
+
+
+def scheduler_jobs(synth_dir: Path, environment: str) -> list[SchedulerJob]:
+    """The handlers stack's Cloud Scheduler jobs (the reconcile call, manifest schedules), as `baton dev` plays them."""
+    stack = f"baton-{environment}-handlers"
+    handlers = _read_stack(synth_dir, stack)
+    functions = _resources(handlers, "google_cloudfunctions2_function")
+    jobs = []
+    for key, job in _resources(handlers, "google_cloud_scheduler_job").items():
+        target = _REFERENCE.match(str(_block(job.get("http_target")).get("uri", "")))
+        if not target or target["type"] != "google_cloudfunctions2_function" or target["name"] not in functions:
+            raise TopologyError(f"{stack}: google_cloud_scheduler_job.{key} does not call one of the stack's functions")
+        jobs.append(
+            SchedulerJob(
+                name=str(job["name"]),
+                entry_point=str(_block(functions[target["name"]].get("build_config")).get("entry_point")),
+                schedule=str(job["schedule"]),
+                time_zone=str(job.get("time_zone", "Etc/UTC")),
+                paused=bool(job.get("paused", False)),
+            )
+        )
+    return jobs
+
+
 def load_topology(synth_dir: Path, environment: str) -> Topology:
     """The topology of `environment` as synthesized under `synth_dir` (the app's outdir, e.g. cdktf.out)."""
     platform_stack, handlers_stack = f"baton-{environment}-platform", f"baton-{environment}-handlers"

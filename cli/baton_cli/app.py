@@ -9,10 +9,15 @@ status, never a traceback (BATON_DEBUG=1 shows it).
 
 from __future__ import annotations
 
-from baton_cli import deadletter_commands, manifest_commands, run_commands
+from baton_cli import deadletter_commands, manifest_commands, report_commands, run_commands
 from baton_cli.root import EXIT_RUN_NOT_SUCCEEDED, ID_TOKEN_VAR, app, describe_error
 
-COMMAND_MODULES = (manifest_commands, run_commands, deadletter_commands)  # importing them registers their commands
+COMMAND_MODULES = (
+    manifest_commands,
+    run_commands,
+    deadletter_commands,
+    report_commands,
+)  # importing them registers their commands
 __all__ = ["EXIT_RUN_NOT_SUCCEEDED", "ID_TOKEN_VAR", "app", "describe_error", "main"]
 
 

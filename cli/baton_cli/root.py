@@ -196,10 +196,30 @@ def root(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the core's JSON log lines on stderr.")] = False,
 ) -> None:
-    """Settings come from the handlers' variables: BATON_ENV, BATON_PROJECT, BATON_SPANNER_INSTANCE, ..."""
+    """Settings come from the handlers' variables (BATON_ENV, BATON_PROJECT, ...); with neither them nor --env-file,
+    from the `baton dev` running in this checkout."""
     _Options.verbose = verbose
     if env_file is not None:
         os.environ.update(load_env_file(env_file))
+    elif not os.environ.get("BATON_PROJECT"):
+        os.environ.update(running_dev_stack())
+
+
+def running_dev_stack() -> dict[str, str]:
+    """The variables of the `baton dev` running in the checkout around the working directory, if one runs."""
+    try:
+        from devstack.dev import discover
+    except ImportError:  # installed without the local stack
+        return {}
+    return discover(Path.cwd()) or {}
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
+def dev(ctx: typer.Context) -> None:
+    """Start the whole local stack and keep it up; other commands in this checkout use it (--help for more)."""
+    from devstack.dev import main as dev_main
+
+    raise typer.Exit(dev_main(ctx.args))
 
 
 ManifestsDir = Annotated[

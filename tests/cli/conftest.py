@@ -71,6 +71,12 @@ def _restored_environment() -> Iterator[None]:
     os.environ.update(saved)
 
 
+@pytest.fixture(autouse=True)
+def _no_running_dev_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `baton dev` running in this checkout must not stand in for the settings a test gives (or leaves out)."""
+    monkeypatch.setattr(root, "running_dev_stack", dict)
+
+
 @pytest.fixture
 def baton_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     env = {"BATON_ENV": ENVIRONMENT, "BATON_PROJECT": PROJECT, "BATON_SPANNER_INSTANCE": INSTANCE}

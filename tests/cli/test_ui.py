@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -83,3 +84,17 @@ def test_the_app_is_read_only(core: Core, client: TestClient) -> None:
     run_id = failed_run(core)
     assert client.post(f"/runs/{run_id}").status_code == 405
     assert client.delete("/").status_code == 405
+
+
+def test_baton_report_writes_the_run_page_as_one_file(core: Core, tmp_path: Path) -> None:
+    from tests.cli.conftest import assert_one_line_error, invoke
+
+    run_id = failed_run(core)
+    page = tmp_path / "run.html"
+    result = invoke("report", run_id, "-o", str(page))
+    assert result.exit_code == 0, result.output
+    assert f"wrote {page}" in result.output and "FAILED" in result.output
+    html = page.read_text()
+    assert run_id in html and "id_not_null" in html and "<svg" in html
+    assert "http://" not in html.replace("http://www.w3.org", ""), "self-contained: nothing to fetch"
+    assert_one_line_error(invoke("report", "0" * 32, "-o", str(tmp_path / "x.html")), f"run '{'0' * 32}' not found")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from devstack.topology import PushSubscription, TopologyError, load_topology
+from devstack.topology import PushSubscription, SchedulerJob, TopologyError, load_topology, scheduler_jobs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -147,3 +147,30 @@ def test_dev_topology_matches_the_stacks_as_synthesized(synth_dir: Path) -> None
     assert list(topology.ddl_statements) == all_statements(REPO / "spanner_schema")
     assert topology.ddl_statements, "spanner_schema/ has statements, so the stack must carry them"
     assert topology.dead_letter_subscription == config.dead_letter_subscription
+
+
+@pytest.mark.infra
+def test_dev_scheduler_jobs_are_read_from_the_stack_as_synthesized(synth_dir: Path) -> None:
+    from cdk.config import ENVIRONMENTS
+
+    config = ENVIRONMENTS["dev"]
+    jobs = {job.name: job for job in scheduler_jobs(synth_dir, "dev")}
+    reconcile = SchedulerJob(
+        name=config.resource_name("reconcile"),
+        entry_point="reconcile",
+        schedule=config.reconcile_schedule,
+        time_zone=config.schedule_time_zone,
+        paused=False,
+    )
+    assert jobs[reconcile.name] == reconcile
+    started = [job for job in jobs.values() if job.entry_point == "start_manifest"]
+    assert started and all(job.paused for job in started)  # dev does not start manifests on their schedules
+
+
+def test_refuses_a_scheduler_job_that_calls_no_function_of_the_stack(tmp_path: Path) -> None:
+    handlers = json.loads(json.dumps(HANDLERS))
+    handlers["resource"]["google_cloud_scheduler_job"] = {
+        "tick": {"name": "tick", "schedule": "* * * * *", "http_target": {"uri": "https://example.com/"}}
+    }
+    with pytest.raises(TopologyError, match=r"google_cloud_scheduler_job\.tick"):
+        scheduler_jobs(write_stacks(tmp_path, PLATFORM, handlers), "x")
