@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from baton.errors import ManifestInvalid, ManifestNotFound
 from baton.manifests.limits import near_limits
 from baton.manifests.loading import ManifestRepository, load_manifest
 from baton.manifests.model import Manifest
+from baton.manifests.selection import select
 from baton_cli import root
 from baton_cli.graph import GraphFormat, manifest_graph, render_image, run_graph, to_text
 
@@ -78,10 +80,14 @@ def manifest_graph_command(
     graph_format: Annotated[GraphFormat | None, typer.Option("--format", help="Text format (default mermaid).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Render FILE.png or FILE.svg with Graphviz.")] = None,
     run_id: Annotated[str | None, typer.Option("--run", help="Colour the jobs by their status in this run.")] = None,
+    select_spec: Annotated[str | None, typer.Option("--select", help="Preview a selection: +x, x+, 2+x, label:k=v ...")] = None,
+    exclude_spec: Annotated[str | None, typer.Option("--exclude", help="Jobs to leave out of the selection.")] = None,
     manifests_dir: root.ManifestsDir = None,
 ) -> None:
     """The DAG as Mermaid or Graphviz text (edges point from a job to those that need it)."""
     manifest = _load(name, manifests_dir)
+    if select_spec or exclude_spec:
+        manifest = replace(manifest, jobs=select(manifest, select_spec, exclude_spec).jobs)
     graph = manifest_graph(manifest)
     if run_id is not None:
         store = root.build_store(root.settings())

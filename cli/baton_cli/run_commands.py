@@ -63,14 +63,21 @@ def _fetch_id_token(audience: str) -> str:
     return token
 
 
-def start_remote(url: str, manifest: str, params: Mapping[str, Any]) -> dict[str, Any]:
+def start_remote(
+    url: str, manifest: str, params: Mapping[str, Any], select: str | None = None, exclude: str | None = None
+) -> dict[str, Any]:
     """POST to the deployed start_manifest with an identity token for `url` (the function's audience)."""
     import requests
 
     token = os.environ.get(root.ID_TOKEN_VAR) or _fetch_id_token(url)
     response = requests.post(
         url,
-        json={"manifest": manifest, "params": dict(params)},
+        json={
+            "manifest": manifest,
+            "params": dict(params),
+            **({"select": select} if select else {}),
+            **({"exclude": exclude} if exclude else {}),
+        },
         headers={"Authorization": f"Bearer {token}"},
         timeout=root.HTTP_TIMEOUT_S,
     )
@@ -91,6 +98,10 @@ def start(
     url: Annotated[
         str | None, typer.Option("--url", help="POST to this deployed start_manifest function instead of using Spanner directly.")
     ] = None,
+    select_spec: Annotated[
+        str | None, typer.Option("--select", help="Run only these jobs: keys and label:k=v with dbt's +x, x+, 2+x, a,b, 'a b'.")
+    ] = None,
+    exclude_spec: Annotated[str | None, typer.Option("--exclude", help="Leave these jobs out (same syntax).")] = None,
     manifests_dir: root.ManifestsDir = None,
 ) -> None:
     """Start a run and print its id on stdout (details go to stderr)."""
@@ -100,7 +111,7 @@ def start(
             local: Manifest | None = ManifestRepository(manifests_dir or default_manifests_dir()).load(manifest)
         except BatonError:
             local = None  # the function knows its own manifests; it will say what is wrong
-        body = start_remote(url, manifest, typed_params(params, local))
+        body = start_remote(url, manifest, typed_params(params, local), select_spec, exclude_spec)
         typer.echo(body["run_id"])
         typer.echo(
             f"started {body.get('manifest', manifest)} @ {body.get('version', '?')} with {body.get('jobs', '?')} jobs", err=True
@@ -109,7 +120,7 @@ def start(
     orchestrator = root.build_orchestrator(root.settings())
     typed = typed_params(params, orchestrator.manifests.load(manifest))
     with root.core_logs():
-        run = orchestrator.start(manifest, typed)
+        run = orchestrator.start(manifest, typed, select_spec, exclude_spec)
     typer.echo(run.run_id)
     typer.echo(
         f"started {run.manifest_name} @ {run.manifest_version} with {run.total_jobs} jobs; "

@@ -35,6 +35,15 @@ class InvalidParams(BatonError):
         super().__init__("; ".join(f"{manifest}: {problem}" for problem in self.problems))
 
 
+class InvalidSelection(BatonError):
+    """A --select or --exclude spec is malformed, names no job, or leaves nothing to run."""
+
+    def __init__(self, manifest: str, problem: str) -> None:
+        super().__init__(f"{manifest}: {problem}")
+        self.manifest = manifest
+        self.problem = problem
+
+
 class RunNotFound(BatonError):
     """No run with that ID exists."""
 

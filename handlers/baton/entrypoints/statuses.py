@@ -20,6 +20,7 @@ from baton.errors import (
     BatonError,
     InvalidParams,
     InvalidRequest,
+    InvalidSelection,
     ManifestInvalid,
     ManifestNotFound,
     RunNotFound,
@@ -39,7 +40,7 @@ DEAD_LETTER_REASONS = frozenset(
 def status_for(error: BatonError) -> int:
     if isinstance(error, RequestTooLarge):
         return 413
-    if isinstance(error, InvalidRequest | InvalidParams | ManifestInvalid):
+    if isinstance(error, InvalidRequest | InvalidParams | ManifestInvalid | InvalidSelection):
         return 400
     if isinstance(error, ManifestNotFound | RunNotFound):
         return 404

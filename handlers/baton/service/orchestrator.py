@@ -17,8 +17,10 @@ from baton.service.reconciler import ReconcileReport
 class Orchestrator(Dependencies):
     """Each method is one use case; the modules they call hold the logic."""
 
-    def start(self, manifest_name: str, params: Mapping[str, Any]) -> RunRecord:
-        return runs.start(self, manifest_name, params)
+    def start(
+        self, manifest_name: str, params: Mapping[str, Any], select: str | None = None, exclude: str | None = None
+    ) -> RunRecord:
+        return runs.start(self, manifest_name, params, select, exclude)
 
     def complete(self, event: Completion | CheckCompletion) -> CompletionResult:
         return completion.complete(self, event)

@@ -18,16 +18,22 @@ from baton.domain.transitions.cancel import cancel_run
 from baton.domain.transitions.retry import RETRYABLE_RUN_STATUSES, apply_retry, plan_retry
 from baton.domain.transitions.start import activate_run, plan_run
 from baton.errors import RunNotFound, RunNotRetryable
+from baton.manifests import selection
 from baton.service.continuations import submit_released
 from baton.service.dependencies import Dependencies
 
 
-def start(deps: Dependencies, manifest_name: str, params: Mapping[str, Any]) -> RunRecord:
-    """Snapshot the manifest into a new run and submit its roots. Bad input raises before any write."""
+def start(
+    deps: Dependencies, manifest_name: str, params: Mapping[str, Any], select: str | None = None, exclude: str | None = None
+) -> RunRecord:
+    """Snapshot the manifest (or the part `select` and `exclude` leave) into a new run and submit its roots.
+
+    Bad input raises before any write.
+    """
     manifest = deps.manifests.load(manifest_name)
     now = deps.clock()
     bound = manifest.bind_params(params, today=now.date())
-    plan = plan_run(manifest, bound, deps.environment, new_run_id(), now)
+    plan = plan_run(selection.select(manifest, select, exclude), bound, deps.environment, new_run_id(), now)
     deps.store.create_run(plan)
     run = deps.store.transact(lambda tx: activate_run(tx, plan.run.run_id))
     assert run is not None, "a run just created must activate"
