@@ -210,6 +210,24 @@ def retry(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
 
 
 @root.app.command()
+def rerun(
+    run_id: Annotated[str, typer.Argument(help="The finished run to rerun.")],
+    from_key: Annotated[str, typer.Option("--from", help="Run this job and everything downstream of it again.")],
+) -> None:
+    """A new run of the manifest as it is now, with RUN's params: JOB and what follows it run, the rest is reused."""
+    orchestrator = root.build_orchestrator(root.settings())
+    with root.core_logs():
+        run, change = orchestrator.rerun(run_id, from_key)
+    typer.echo(run.run_id)
+    typer.echo(f"manifest {run.manifest_name} since run {run_id}: {'; '.join(change.lines())}", err=True)
+    typer.echo(
+        f"started {run.manifest_name} @ {run.manifest_version}: {run.open_jobs} of {run.total_jobs} jobs to run, "
+        f"{run.succeeded_jobs} reused from {run_id}; follow it with: baton status {run.run_id} --watch",
+        err=True,
+    )
+
+
+@root.app.command()
 def cancel(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
     """Cancel a run: nothing more is submitted, released BigQuery jobs are cancelled."""
     orchestrator = root.build_orchestrator(root.settings())

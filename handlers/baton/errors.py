@@ -61,6 +61,15 @@ class RunNotRetryable(BatonError):
         self.reason = reason
 
 
+class CannotRerun(BatonError):
+    """`rerun RUN --from JOB` needs a finished run and a job of its manifest's current version."""
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        super().__init__(f"cannot rerun '{run_id}': {reason}")
+        self.run_id = run_id
+        self.reason = reason
+
+
 class InvalidRequest(BatonError):
     """A request body is malformed; the message says which field and why."""
 

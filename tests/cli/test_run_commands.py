@@ -245,6 +245,25 @@ def test_retry_reruns_the_failed_jobs_of_a_failed_run(core: Core) -> None:
     assert_one_line_error(invoke("retry", run.run_id), "cannot be retried", "RUNNING")
 
 
+def test_rerun_from_a_job_reuses_its_upstreams_from_spanner(core: Core) -> None:
+    run = core.orchestrator.start("elt_daily", {"run_date": RUN_DATE})
+    for key in ("land_raw", "hist_customers", "hist_orders", "hist_products"):
+        finish(core, run.run_id, key, JobError("invalidQuery", "bad") if key == "hist_orders" else None)
+    failed = core.store.get_run(run.run_id)
+    assert failed is not None and failed.status == RunStatus.FAILED
+
+    result = invoke("rerun", run.run_id, "--from", "hist_orders")
+    assert result.exit_code == 0, result.output
+    new_id = result.stdout.strip()
+    assert "since run" in result.stderr and "no job changed" in result.stderr
+    jobs = {job.job_key: job for job in core.store.list_jobs(new_id)}
+    reused = {key for key, job in jobs.items() if job.reused_from == run.run_id}
+    assert reused == {"land_raw", "hist_customers", "hist_products"}
+    assert all(jobs[key].status == JobStatus.SUCCEEDED for key in reused)
+    assert jobs["hist_orders"].status == JobStatus.SUBMITTED
+    assert_one_line_error(invoke("rerun", run.run_id, "--from", "nope"), "job 'nope' is not in manifest 'elt_daily'")
+
+
 # --- catalog -----------------------------------------------------------------------------------------------
 
 

@@ -134,6 +134,7 @@ class JobRecord:
     # A SUCCEEDED job with more dependents than one commit may update: its dependents up to this key
     # (in key order) are released, the rest is handed on as a Continuation. None: nothing is pending.
     release_cursor: str | None = None
+    reused_from: str | None = None  # a rerun took this job's success from that earlier run instead of running it
 
 
 class CheckStatus(StrEnum):

@@ -8,6 +8,7 @@ from typing import Any
 from baton.domain.records import CheckCompletion, CheckRecord, Completion, Continuation, JobRecord, RunRecord
 from baton.domain.timing import ReconcilePolicy
 from baton.domain.transitions.completion import CompletionResult
+from baton.domain.transitions.rerun import VersionChange
 from baton.service import completion, continuations, reconciler, runs, submission
 from baton.service.dependencies import Dependencies
 from baton.service.ports import SubmitRequest
@@ -24,6 +25,9 @@ class Orchestrator(Dependencies):
 
     def complete(self, event: Completion | CheckCompletion) -> CompletionResult:
         return completion.complete(self, event)
+
+    def rerun(self, run_id: str, from_key: str) -> tuple[RunRecord, VersionChange]:
+        return runs.rerun(self, run_id, from_key)
 
     def cancel(self, run_id: str) -> RunRecord:
         return runs.cancel(self, run_id)

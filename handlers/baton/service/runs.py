@@ -15,9 +15,10 @@ from baton.domain.naming import new_run_id
 from baton.domain.records import JobStatus, RunRecord
 from baton.domain.run_events import run_event
 from baton.domain.transitions.cancel import cancel_run
+from baton.domain.transitions.rerun import VersionChange, plan_rerun, version_change
 from baton.domain.transitions.retry import RETRYABLE_RUN_STATUSES, apply_retry, plan_retry
 from baton.domain.transitions.start import activate_run, plan_run
-from baton.errors import RunNotFound, RunNotRetryable
+from baton.errors import CannotRerun, RunNotFound, RunNotRetryable
 from baton.manifests import selection
 from baton.service.continuations import submit_released
 from baton.service.dependencies import Dependencies
@@ -43,6 +44,39 @@ def start(
     deps.events.publish(run_event("run.started", run, now))
     submit_released(deps, run, [job for job in plan.jobs if job.status == JobStatus.READY])
     return run
+
+
+def rerun(deps: Dependencies, run_id: str, from_key: str) -> tuple[RunRecord, VersionChange]:
+    """A new run of the manifest's current version with `run_id`'s params: `from_key` and what follows it run,
+    the rest is reused from `run_id` (domain/transitions/rerun.py). Returns it and what changed in the manifest."""
+    earlier_run = deps.store.get_run(run_id)
+    if earlier_run is None:
+        raise RunNotFound(run_id)
+    if not earlier_run.status.terminal:
+        raise CannotRerun(run_id, f"it is {earlier_run.status}; rerun a finished run (or cancel this one first)")
+    manifest = deps.manifests.load(earlier_run.manifest_name)
+    if all(spec.key != from_key for spec in manifest.jobs):
+        raise CannotRerun(run_id, f"job '{from_key}' is not in manifest '{manifest.name}' as it is now")
+    earlier = {job.job_key: job for job in deps.store.list_jobs(run_id)}
+    change = version_change([job.spec for job in earlier.values()], manifest.jobs)
+    now = deps.clock()
+    plan = plan_rerun(manifest, earlier_run, earlier, from_key, deps.environment, new_run_id(), now)
+    deps.store.create_run(plan)
+    run = deps.store.transact(lambda tx: activate_run(tx, plan.run.run_id))
+    assert run is not None, "a run just created must activate"
+    structured_log.info(
+        "run started",
+        run_id=run.run_id,
+        manifest=run.manifest_name,
+        jobs=run.total_jobs,
+        version=run.manifest_version,
+        rerun_of=run_id,
+        rerun_from=from_key,
+        reused=run.succeeded_jobs,
+    )
+    deps.events.publish(run_event("run.started", run, now))
+    submit_released(deps, run, [job for job in plan.jobs if job.status == JobStatus.READY])
+    return run, change
 
 
 def cancel(deps: Dependencies, run_id: str) -> RunRecord:
