@@ -78,6 +78,7 @@ class InMemoryRunStore(RunStore):
         self.catalog: dict[str, CatalogEntry] = {}
         self.lock = threading.Lock()
         self.commits = 0
+        self.paused_manifests: dict[str, str] = {}
         self.largest_commit_jobs = 0  # job rows written by the largest commit: chunked paths keep it bounded
         self.crash_after_commit: Callable[[], bool] = lambda: False
 
@@ -121,6 +122,15 @@ class InMemoryRunStore(RunStore):
 
     def list_catalog(self, limit: int = 100, prefix: str | None = None) -> list[CatalogEntry]:
         return [self.catalog[t] for t in sorted(self.catalog) if t.startswith(prefix or "")][:limit]
+
+    def paused(self) -> dict[str, str]:
+        return dict(self.paused_manifests)
+
+    def set_paused(self, manifest: str, reason: str | None) -> None:
+        if reason is None:
+            self.paused_manifests.pop(manifest, None)
+        else:
+            self.paused_manifests[manifest] = reason
 
 
 class CollectingWorkQueue(WorkQueue):

@@ -210,6 +210,25 @@ def retry(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
 
 
 @root.app.command()
+def pause(
+    manifest: Annotated[str, typer.Argument(help="Manifest name.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why: shown to whoever tries to start it.")] = "paused by an operator",
+) -> None:
+    """Refuse every start of MANIFEST, scheduled or manual, until `baton resume`; runs in flight go on."""
+    orchestrator = root.build_orchestrator(root.settings())
+    orchestrator.pause(manifest, reason)
+    typer.echo(f"manifest {manifest} is paused: starts are refused until `baton resume {manifest}`")
+
+
+@root.app.command()
+def resume(manifest: Annotated[str, typer.Argument(help="Manifest name.")]) -> None:
+    """Let MANIFEST start runs again."""
+    orchestrator = root.build_orchestrator(root.settings())
+    orchestrator.resume(manifest)
+    typer.echo(f"manifest {manifest} starts runs again")
+
+
+@root.app.command()
 def rerun(
     run_id: Annotated[str, typer.Argument(help="The finished run to rerun.")],
     from_key: Annotated[str, typer.Option("--from", help="Run this job and everything downstream of it again.")],

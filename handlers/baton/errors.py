@@ -44,6 +44,15 @@ class InvalidSelection(BatonError):
         self.problem = problem
 
 
+class ManifestPaused(BatonError):
+    """An operator paused the manifest (`baton pause`): it starts no run until resumed."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"manifest '{name}' is paused ({reason or 'no reason given'}); `baton resume {name}` starts it again")
+        self.name = name
+        self.reason = reason
+
+
 class RunNotFound(BatonError):
     """No run with that ID exists."""
 

@@ -264,6 +264,16 @@ def test_rerun_from_a_job_reuses_its_upstreams_from_spanner(core: Core) -> None:
     assert_one_line_error(invoke("rerun", run.run_id, "--from", "nope"), "job 'nope' is not in manifest 'elt_daily'")
 
 
+def test_pause_refuses_starts_in_one_line_until_resume(core: Core) -> None:
+    result = invoke("pause", "checked", "--reason", "backfill in progress")
+    assert result.exit_code == 0, result.output
+    assert "checked" in core.store.paused()
+    assert_one_line_error(invoke("start", "checked", "-p", f"run_date={RUN_DATE}"), "is paused (backfill in progress)")
+    assert invoke("resume", "checked").exit_code == 0
+    assert invoke("start", "checked", "-p", f"run_date={RUN_DATE}").exit_code == 0
+    assert_one_line_error(invoke("pause", "no_such_manifest"), "manifest 'no_such_manifest' not found")
+
+
 # --- catalog -----------------------------------------------------------------------------------------------
 
 

@@ -71,3 +71,18 @@ def test_a_rerun_needs_a_finished_run_and_a_job_of_the_manifest(tmp_path: Path) 
     finished = finished_run(world)
     with pytest.raises(CannotRerun, match="job 'nope' is not in manifest 'm'"):
         world.orchestrator.rerun(finished, "nope")
+
+
+def test_a_paused_manifest_starts_nothing_until_resumed(tmp_path: Path) -> None:
+    from baton.errors import ManifestPaused
+
+    world = World(tmp_path, manifest_of(EDGES))
+    running = world.start()
+    world.orchestrator.pause("m", "warehouse migration")
+    with pytest.raises(ManifestPaused, match=r"manifest 'm' is paused \(warehouse migration\); `baton resume m`"):
+        world.orchestrator.start("m", {})
+    assert list(world.store.runs) == [running], "no run was written"
+    world.finish(running, "land")
+    assert world.job(running, "hist").status == JobStatus.SUBMITTED, "runs in flight go on"
+    world.orchestrator.resume("m")
+    assert world.orchestrator.start("m", {}).status == RunStatus.RUNNING

@@ -22,6 +22,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "RunJobDependents": ("RunId", "JobKey", "DependentKey"),
     "RunJobChecks": ("RunId", "JobKey", "Attempt", "CheckName"),
     "Catalog": ("TableRef",),
+    "ManifestControls": ("ManifestName",),
 }
 
 INDEXES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {

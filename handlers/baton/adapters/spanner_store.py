@@ -293,6 +293,19 @@ class SpannerRunStore(RunStore):
             rows = list(snapshot.read("RunJobChecks", CHECK_COLUMNS, spanner.KeySet(ranges=[prefix])))
         return [check_from_row(row) for row in rows]
 
+    def paused(self) -> dict[str, str]:
+        with self.database.snapshot() as snapshot:
+            rows = snapshot.execute_sql("SELECT ManifestName, Reason FROM ManifestControls WHERE Paused")
+            return {row[0]: row[1] or "" for row in rows}
+
+    def set_paused(self, manifest: str, reason: str | None) -> None:
+        with self.database.batch() as batch:
+            batch.insert_or_update(
+                "ManifestControls",
+                ("ManifestName", "Paused", "Reason", "UpdatedAt"),
+                [[manifest, reason is not None, reason, spanner.COMMIT_TIMESTAMP]],
+            )
+
     def list_catalog(self, limit: int = 100, prefix: str | None = None) -> list[CatalogEntry]:
         sql = f"SELECT {', '.join(CATALOG_COLUMNS)} FROM Catalog"
         params: dict[str, Any] = {"limit": limit}

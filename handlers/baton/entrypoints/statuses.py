@@ -1,7 +1,8 @@
 """Outcomes -> HTTP statuses: the one mapping of Baton's errors to what Pub/Sub, Scheduler or a caller sees.
 
 Status policy (every outcome is listed in docs/failure-model.md):
-  start_manifest          200 started; 400 bad body/params/manifest; 404 unknown manifest;
+  start_manifest          200 started; 400 bad body/params/manifest/selection; 404 unknown manifest;
+                          409 manifest paused;
                           405 not POST; 413 too large; 503 storage or BigQuery unavailable.
   bigquery_job_completed  200 recorded (`verdict`), ignored (`ignored`: not Baton's event) or
                           dropped (`dropped`: cannot be processed, dead-lettered with its reason);
@@ -23,6 +24,7 @@ from baton.errors import (
     InvalidSelection,
     ManifestInvalid,
     ManifestNotFound,
+    ManifestPaused,
     RunNotFound,
     TransientError,
     one_line,
@@ -44,6 +46,8 @@ def status_for(error: BatonError) -> int:
         return 400
     if isinstance(error, ManifestNotFound | RunNotFound):
         return 404
+    if isinstance(error, ManifestPaused):
+        return 409
     if isinstance(error, TransientError):
         return 503
     return 500

@@ -26,6 +26,12 @@ class Orchestrator(Dependencies):
     def complete(self, event: Completion | CheckCompletion) -> CompletionResult:
         return completion.complete(self, event)
 
+    def pause(self, manifest_name: str, reason: str) -> None:
+        runs.pause(self, manifest_name, reason)
+
+    def resume(self, manifest_name: str) -> None:
+        runs.resume(self, manifest_name)
+
     def rerun(self, run_id: str, from_key: str) -> tuple[RunRecord, VersionChange]:
         return runs.rerun(self, run_id, from_key)
 

@@ -80,6 +80,14 @@ class RunStore(abc.ABC):
     def list_catalog(self, limit: int = 100, prefix: str | None = None) -> list[CatalogEntry]:
         """Tables Baton wrote, by table reference; `prefix` narrows to e.g. a dataset (`proj.sales.`)."""
 
+    @abc.abstractmethod
+    def paused(self) -> dict[str, str]:
+        """Paused manifests and why: an operator's `baton pause`. A paused manifest starts no run."""
+
+    @abc.abstractmethod
+    def set_paused(self, manifest: str, reason: str | None) -> None:
+        """Pause `manifest` with a reason, or resume it with None."""
+
 
 @dataclass(frozen=True)
 class QueryParameter:

@@ -18,7 +18,7 @@ from baton.domain.transitions.cancel import cancel_run
 from baton.domain.transitions.rerun import VersionChange, plan_rerun, version_change
 from baton.domain.transitions.retry import RETRYABLE_RUN_STATUSES, apply_retry, plan_retry
 from baton.domain.transitions.start import activate_run, plan_run
-from baton.errors import CannotRerun, RunNotFound, RunNotRetryable
+from baton.errors import CannotRerun, ManifestPaused, RunNotFound, RunNotRetryable
 from baton.manifests import selection
 from baton.service.continuations import submit_released
 from baton.service.dependencies import Dependencies
@@ -32,6 +32,9 @@ def start(
     Bad input raises before any write.
     """
     manifest = deps.manifests.load(manifest_name)
+    paused = deps.store.paused()
+    if manifest.name in paused:
+        raise ManifestPaused(manifest.name, paused[manifest.name])
     now = deps.clock()
     bound = manifest.bind_params(params, today=now.date())
     plan = plan_run(selection.select(manifest, select, exclude), bound, deps.environment, new_run_id(), now)
@@ -44,6 +47,18 @@ def start(
     deps.events.publish(run_event("run.started", run, now))
     submit_released(deps, run, [job for job in plan.jobs if job.status == JobStatus.READY])
     return run
+
+
+def pause(deps: Dependencies, manifest_name: str, reason: str) -> None:
+    """Scheduled and manual starts of the manifest are refused until it is resumed; runs in flight go on."""
+    deps.manifests.load(manifest_name)  # an unknown or invalid manifest is refused, not paused
+    deps.store.set_paused(manifest_name, reason)
+    structured_log.warning("manifest paused", manifest=manifest_name, reason=reason)
+
+
+def resume(deps: Dependencies, manifest_name: str) -> None:
+    deps.store.set_paused(manifest_name, None)
+    structured_log.info("manifest resumed", manifest=manifest_name)
 
 
 def rerun(deps: Dependencies, run_id: str, from_key: str) -> tuple[RunRecord, VersionChange]:
