@@ -231,6 +231,12 @@ class LocalStack:
             "BATON_DEAD_LETTER_SUBSCRIPTION": self.topology.dead_letter_subscription,
         }
 
+    def operator_settings(self) -> Any:
+        """The `Settings` an operator's `baton` (or a test acting as one) uses against this stack."""
+        from baton.config import Settings
+
+        return Settings.from_env({**self.client_environment(), **self.options.extra_handler_env})
+
     def migrate(self) -> None:
         from baton.adapters.spanner_migrations import load_migrations, migrate
 
