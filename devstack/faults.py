@@ -12,7 +12,8 @@ The JSON document (every key optional)::
                 "job_id_prefix": "baton_", "labels": {"baton_job": "load"}, "identity": "", "function": ""}],
      "settings": {"job_queue": {"max_running": 2, "max_queued": 1000},
                   "owner_only_results": true,
-                  "instance_limits": true, "instance_overrides": {"bigquery_job_completed": 0}}}
+                  "instance_limits": true, "instance_overrides": {"bigquery_job_completed": 0},
+                  "instance_wait_s": 30.0}}
 
 `POST` adds rules and merges settings, `GET` shows rules (with what is left of each), settings and
 counters, `DELETE` clears everything back to the cloud-that-never-fails default.
@@ -139,6 +140,7 @@ class FaultSettings:
     owner_only_results: bool = False  # anonymous result tables readable only by the identity that ran the query
     instance_limits: bool = False  # function fronts refuse with 429 beyond max instances x concurrency
     instance_overrides: Mapping[str, int] = field(default_factory=dict)  # entry point -> capacity, for small tests
+    instance_wait_s: float = 30.0  # how long Cloud Run holds a request for a free instance before its 429
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,6 +148,7 @@ class FaultSettings:
             "owner_only_results": self.owner_only_results,
             "instance_limits": self.instance_limits,
             "instance_overrides": dict(self.instance_overrides),
+            "instance_wait_s": self.instance_wait_s,
         }
 
     def merged(self, document: Any) -> FaultSettings:
@@ -163,6 +166,8 @@ class FaultSettings:
                 raise FaultDocumentError(f"job_queue: {exc}") from exc
             if queue and (changes["job_queue"].max_running < 0 or changes["job_queue"].max_queued < 0):
                 raise FaultDocumentError("job_queue limits are >= 0")
+        if "instance_wait_s" in changes:
+            changes["instance_wait_s"] = float(changes["instance_wait_s"])
         if "instance_overrides" in changes:
             changes["instance_overrides"] = {str(k): int(v) for k, v in dict(changes["instance_overrides"] or {}).items()}
         return replace(self, **changes)
@@ -274,6 +279,7 @@ class FaultClient:
         owner_only_results: bool | None = None,
         instance_limits: bool | None = None,
         instance_overrides: Mapping[str, int] | None = None,
+        instance_wait_s: float | None = None,
     ) -> None:
         settings: dict[str, Any] = {}
         if job_queue is not None:
@@ -284,6 +290,8 @@ class FaultClient:
             settings["instance_limits"] = instance_limits
         if instance_overrides is not None:
             settings["instance_overrides"] = dict(instance_overrides)
+        if instance_wait_s is not None:
+            settings["instance_wait_s"] = instance_wait_s
         self._post({"settings": settings})
 
     def state(self) -> dict[str, Any]:
