@@ -32,7 +32,7 @@ REASON_BY_STATUS = {400: "invalid", 403: "accessDenied", 404: "notFound", 409: "
 
 _MISSING_SCHEMA = re.compile(r"Catalog Error: Schema with name (?P<project>[a-z0-9-]+?)__(?P<dataset>\w+) does not exist")
 _MISSING_TABLE = re.compile(r"Catalog Error: Table with name (?P<table>[\w.-]+) does not exist")
-_ENGINE_NOT_FOUND = re.compile(r"Not found: (?P<kind>dataset|table):(?P<project>[a-z0-9-]+)\.(?P<rest>[\w.]+)")
+_ENGINE_NOT_FOUND = re.compile(r"Not found: (?P<kind>dataset|table|job):(?P<project>[a-z0-9-]+)\.(?P<rest>[\w.-]+)")
 
 
 def error_body(code: int, message: str, reason: str) -> dict[str, Any]:
@@ -76,7 +76,7 @@ def engine_job_error(response: requests.Response, location: str) -> dict[str, An
 
 
 def rewrite_not_found_body(content: bytes) -> bytes:
-    """An engine 404 body ("Not found: dataset:p.d") as BigQuery words it ("Not found: Dataset p:d")."""
+    """An engine 404 ("Not found: dataset:p.d") as BigQuery words it ("Not found: Dataset p:d"); tables and jobs alike."""
     try:
         message = str(json.loads(content)["error"]["message"])
     except (ValueError, KeyError, TypeError):
