@@ -13,6 +13,10 @@ the façade answers the jobs API itself (the subset google-cloud-bigquery uses):
 - `destinationTable` + write/create dispositions are applied here (the engine ignores them);
 - every DONE job goes to the audit-log bridge, which routes it like a Logging sink;
 - jobs.get calls are counted per caller (User-Agent product) to prove nobody polls.
+- callers have identities (`/_as/<email>` endpoints), recorded on their jobs;
+- Google Cloud's own failures, off until a test turns them on (devstack.faults, `/_faults`): refusals
+  and slow answers on jobs.insert/get/getQueryResults, a query queue with BigQuery's refusal,
+  truncated audit entries, anonymous results readable only by the identity that ran the query.
 
 Datasets, tables and tabledata calls are proxied to the engine unchanged.
 Use `LocalBigQuery.start(...)`, or run `python -m devstack.bigquery_facade --help`.
