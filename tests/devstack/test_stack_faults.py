@@ -18,7 +18,7 @@ import pytest
 import requests
 import yaml
 
-from baton.spanner_store import SpannerRunStore
+from baton.adapters.spanner_store import SpannerRunStore
 from devstack.faults import FaultClient, FaultRule
 from devstack.function_front import NO_INSTANCE_MESSAGE
 from devstack.pubsub_admin import publish, pull
