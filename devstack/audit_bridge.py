@@ -190,8 +190,9 @@ def _entry(
     }
 
 
-def job_insertion_entry(job: AuditJob) -> dict[str, Any]:
-    metadata = {"jobInsertion": {"job": _job_payload(job, "RUNNING"), "reason": "JOB_INSERT_REQUEST"}}
+def job_insertion_entry(job: AuditJob, state: str = "RUNNING") -> dict[str, Any]:
+    """The insertion entry; `state` is PENDING for a job that waits in BigQuery's query queue."""
+    metadata = {"jobInsertion": {"job": _job_payload(job, state), "reason": "JOB_INSERT_REQUEST"}}
     return _entry(job, metadata, at=job.create_time, failed=False, first=True)
 
 
@@ -308,6 +309,13 @@ class AuditLogBridge:
 
     def job_inserted(self, job: AuditJob) -> None:
         self.write(job_insertion_entry(job))
+        self.write(job_change_entry(job, "PENDING", "RUNNING"))
+
+    def job_queued(self, job: AuditJob) -> None:
+        """Inserted behind the running cap: PENDING until `job_started`."""
+        self.write(job_insertion_entry(job, "PENDING"))
+
+    def job_started(self, job: AuditJob) -> None:
         self.write(job_change_entry(job, "PENDING", "RUNNING"))
 
     def job_done(self, job: AuditJob) -> None:

@@ -23,6 +23,8 @@ from typing import Any
 from devstack.audit_bridge import DeliveryPolicy, PubSubPublisher
 from devstack.bigquery_facade import LocalBigQuery
 from devstack.emulators import FunctionServer, PubSubEmulator, SpannerEmulator, create_spanner_database, emulator_env
+from devstack.faults import FaultBoard, FaultClient
+from devstack.function_front import FunctionFront
 from devstack.processes import ProcessSupervisor, reap_orphans
 from devstack.pubsub_admin import PubSubTopology, PushSubscriptionSpec, provision_pubsub
 from devstack.topology import PushSubscription, Topology, load_topology
@@ -110,6 +112,8 @@ class LocalStack:
         self.pubsub_paths: PubSubTopology
         self.functions: dict[str, FunctionServer] = {}
         self.function_env: dict[str, dict[str, str]] = {}
+        self.fronts: dict[str, FunctionFront] = {}  # Cloud Run's side of each function: callers go through it
+        self.faults = FaultBoard()  # every fault off until a test turns it on (see faults())
         self.settings: dict[str, str] = {}
 
     @classmethod
@@ -160,15 +164,18 @@ class LocalStack:
             duration_fn=options.duration_fn,
             supervisor=self.supervisor,
             location=self.settings.get("BATON_BQ_LOCATION", "US"),
+            faults=self.faults,
         )
 
         progress("serving the handlers with functions-framework")
         for entry_point in ENTRY_POINTS:
+            deployed = self.topology.functions[entry_point]
             env = {
                 **settings[entry_point],
                 **self.spanner.env(),
                 **self.pubsub.env(),
-                "BATON_BIGQUERY_ENDPOINT": self.bigquery.endpoint,
+                # Each function reaches BigQuery as its own service account, as deployed.
+                "BATON_BIGQUERY_ENDPOINT": self.bigquery.facade.endpoint_for(deployed.service_account_email),
                 "BATON_MANIFESTS_DIR": str(options.manifests_dir),
                 "PYTHONUNBUFFERED": "1",
                 **options.extra_handler_env,
@@ -177,13 +184,15 @@ class LocalStack:
             self.functions[entry_point] = FunctionServer.start(
                 self.supervisor, source=options.handlers_source, target=entry_point, env=env, name=f"fn-{entry_point}"
             )
+            self.fronts[entry_point] = FunctionFront(deployed, self.functions[entry_point].url, self.faults)
+            self.fronts[entry_point].start()
 
         progress("creating topics and the push subscriptions from the stack")
 
         def spec(push: PushSubscription) -> PushSubscriptionSpec:
             return PushSubscriptionSpec(
                 name=push.name,
-                push_endpoint=self.functions[push.entry_point].url,
+                push_endpoint=self.fronts[push.entry_point].url,
                 ack_deadline_seconds=push.ack_deadline_seconds,
                 min_backoff_seconds=options.push_backoff_s[0] if options.push_backoff_s else push.min_backoff_seconds,
                 max_backoff_seconds=options.push_backoff_s[1] if options.push_backoff_s else push.max_backoff_seconds,
@@ -242,6 +251,10 @@ class LocalStack:
 
         migrate(self.database(), load_migrations())
 
+    def fault_client(self) -> FaultClient:
+        """Turns this stack's cloud faults on and off, over the local BigQuery's /_faults (see devstack.faults)."""
+        return FaultClient(self.bigquery.endpoint)
+
     def client_env(self) -> Any:
         """A block in which Google clients built in this process talk to this stack's emulators."""
         return emulator_env({**self.spanner.env(), **self.pubsub.env()})
@@ -275,7 +288,7 @@ class LocalStack:
         """Call start_manifest over HTTP, as Cloud Scheduler or the CLI would."""
         import requests
 
-        response = requests.post(self.functions["start_manifest"].url, json={"manifest": manifest, "params": params}, timeout=60)
+        response = requests.post(self.fronts["start_manifest"].url, json={"manifest": manifest, "params": params}, timeout=60)
         body: dict[str, Any] = response.json()
         if response.status_code != 200:
             raise RuntimeError(f"start_manifest answered {response.status_code}: {body.get('message', body)}")
@@ -284,12 +297,14 @@ class LocalStack:
     def reconcile(self) -> dict[str, Any]:
         import requests
 
-        response = requests.post(self.functions["reconcile"].url, timeout=120)
+        response = requests.post(self.fronts["reconcile"].url, timeout=120)
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result
 
     def stop(self) -> None:
+        for front in self.fronts.values():
+            front.stop()
         if getattr(self, "bigquery", None) is not None:
             self.bigquery.stop()
         self.supervisor.close()
