@@ -215,7 +215,7 @@ class DevLoop:
 
 def _with_processes(state: DevState, stack: LocalStack) -> DevState:
     processes = {process.name: process.pid for process in stack.supervisor.processes if not process.stopped}
-    functions = {entry_point: server.url for entry_point, server in stack.functions.items()}
+    functions = {entry_point: front.url for entry_point, front in stack.fronts.items()}  # callers go through Cloud Run's side
     return DevState(**{**asdict(state), "processes": processes, "functions": functions})
 
 
