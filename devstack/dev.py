@@ -197,7 +197,7 @@ class DevLoop:
             self._retry_at.pop(entry_point, None)
             say(
                 f"{entry_point} exited (PID {server.process.pid}, code {code}); started again as PID "
-                f"{restarted.process.pid} on {restarted.url}, as Cloud Run starts a new instance"
+                f"{restarted.process.pid} behind {self.stack.fronts[entry_point].url}, as Cloud Run starts a new instance"
             )
             self.state = _with_processes(self.state, self.stack)
             self.state.write(self.state_path)
