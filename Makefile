@@ -28,7 +28,7 @@ lint: $(VENV_STAMP)
 	.venv/bin/ruff format --check .
 
 typecheck: $(VENV_STAMP)
-	.venv/bin/mypy handlers/baton handlers/main.py devstack cdk benchmarks --exclude benchmarks/out
+	.venv/bin/mypy handlers/baton handlers/main.py devstack cdk cli benchmarks --exclude benchmarks/out
 
 unit: $(VENV_STAMP)
 	$(PY) -m pytest tests/unit tests/handlers
