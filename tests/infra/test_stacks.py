@@ -169,6 +169,39 @@ def test_database_ddl_is_spanner_schema(synth_dir: Path, env: str) -> None:
     assert all(re.match(r"^(CREATE|ALTER|DROP) ", statement) for statement in database["ddl"])
 
 
+def test_open_status_columns_turn_null_at_exactly_the_engines_terminal_statuses() -> None:
+    from baton.engine import JobStatus, RunStatus
+    from baton.schema import all_statements
+
+    ddl = all_statements(REPO / "spanner_schema")
+    for table, statuses in (("RunJobs", JobStatus), ("Runs", RunStatus)):
+        (statement,) = [s for s in ddl if s.startswith(f"ALTER TABLE {table} ADD COLUMN OpenStatus ")]
+        listed = re.search(r"IF\(Status IN \(([^)]*)\), NULL, Status\)", statement)
+        assert listed, statement
+        assert {v.strip(" '") for v in listed.group(1).split(",")} == {str(s) for s in statuses if s.terminal}
+
+
+def test_no_index_puts_a_timestamp_right_after_a_status_and_finished_runs_expire() -> None:
+    from baton.schema import all_statements
+
+    indexes: dict[str, str] = {}
+    for statement in all_statements(REPO / "spanner_schema"):
+        created = re.match(r"CREATE (?:NULL_FILTERED )?INDEX (\w+) ON \w+\s*\(([^)]*)\)", statement)
+        if created:
+            indexes[created.group(1)] = created.group(2)
+        dropped = re.match(r"DROP INDEX (\w+)", statement)
+        if dropped:
+            del indexes[dropped.group(1)]
+    for name, keys in indexes.items():
+        columns = [key.split()[0] for key in keys.split(",")]
+        assert not (columns[0].endswith("Status") and len(columns) > 1 and columns[1].endswith("At")), (name, keys)
+    assert {"OpenRunJobs", "OpenRuns"} <= set(indexes)
+    policies = [s for s in all_statements(REPO / "spanner_schema") if "ROW DELETION POLICY" in s]
+    assert policies and re.fullmatch(
+        r"ALTER TABLE Runs (ADD|REPLACE) ROW DELETION POLICY \(OLDER_THAN\(FinishedAt, INTERVAL \d+ DAY\)\)", policies[-1]
+    )
+
+
 def test_prod_is_protected_from_deletion_and_dev_is_not(synth_dir: Path) -> None:
     prod = load(synth_dir, "baton-prod-platform")
     _, database = only(prod, "google_spanner_database")
