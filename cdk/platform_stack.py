@@ -233,3 +233,12 @@ class PlatformStack(TerraformStack):
                 role="roles/pubsub.publisher",
                 member=member,
             )
+            # start, retry and cancel publish run events, as the functions do.
+            PubsubTopicIamMember(
+                self,
+                f"operator_{index}_run_events",
+                project=config.project,
+                topic=self.run_events_topic.name,
+                role="roles/pubsub.publisher",
+                member=member,
+            )

@@ -87,6 +87,7 @@ def test_operators_get_what_the_cli_does(synth_dir: Path, env: str) -> None:
                 ref("google_pubsub_subscription", "dead_letter_hold", "name"),
             ),
             ("google_pubsub_topic_iam_member", "roles/pubsub.publisher", ref("google_pubsub_topic", "completion_topic", "name")),
+            ("google_pubsub_topic_iam_member", "roles/pubsub.publisher", ref("google_pubsub_topic", "run_events_topic", "name")),
         }
         handlers = load(synth_dir, f"baton-{env}-handlers")
         invokers = [b for b in resources(handlers, "google_cloud_run_v2_service_iam_member").values() if b["member"] == member]
