@@ -33,7 +33,7 @@ from typing import Any
 import requests
 import yaml
 
-from baton.orchestrator import ReconcilePolicy, due_for_check
+from baton.domain.timing import ReconcilePolicy, due_for_check
 from benchmarks.handler_harness import HandlerHarness, push_body
 from benchmarks.measures import Summary
 from devstack.audit_bridge import AuditJob, job_change_entry

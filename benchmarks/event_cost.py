@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from baton.engine import JobStatus, NewRun
+from baton.domain.records import JobStatus, NewRun
 from benchmarks import shapes
 from benchmarks.handler_harness import HandlerHarness
 from benchmarks.measures import Summary, ratio

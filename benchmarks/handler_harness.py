@@ -25,11 +25,14 @@ from typing import Any
 from google.cloud import spanner
 
 from baton import bootstrap
-from baton.engine import NewRun, activate_run, baton_labels, bigquery_job_id, new_run_id, plan_run
-from baton.manifest import Manifest
-from baton.orchestrator import Orchestrator, ReconcilePolicy
-from baton.schema import load_migrations
-from baton.spanner_store import SpannerRunStore, migrate
+from baton.adapters.spanner_migrations import load_migrations, migrate
+from baton.adapters.spanner_store import SpannerRunStore
+from baton.domain.naming import baton_labels, bigquery_job_id, new_run_id
+from baton.domain.records import NewRun
+from baton.domain.timing import ReconcilePolicy
+from baton.domain.transitions.start import activate_run, plan_run
+from baton.manifests.model import Manifest
+from baton.service.orchestrator import Orchestrator
 from devstack.audit_bridge import AuditJob, job_change_entry
 from devstack.bigquery_facade import BigQueryFacade
 from devstack.stack import HANDLERS_MAIN, LocalStack

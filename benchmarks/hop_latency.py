@@ -28,8 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from baton.engine import bigquery_job_id
-from baton.spanner_store import SpannerRunStore
+from baton.adapters.spanner_store import SpannerRunStore
+from baton.domain.naming import bigquery_job_id
 from benchmarks import shapes
 from benchmarks.handler_harness import completion_entry
 from benchmarks.measures import Summary, ratio

@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-from baton.manifest import Manifest, parse_manifest
+from baton.manifests.loading import parse_manifest
+from baton.manifests.model import Manifest
 
 SQL = "SELECT 1"
 

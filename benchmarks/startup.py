@@ -22,8 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from baton.engine import new_run_id, plan_run
-from baton.spanner_store import MUTATION_LIMIT
+from baton.adapters.spanner_mutations import MUTATION_LIMIT
+from baton.domain.naming import new_run_id
+from baton.domain.transitions.start import plan_run
 from benchmarks import shapes
 from benchmarks.handler_harness import HandlerHarness
 

@@ -1,12 +1,13 @@
 """The deployable handler archive: handlers/ plus manifests/, zipped byte-for-byte reproducibly.
 
+The operator CLI lives in cli/, outside handlers/, so nothing has to be filtered out of it.
+
 The object name carries a hash of the archive's contents, so Terraform replaces the
 object, and Cloud Functions rebuilds, exactly when handler code or a manifest changed.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import os
 import tempfile
@@ -14,8 +15,6 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-# Operator tooling (the `baton` CLI and its modules) that the functions never import.
-EXCLUDED_FROM_RUNTIME = ("baton/cli.py", "baton/cli_*.py")
 REQUIRED_AT_ROOT = ("main.py", "requirements.txt")
 MANIFESTS_PREFIX = "manifests/"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip can hold; any fixed value would do
@@ -59,7 +58,7 @@ def archive_entries(handlers_dir: Path, manifests_dir: Path) -> list[tuple[str, 
         (name, path)
         for name, path in _files(handlers_dir)
         # The top-level manifests/ is the one source; a stray handlers/manifests/ must not shadow it.
-        if not any(fnmatch.fnmatch(name, pattern) for pattern in EXCLUDED_FROM_RUNTIME) and not name.startswith(MANIFESTS_PREFIX)
+        if not name.startswith(MANIFESTS_PREFIX)
     ]
     missing = [name for name in REQUIRED_AT_ROOT if name not in {entry for entry, _ in entries}]
     if missing:

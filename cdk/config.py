@@ -186,6 +186,15 @@ class EnvironmentConfig:
         return f"baton-{self.name}-job-completed-push"
 
     @property
+    def work_topic(self) -> str:
+        """Continuations: the rest of a wide release or skip, handed on by bigquery_job_completed to itself."""
+        return f"baton-{self.name}-work"
+
+    @property
+    def work_push_subscription(self) -> str:
+        return f"baton-{self.name}-work-push"
+
+    @property
     def sink_name(self) -> str:
         return f"baton-{self.name}-bigquery-job-completed"
 

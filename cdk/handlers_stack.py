@@ -62,7 +62,8 @@ from cdktf_cdktf_provider_time.provider import TimeProvider
 from cdktf_cdktf_provider_time.sleep import Sleep
 from constructs import Construct
 
-from baton.manifest import TABLE_PATTERN, Manifest
+from baton.manifests.model import Manifest
+from baton.manifests.schema import TABLE_PATTERN
 from cdk.archive import HandlerArchive
 from cdk.config import EnvironmentConfig
 from cdk.function import BatonFunction, FunctionPackage
@@ -108,6 +109,7 @@ class HandlersStack(TerraformStack):
         TimeProvider(self, "time")
         project = DataGoogleProject(self, "project", project_id=config.project)
         pubsub_agent = pubsub_service_agent(project.number)
+        self.pubsub_agent = pubsub_agent
 
         self.bucket = StorageBucket(
             self,
@@ -184,6 +186,9 @@ class HandlersStack(TerraformStack):
                 "BATON_DEAD_LETTER_TOPIC": config.topic_path(config.dead_letter_topic),
                 "BATON_MAX_DELIVERY_ATTEMPTS": str(config.push.max_delivery_attempts),
                 "BATON_RECONCILE_INTERVAL_S": str(config.reconcile_interval_seconds),
+                # Continuations (the rest of a wide release, skip or submission) go here; the work push
+                # subscription brings them back to bigquery_job_completed.
+                "BATON_WORK_TOPIC": config.topic_path(config.work_topic),
             },
             build_service_account=build_account.id,
             docker_repository=self.images.id,
@@ -243,6 +248,16 @@ class HandlersStack(TerraformStack):
             role="roles/pubsub.publisher",
             member=self.completion.member,
         )
+        # Each function may hand work on: start submits wide roots in batches, reconcile repairs wide runs.
+        for function in self.functions:
+            PubsubTopicIamMember(
+                self,
+                f"{function.node.id}_work_publisher",
+                project=config.project,
+                topic=config.work_topic,
+                role="roles/pubsub.publisher",
+                member=function.member,
+            )
         self._push_subscription(pubsub_agent)
         self._schedules(manifests)
         for function in (self.start, self.reconcile):
@@ -349,10 +364,9 @@ class HandlersStack(TerraformStack):
         )
 
     def _push_subscription(self, pubsub_agent: str) -> None:
-        """Completion events reach the function by an explicit push subscription, which, unlike an
-        event trigger, carries a retry policy and a dead-letter policy."""
+        """Completion events, and the continuations the function hands itself, reach it by explicit push
+        subscriptions, which, unlike an event trigger, carry a retry policy and a dead-letter policy."""
         config = self.config
-        push = config.push
         invoker = ServiceAccount(
             self,
             "push_invoker",
@@ -369,12 +383,23 @@ class HandlersStack(TerraformStack):
             role="roles/iam.serviceAccountTokenCreator",
             member=pubsub_agent,
         )
-        self.push_subscription = PubsubSubscription(
+        self.push_subscription = self._push_to_completion(
+            "completion_push", "push_subscriber_pubsub_agent", config.push_subscription, config.completion_topic, invoker
+        )
+        self.work_subscription = self._push_to_completion(
+            "work_push", "work_push_subscriber_pubsub_agent", config.work_push_subscription, config.work_topic, invoker
+        )
+
+    def _push_to_completion(self, id_: str, grant_id: str, name: str, topic: str, invoker: ServiceAccount) -> PubsubSubscription:
+        """A push subscription to bigquery_job_completed with the delivery policy: OIDC, backoff, dead letters."""
+        config = self.config
+        push = config.push
+        subscription = PubsubSubscription(
             self,
-            "completion_push",
+            id_,
             project=config.project,
-            name=config.push_subscription,
-            topic=config.topic_path(config.completion_topic),
+            name=name,
+            topic=config.topic_path(topic),
             ack_deadline_seconds=push.ack_deadline_seconds,  # above the function's timeout (config checks it)
             push_config=PubsubSubscriptionPushConfig(
                 push_endpoint=self.completion.uri,
@@ -396,12 +421,13 @@ class HandlersStack(TerraformStack):
         # Dead-lettering acknowledges on the source subscription as the Pub/Sub agent.
         PubsubSubscriptionIamMember(
             self,
-            "push_subscriber_pubsub_agent",
+            grant_id,
             project=config.project,
-            subscription=self.push_subscription.name,
+            subscription=subscription.name,
             role="roles/pubsub.subscriber",
-            member=pubsub_agent,
+            member=self.pubsub_agent,
         )
+        return subscription
 
     def _schedules(self, manifests: Sequence[Manifest]) -> None:
         config = self.config

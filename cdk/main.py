@@ -16,8 +16,9 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from cdktf import App
 
-from baton.manifest import Manifest, ManifestRepository
-from baton.schema import all_statements
+from baton.adapters.spanner_migrations import all_statements
+from baton.manifests.loading import ManifestRepository
+from baton.manifests.model import Manifest
 from cdk.archive import build_archive
 from cdk.config import ENVIRONMENTS, EnvironmentConfig
 from cdk.handlers_stack import HandlersStack

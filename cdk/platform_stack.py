@@ -90,6 +90,8 @@ class PlatformStack(TerraformStack):
             expiration_policy=PubsubSubscriptionExpirationPolicy(ttl=""),  # never expires for lack of pulls
         )
         self.run_events_topic = self._topic("run_events_topic", config.run_events_topic)
+        # Work a transition could not finish in one commit or one invocation (a 10,000-wide release).
+        self.work_topic = self._topic("work_topic", config.work_topic)
 
         self.sink = LoggingProjectSink(
             self,
@@ -177,6 +179,7 @@ class PlatformStack(TerraformStack):
         TerraformOutput(self, "completion_topic_id", value=self.completion_topic.id)
         TerraformOutput(self, "dead_letter_subscription_name", value=config.dead_letter_subscription)
         TerraformOutput(self, "run_events_topic_id", value=self.run_events_topic.id)
+        TerraformOutput(self, "work_topic_id", value=self.work_topic.id)
         TerraformOutput(self, "spanner_database_id", value=self.spanner_database.id)
 
     def _needs(self, *resource_types: str) -> list[ITerraformDependable]:

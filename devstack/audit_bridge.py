@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from baton.bigquery_errors import code_for_reason
+from baton.domain.bigquery_reasons import code_for_reason
 from devstack.logging_filter import LogFilter, parse_filter
 
 __all__ = [

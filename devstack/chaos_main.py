@@ -33,8 +33,8 @@ import functions_framework
 
 from baton import bootstrap
 from baton.config import Settings
-from baton.orchestrator import Orchestrator
-from baton.ports import JobSubmitter, RemoteJob, SubmitOutcome, SubmitRequest
+from baton.service.orchestrator import Orchestrator
+from baton.service.ports import JobSubmitter, RemoteJob, SubmitOutcome, SubmitRequest
 
 HANDLERS_MAIN = Path(__file__).resolve().parent.parent / "handlers" / "main.py"
 

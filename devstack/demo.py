@@ -14,15 +14,17 @@ import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from baton.engine import JobRecord, JobStatus, RunRecord, RunStatus
-from baton.spanner_store import SpannerRunStore
-from devstack.stack import REPO, LocalStack, LocalStackOptions
+from baton.adapters.spanner_store import SpannerRunStore
+from baton.domain.records import JobRecord, JobStatus, RunRecord, RunStatus
+from baton_cli.report import render_run_page
+from devstack.stack import EXAMPLE_DATASETS, REPO, LocalStack, LocalStackOptions
 
 STATUS_STYLE = {
     JobStatus.PENDING: "dim",
@@ -33,8 +35,6 @@ STATUS_STYLE = {
     JobStatus.SKIPPED: "magenta",
     JobStatus.CANCELLED: "red",
 }
-# The example's SQL reads and writes these datasets; creating them is the platform's job, not a run's.
-EXAMPLE_DATASETS = ("landing", "history", "consume", "events")
 
 
 def seconds(start: dt.datetime | None, end: dt.datetime | None) -> float | None:
@@ -142,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-job-seconds", type=float, default=0.5, help="simulated BigQuery run time, lower bound")
     parser.add_argument("--max-job-seconds", type=float, default=2.0, help="simulated BigQuery run time, upper bound")
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--report", type=Path, help="also write the run's page (self-contained HTML) to this file")
     args = parser.parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 120)
     work_dir = REPO / ".devstack" / "demo"
@@ -163,6 +164,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             store = SpannerRunStore(stack.database())
             run, jobs = watch(console, store, run_id, args.timeout)
             report(console, stack, run, jobs, time.monotonic() - started)
+            if args.report is not None:
+                page = render_run_page(
+                    run,
+                    jobs,
+                    store.list_checks(run_id),
+                    dt.datetime.now(dt.UTC),
+                    project=stack.topology.project,
+                    location=stack.settings.get("BATON_BQ_LOCATION", "US"),
+                )
+                args.report.write_text(page, encoding="utf-8")
+                console.print(f"run page: {args.report}")
             console.print("stopping every process the demo started")
         return 0 if run.status == RunStatus.SUCCEEDED else 1
     except KeyboardInterrupt:

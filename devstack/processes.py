@@ -73,9 +73,16 @@ def _proc_stat(pid: int) -> list[str] | None:
     return raw[raw.rfind(")") + 2 :].split()
 
 
-def _start_time(pid: int) -> str | None:
+def process_start_time(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot): with the PID, it names a process even after the PID is reused."""
     stat = _proc_stat(pid)
     return stat[19] if stat else None
+
+
+def process_running(pid: int, started: str) -> bool:
+    """True while the process ``pid`` that started at ``started`` runs (a zombie has ended)."""
+    stat = _proc_stat(pid)
+    return stat is not None and stat[19] == started and stat[0] not in ("Z", "X")
 
 
 def group_members(pgid: int) -> list[int]:
@@ -204,10 +211,10 @@ class _PidRecord:
             return None
 
     def running(self) -> bool:
-        return _start_time(self.pid) == self.started and bool(group_members(self.pid))
+        return process_start_time(self.pid) == self.started and bool(group_members(self.pid))
 
     def owner_running(self) -> bool:
-        return _start_time(self.owner) == self.owner_started
+        return process_start_time(self.owner) == self.owner_started
 
 
 def _clear_pid_file(pid_file: Path) -> None:
@@ -274,7 +281,8 @@ def start_process(
             cwd=cwd,
             start_new_session=True,
         )
-    pid_file.write_text(f"{popen.pid} {_start_time(popen.pid) or '-'} {os.getpid()} {_start_time(os.getpid()) or '-'}\n")
+    owner = os.getpid()
+    pid_file.write_text(f"{popen.pid} {process_start_time(popen.pid) or '-'} {owner} {process_start_time(owner) or '-'}\n")
     return ManagedProcess(name=name, argv=args, log_path=log_path, popen=popen, pid_file=pid_file)
 
 

@@ -121,8 +121,11 @@ def provision_pubsub(
     run_events_topic: str,
     push_subscription: PushSubscriptionSpec,
     dead_letter_subscription: str | None = None,
+    work_topic: str | None = None,
+    work_subscription: PushSubscriptionSpec | None = None,
 ) -> PubSubTopology:
-    """Create Baton's topics, the push subscription that feeds ``bigquery_job_completed``, and a pull
+    """Create Baton's topics, the push subscriptions that feed ``bigquery_job_completed`` (completions and, with
+    ``work_topic``, continuations), and a pull
     subscription on the dead-letter topic (default name ``<dead_letter_topic>-pull``) so dead letters can be
     read; a dead-letter topic without a subscription would drop them.
     """
@@ -134,6 +137,11 @@ def provision_pubsub(
         push = ensure_push_subscription(
             subscriber, project, topic=completion_topic, spec=push_subscription, dead_letter_topic=dead_letter_topic
         )
+        if work_topic is not None and work_subscription is not None:
+            ensure_topic(publisher, project, work_topic)
+            ensure_push_subscription(
+                subscriber, project, topic=work_topic, spec=work_subscription, dead_letter_topic=dead_letter_topic
+            )
     return PubSubTopology(
         completion_topic=topics[0],
         dead_letter_topic=topics[1],

@@ -8,12 +8,16 @@ and receive "Pub/Sub" pushes exactly as deployed.
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import importlib.util
 import json
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import Any
 
 from devstack.audit_bridge import DeliveryPolicy, PubSubPublisher
@@ -21,11 +25,40 @@ from devstack.bigquery_facade import LocalBigQuery
 from devstack.emulators import FunctionServer, PubSubEmulator, SpannerEmulator, create_spanner_database, emulator_env
 from devstack.processes import ProcessSupervisor, reap_orphans
 from devstack.pubsub_admin import PubSubTopology, PushSubscriptionSpec, provision_pubsub
-from devstack.topology import Topology, load_topology
+from devstack.topology import PushSubscription, Topology, load_topology
 
 REPO = Path(__file__).resolve().parent.parent
 HANDLERS_MAIN = REPO / "handlers" / "main.py"
+CDK_APP_DIR = REPO / "cdk"
 ENTRY_POINTS = ("bigquery_job_completed", "start_manifest", "reconcile")
+# The example manifests' SQL reads and writes these datasets; creating them is the platform's job, not a run's.
+EXAMPLE_DATASETS = ("landing", "history", "consume", "events")
+
+
+def cdk_app() -> ModuleType:
+    """The checkout's CDKTF app package, loaded from beside this file.
+
+    `cdk` is not an installed package, so importing it by name works only when the working directory
+    happens to be the checkout; a script that uses the local stack from anywhere else would fail.
+    """
+    loaded = sys.modules.get("cdk")
+    if loaded is not None:
+        where = Path(loaded.__file__ or "").resolve().parent
+        if where != CDK_APP_DIR:
+            raise ImportError(f"a different 'cdk' package is already imported ({where}); Baton's app is {CDK_APP_DIR}")
+        return loaded
+    init = CDK_APP_DIR / "__init__.py"
+    spec = importlib.util.spec_from_file_location("cdk", init, submodule_search_locations=[str(CDK_APP_DIR)])
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the CDKTF app from {CDK_APP_DIR}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["cdk"] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules["cdk"]
+        raise
+    return module
 
 
 def synthesize(outdir: Path, environment: str) -> Path:
@@ -34,8 +67,8 @@ def synthesize(outdir: Path, environment: str) -> Path:
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     os.environ.setdefault("JSII_RUNTIME_PACKAGE_CACHE_ROOT", str(REPO / ".cache" / "jsii"))
     os.environ.setdefault("CHECKPOINT_DISABLE", "1")
-    from cdk.synth import synth
-
+    cdk_app()
+    synth: Callable[..., Path] = importlib.import_module("cdk.synth").synth
     return synth(outdir, environments=(environment,))
 
 
@@ -76,6 +109,7 @@ class LocalStack:
         self.bigquery: LocalBigQuery
         self.pubsub_paths: PubSubTopology
         self.functions: dict[str, FunctionServer] = {}
+        self.function_env: dict[str, dict[str, str]] = {}
         self.settings: dict[str, str] = {}
 
     @classmethod
@@ -93,8 +127,10 @@ class LocalStack:
 
     def _start(self, progress: Callable[[str], None]) -> None:
         options = self.options
-        progress("synthesizing the dev stacks")
-        synth_dir = options.synth_dir or synthesize(options.work_dir / "cdktf.out", options.environment)
+        synth_dir = options.synth_dir
+        if synth_dir is None:
+            progress("synthesizing the dev stacks")
+            synth_dir = synthesize(options.work_dir / "cdktf.out", options.environment)
         self.topology = load_topology(synth_dir, options.environment)
         settings = function_settings(synth_dir, options.environment)
         self.settings = dict(settings["bigquery_job_completed"])
@@ -137,32 +173,66 @@ class LocalStack:
                 "PYTHONUNBUFFERED": "1",
                 **options.extra_handler_env,
             }
+            self.function_env[entry_point] = env
             self.functions[entry_point] = FunctionServer.start(
                 self.supervisor, source=options.handlers_source, target=entry_point, env=env, name=f"fn-{entry_point}"
             )
 
-        progress("creating topics and the push subscription from the stack")
-        push = self.topology.push_subscription
-        self.pubsub_paths = provision_pubsub(
-            self.pubsub.host,
-            project,
-            completion_topic=self.topology.completion_topic,
-            dead_letter_topic=self.topology.dead_letter_topic,
-            run_events_topic=self.topology.run_events_topic,
-            push_subscription=PushSubscriptionSpec(
+        progress("creating topics and the push subscriptions from the stack")
+
+        def spec(push: PushSubscription) -> PushSubscriptionSpec:
+            return PushSubscriptionSpec(
                 name=push.name,
                 push_endpoint=self.functions[push.entry_point].url,
                 ack_deadline_seconds=push.ack_deadline_seconds,
                 min_backoff_seconds=options.push_backoff_s[0] if options.push_backoff_s else push.min_backoff_seconds,
                 max_backoff_seconds=options.push_backoff_s[1] if options.push_backoff_s else push.max_backoff_seconds,
                 max_delivery_attempts=push.max_delivery_attempts,
-            ),
+            )
+
+        self.pubsub_paths = provision_pubsub(
+            self.pubsub.host,
+            project,
+            completion_topic=self.topology.completion_topic,
+            dead_letter_topic=self.topology.dead_letter_topic,
+            run_events_topic=self.topology.run_events_topic,
+            push_subscription=spec(self.topology.push_subscription),
             dead_letter_subscription=self.topology.dead_letter_subscription,
+            work_topic=self.topology.work_topic,
+            work_subscription=spec(self.topology.work_subscription),
         )
 
+    def restart_function(self, entry_point: str) -> FunctionServer:
+        """Serve a function again on its port, as Cloud Run starts a new instance behind the same URL.
+
+        What is left of the old server (a worker outliving its master) is stopped first, so the port is free.
+        """
+        old = self.functions[entry_point]
+        self.supervisor.stop(old.process)
+        self.functions[entry_point] = FunctionServer.start(
+            self.supervisor,
+            source=self.options.handlers_source,
+            target=entry_point,
+            env=self.function_env[entry_point],
+            port=old.port,
+            name=old.process.name,
+        )
+        return self.functions[entry_point]
+
+    def client_environment(self) -> dict[str, str]:
+        """The variables with which a client on this machine (the `baton` CLI) reaches this stack as the handlers do."""
+        return {
+            **self.settings,
+            **self.spanner.env(),
+            **self.pubsub.env(),
+            "BATON_BIGQUERY_ENDPOINT": self.bigquery.endpoint,
+            "BATON_MANIFESTS_DIR": str(self.options.manifests_dir),
+            "BATON_COMPLETION_TOPIC": self.topology.completion_topic,
+            "BATON_DEAD_LETTER_SUBSCRIPTION": self.topology.dead_letter_subscription,
+        }
+
     def migrate(self) -> None:
-        from baton.schema import load_migrations
-        from baton.spanner_store import migrate
+        from baton.adapters.spanner_migrations import load_migrations, migrate
 
         migrate(self.database(), load_migrations())
 
@@ -223,3 +293,20 @@ class LocalStack:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m devstack.stack synth OUTDIR`: the synthesis alone, for a process that should not keep jsii's
+    Node runtime alive afterwards (``baton dev``)."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    synth = commands.add_parser("synth", help="synthesize one environment's stacks")
+    synth.add_argument("outdir", type=Path)
+    synth.add_argument("--environment", default="dev")
+    args = parser.parse_args(argv)
+    synthesize(args.outdir, args.environment)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

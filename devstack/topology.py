@@ -46,6 +46,8 @@ class Topology:
     push_subscription: PushSubscription
     ddl_statements: tuple[str, ...]
     dead_letter_subscription: str  # the pull subscription that keeps dead letters for operators
+    work_topic: str  # continuations (see handlers/baton/service/continuations.py)
+    work_subscription: PushSubscription  # brings them back to the completion function
 
 
 def _read_stack(synth_dir: Path, stack: str) -> dict[str, Any]:
@@ -98,32 +100,72 @@ def _seconds(value: str, where: str) -> float:
     return float(match["seconds"])
 
 
-def _push_subscription(handlers: dict[str, Any], stack: str) -> tuple[PushSubscription, dict[str, Any]]:
+def _push_subscriptions(handlers: dict[str, Any], stack: str) -> tuple[dict[str, PushSubscription], dict[str, Any]]:
+    """Every push subscription of the handlers stack by topic, and the one function they all push to."""
     pushing = {key: sub for key, sub in _resources(handlers, "google_pubsub_subscription").items() if sub.get("push_config")}
-    if len(pushing) != 1:
-        raise TopologyError(f"{stack}: expected exactly one push subscription, found {len(pushing)}")
-    key, subscription = next(iter(pushing.items()))
-    where = f"{stack}: google_pubsub_subscription.{key}"
-    endpoint = _REFERENCE.match(str(_block(subscription["push_config"]).get("push_endpoint", "")))
+    if not pushing:
+        raise TopologyError(f"{stack}: expected a push subscription, found none")
     functions = _resources(handlers, "google_cloudfunctions2_function")
-    if not endpoint or endpoint["type"] != "google_cloudfunctions2_function" or endpoint["name"] not in functions:
-        raise TopologyError(f"{where}: the push endpoint is not one of the stack's functions")
-    function = functions[endpoint["name"]]
-    retry = _block(subscription.get("retry_policy"))
-    dead_letter = _block(subscription.get("dead_letter_policy"))
-    if not retry or not dead_letter:
-        raise TopologyError(f"{where}: needs both a retry policy and a dead-letter policy")
-    push = PushSubscription(
-        name=str(subscription["name"]),
-        topic=_topic_name(str(subscription["topic"]), handlers, where),
-        entry_point=str(_block(function.get("build_config")).get("entry_point")),
-        ack_deadline_seconds=int(subscription["ack_deadline_seconds"]),
-        min_backoff_seconds=_seconds(str(retry["minimum_backoff"]), where),
-        max_backoff_seconds=_seconds(str(retry["maximum_backoff"]), where),
-        max_delivery_attempts=int(dead_letter["max_delivery_attempts"]),
-        dead_letter_topic=_topic_name(str(dead_letter["dead_letter_topic"]), handlers, where),
-    )
-    return push, function
+    found: dict[str, PushSubscription] = {}
+    targets = set()
+    for key, subscription in pushing.items():
+        where = f"{stack}: google_pubsub_subscription.{key}"
+        endpoint = _REFERENCE.match(str(_block(subscription["push_config"]).get("push_endpoint", "")))
+        if not endpoint or endpoint["type"] != "google_cloudfunctions2_function" or endpoint["name"] not in functions:
+            raise TopologyError(f"{where}: the push endpoint is not one of the stack's functions")
+        targets.add(endpoint["name"])
+        function = functions[endpoint["name"]]
+        retry = _block(subscription.get("retry_policy"))
+        dead_letter = _block(subscription.get("dead_letter_policy"))
+        if not retry or not dead_letter:
+            raise TopologyError(f"{where}: needs both a retry policy and a dead-letter policy")
+        push = PushSubscription(
+            name=str(subscription["name"]),
+            topic=_topic_name(str(subscription["topic"]), handlers, where),
+            entry_point=str(_block(function.get("build_config")).get("entry_point")),
+            ack_deadline_seconds=int(subscription["ack_deadline_seconds"]),
+            min_backoff_seconds=_seconds(str(retry["minimum_backoff"]), where),
+            max_backoff_seconds=_seconds(str(retry["maximum_backoff"]), where),
+            max_delivery_attempts=int(dead_letter["max_delivery_attempts"]),
+            dead_letter_topic=_topic_name(str(dead_letter["dead_letter_topic"]), handlers, where),
+        )
+        found[push.topic] = push
+    if len(targets) != 1:
+        raise TopologyError(f"{stack}: push subscriptions go to {len(targets)} functions; Baton's go to one")
+    return found, functions[targets.pop()]
+
+
+@dataclass(frozen=True)
+class SchedulerJob:
+    """A Cloud Scheduler job of the handlers stack: which function it calls, and when."""
+
+    name: str
+    entry_point: str
+    schedule: str
+    time_zone: str
+    paused: bool
+
+
+def scheduler_jobs(synth_dir: Path, environment: str) -> list[SchedulerJob]:
+    """The handlers stack's Cloud Scheduler jobs (the reconcile call, manifest schedules), as `baton dev` plays them."""
+    stack = f"baton-{environment}-handlers"
+    handlers = _read_stack(synth_dir, stack)
+    functions = _resources(handlers, "google_cloudfunctions2_function")
+    jobs = []
+    for key, job in _resources(handlers, "google_cloud_scheduler_job").items():
+        target = _REFERENCE.match(str(_block(job.get("http_target")).get("uri", "")))
+        if not target or target["type"] != "google_cloudfunctions2_function" or target["name"] not in functions:
+            raise TopologyError(f"{stack}: google_cloud_scheduler_job.{key} does not call one of the stack's functions")
+        jobs.append(
+            SchedulerJob(
+                name=str(job["name"]),
+                entry_point=str(_block(functions[target["name"]].get("build_config")).get("entry_point")),
+                schedule=str(job["schedule"]),
+                time_zone=str(job.get("time_zone", "Etc/UTC")),
+                paused=bool(job.get("paused", False)),
+            )
+        )
+    return jobs
 
 
 def load_topology(synth_dir: Path, environment: str) -> Topology:
@@ -139,14 +181,21 @@ def load_topology(synth_dir: Path, environment: str) -> Topology:
     completion_topic = _topic_name(destination.removeprefix(_SINK_DESTINATION), platform, platform_stack)
     platform_topics = {str(topic["name"]) for topic in _resources(platform, "google_pubsub_topic").values()}
 
-    push, function = _push_subscription(handlers, handlers_stack)
-    if push.topic != completion_topic:
-        raise TopologyError(f"{handlers_stack}: the push subscription reads {push.topic}, the sink writes {completion_topic}")
-    run_events = _block(function.get("service_config")).get("environment_variables", {}).get("BATON_RUN_EVENTS_TOPIC")
-    if not run_events:
-        raise TopologyError(f"{handlers_stack}: the completion function has no BATON_RUN_EVENTS_TOPIC")
-    run_events_topic = _topic_name(str(run_events), handlers, handlers_stack)
-    missing = {push.dead_letter_topic, run_events_topic} - platform_topics
+    subscriptions, function = _push_subscriptions(handlers, handlers_stack)
+    push = subscriptions.get(completion_topic)
+    if push is None:
+        raise TopologyError(f"{handlers_stack}: no push subscription reads {completion_topic}, which the sink writes")
+    variables = _block(function.get("service_config")).get("environment_variables", {})
+    topics = {}
+    for variable in ("BATON_RUN_EVENTS_TOPIC", "BATON_WORK_TOPIC"):
+        if not variables.get(variable):
+            raise TopologyError(f"{handlers_stack}: the completion function has no {variable}")
+        topics[variable] = _topic_name(str(variables[variable]), handlers, handlers_stack)
+    run_events_topic, work_topic = topics["BATON_RUN_EVENTS_TOPIC"], topics["BATON_WORK_TOPIC"]
+    work = subscriptions.get(work_topic)
+    if work is None:
+        raise TopologyError(f"{handlers_stack}: no push subscription reads the work topic {work_topic}")
+    missing = {push.dead_letter_topic, run_events_topic, work_topic} - platform_topics
     if missing:
         raise TopologyError(f"{platform_stack} does not declare topic(s) {', '.join(sorted(missing))}")
 
@@ -170,4 +219,6 @@ def load_topology(synth_dir: Path, environment: str) -> Topology:
         push_subscription=push,
         ddl_statements=tuple(str(statement) for statement in database.get("ddl", ())),
         dead_letter_subscription=holds[0],
+        work_topic=work_topic,
+        work_subscription=work,
     )

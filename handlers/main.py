@@ -1,7 +1,7 @@
 """Cloud Functions entry points. Each one decodes, delegates to the core, and maps the outcome to a status.
 
-Statuses are documented in baton/web.py and the README. `bigquery_job_completed` is
-an HTTP function so that it can take a Pub/Sub CloudEvent and a raw push body
+Statuses are documented in baton/entrypoints/statuses.py and the README. `bigquery_job_completed`
+is an HTTP function so that it can take a Pub/Sub CloudEvent and a raw push body
 alike, and answer 2xx (acknowledge) or 5xx (redeliver) as the case demands.
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from baton import bootstrap, completion_push, structured_log, web
+from baton import bootstrap, structured_log
+from baton.entrypoints import completion_push, requests, statuses
 from baton.errors import BatonError
 
 Response = tuple[dict[str, object], int]
@@ -22,11 +23,11 @@ def start_manifest(request: flask.Request) -> Response:
     if request.method != "POST":
         return {"error": "MethodNotAllowed", "message": "use POST"}, 405
     try:
-        command = web.decode_start(request.get_data())
-        run = bootstrap.orchestrator().start(command.manifest, command.params)
+        command = requests.decode_start(request.get_data())
+        run = bootstrap.orchestrator().start(command.manifest, command.params, command.select, command.exclude)
     except BatonError as exc:
         structured_log.warning("start_manifest refused", error=str(exc))
-        return web.error_body(exc), web.status_for(exc)
+        return statuses.error_body(exc), statuses.status_for(exc)
     return {"run_id": run.run_id, "manifest": run.manifest_name, "version": run.manifest_version, "jobs": run.total_jobs}, 200
 
 
@@ -35,7 +36,10 @@ def bigquery_job_completed(request: flask.Request) -> Response:
     """A BigQuery job finished: record it and submit what it released."""
     if request.method != "POST":
         return {"error": "MethodNotAllowed", "message": "use POST (Pub/Sub push)"}, 405
-    return completion_push.handle(dict(request.headers), request.get_data())
+    body = request.get_data()
+    return completion_push.handle(
+        dict(request.headers), body, bootstrap.settings(), bootstrap.orchestrator, bootstrap.dead_letters
+    )
 
 
 @functions_framework.http
@@ -44,13 +48,13 @@ def reconcile(request: flask.Request) -> Response:
     if request.method != "POST":
         return {"error": "MethodNotAllowed", "message": "use POST"}, 405
     try:
-        web.decode_reconcile(request.get_data())
+        requests.decode_reconcile(request.get_data())
     except BatonError as exc:
         structured_log.warning("reconcile refused", error=str(exc))
-        return web.error_body(exc), web.status_for(exc)
+        return statuses.error_body(exc), statuses.status_for(exc)
     try:
         report = bootstrap.orchestrator().reconcile(bootstrap.settings().reconcile)
     except BatonError as exc:
         structured_log.error("reconcile failed", error=str(exc))
-        return web.error_body(exc), web.status_for(exc)
+        return statuses.error_body(exc), statuses.status_for(exc)
     return dict(report.__dict__), 200

@@ -57,8 +57,7 @@ def spanner_database(spanner_emulator: object) -> object:
     """A fresh, migrated database per test: no test sees another's runs."""
     from google.cloud import spanner
 
-    from baton.schema import load_migrations
-    from baton.spanner_store import migrate
+    from baton.adapters.spanner_migrations import load_migrations, migrate
 
     database = spanner.Client(project=PROJECT).instance(INSTANCE).database(f"t{secrets.token_hex(6)}")
     database.create().result(120)

@@ -6,8 +6,9 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from baton.engine import CatalogEntry, CheckRecord, JobRecord, JobStatus, NewRun, RunRecord, RunStatus, RunTransaction
-from baton.ports import EventPublisher, JobSubmitter, RemoteJob, RunStore, SubmitOutcome, SubmitRequest
+from baton.domain.records import CatalogEntry, CheckRecord, Continuation, JobRecord, JobStatus, NewRun, RunRecord, RunStatus
+from baton.domain.transaction import RunTransaction
+from baton.service.ports import EventPublisher, JobSubmitter, RemoteJob, RunStore, SubmitOutcome, SubmitRequest, WorkQueue
 
 T = TypeVar("T")
 
@@ -34,9 +35,10 @@ class _MemoryTransaction:
         found = (self.get_job(run_id, key) for key in job_keys)
         return [job for job in found if job is not None]
 
-    def get_dependents(self, run_id: str, job_key: str) -> list[str]:
+    def get_dependents(self, run_id: str, job_key: str, after: str | None = None, limit: int | None = None) -> list[str]:
         self.reads += 1
-        return list(self.store.dependents.get((run_id, job_key), []))
+        keys = sorted(key for key in self.store.dependents.get((run_id, job_key), []) if after is None or key > after)
+        return keys if limit is None else keys[:limit]
 
     def put_run(self, run: RunRecord) -> None:
         self.runs[run.run_id] = run
@@ -76,6 +78,7 @@ class InMemoryRunStore(RunStore):
         self.catalog: dict[str, CatalogEntry] = {}
         self.lock = threading.Lock()
         self.commits = 0
+        self.largest_commit_jobs = 0  # job rows written by the largest commit: chunked paths keep it bounded
         self.crash_after_commit: Callable[[], bool] = lambda: False
 
     def transact(self, fn: Callable[[RunTransaction], T]) -> T:
@@ -87,6 +90,7 @@ class InMemoryRunStore(RunStore):
             self.checks.update(tx.checks)
             self.catalog.update(tx.catalog)
             self.commits += 1
+            self.largest_commit_jobs = max(self.largest_commit_jobs, len(tx.jobs))
             return result
 
     def create_run(self, new_run: NewRun) -> None:
@@ -117,6 +121,16 @@ class InMemoryRunStore(RunStore):
 
     def list_catalog(self, limit: int = 100, prefix: str | None = None) -> list[CatalogEntry]:
         return [self.catalog[t] for t in sorted(self.catalog) if t.startswith(prefix or "")][:limit]
+
+
+class CollectingWorkQueue(WorkQueue):
+    """Keeps continuations for the test to deliver (or redeliver, or lose), as Pub/Sub would."""
+
+    def __init__(self) -> None:
+        self.items: list[Continuation] = []
+
+    def publish(self, items: Sequence[Continuation]) -> None:
+        self.items.extend(items)
 
 
 class RecordingSubmitter(JobSubmitter):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from baton.engine import RunRecord
-from baton.ports import RunStore
+from baton.domain.records import RunRecord
+from baton.service.ports import RunStore
 
 
 def wait_for_run(store: RunStore, run_id: str, timeout_s: float = 120) -> RunRecord:

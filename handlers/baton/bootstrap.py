@@ -7,14 +7,14 @@ when the first request needs them.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from baton.config import Settings
-from baton.dead_letters import DeadLetters, NoDeadLetters, PubSubDeadLetters
-from baton.manifest import ManifestRepository
-from baton.orchestrator import Orchestrator
-from baton.ports import EventPublisher, NoEventPublisher
+from baton.domain.records import Continuation
+from baton.manifests.loading import ManifestRepository
+from baton.service.orchestrator import Orchestrator
+from baton.service.ports import DeadLetters, EventPublisher, NoDeadLetters, NoEventPublisher, WorkQueue
 
 
 class _PublisherOnFirstEvent(EventPublisher):
@@ -32,25 +32,44 @@ class _PublisherOnFirstEvent(EventPublisher):
 
     def publish(self, event: Mapping[str, Any]) -> None:
         if self._publisher is None:
-            from baton.pubsub_publisher import PubSubEventPublisher, topic_path
+            from baton.adapters.pubsub import PubSubEventPublisher, topic_path
 
             self._publisher = PubSubEventPublisher(topic_path(self.project, self.topic))
         self._publisher.publish(event)
 
 
+class _WorkQueueOnFirstUse(WorkQueue):
+    """The continuations topic, built on first use: only wide releases and skips hand work on."""
+
+    def __init__(self, project: str, topic: str) -> None:
+        self.project = project
+        self.topic = topic
+        self._queue: WorkQueue | None = None
+
+    def publish(self, items: Sequence[Continuation]) -> None:
+        if self._queue is None:
+            from baton.adapters.pubsub import PubSubWorkQueue, topic_path
+
+            self._queue = PubSubWorkQueue(topic_path(self.project, self.topic))
+        self._queue.publish(items)
+
+
 def build(settings: Settings) -> Orchestrator:
-    from baton.bigquery_submitter import BigQuerySubmitter
-    from baton.spanner_store import SpannerRunStore
+    from baton.adapters.bigquery import BigQuerySubmitter
+    from baton.adapters.spanner_store import SpannerRunStore
 
     events: EventPublisher = NoEventPublisher()
     if settings.run_events_topic:
         events = _PublisherOnFirstEvent(settings.project, settings.run_events_topic)
     return Orchestrator(
-        store=SpannerRunStore.connect(settings.project, settings.spanner_instance, settings.spanner_database),
+        store=SpannerRunStore.connect(
+            settings.project, settings.spanner_instance, settings.spanner_database, settings.mutation_budget
+        ),
         submitter=BigQuerySubmitter.connect(settings.project, settings.bigquery_location, settings.bigquery_endpoint),
         manifests=ManifestRepository(settings.manifests_dir),
         environment=settings.environment,
         events=events,
+        work=_WorkQueueOnFirstUse(settings.project, settings.work_topic) if settings.work_topic else None,
     )
 
 
@@ -70,6 +89,6 @@ def dead_letters() -> DeadLetters:
     current = settings()
     if not current.dead_letter_topic:
         return NoDeadLetters()
-    from baton.pubsub_publisher import topic_path
+    from baton.adapters.pubsub import PubSubDeadLetters, topic_path
 
     return PubSubDeadLetters(topic_path(current.project, current.dead_letter_topic))

@@ -8,8 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from baton.domain.limits import MUTATION_LIMIT
+from baton.domain.naming import ENVIRONMENT_PATTERN
+from baton.domain.timing import ReconcilePolicy
 from baton.errors import BatonError
-from baton.orchestrator import ReconcilePolicy
 
 _HANDLERS_DIR = Path(__file__).resolve().parent.parent
 
@@ -36,6 +38,8 @@ class Settings:
     bigquery_endpoint: str | None = None  # the local façade; None means Google's API
     dead_letter_topic: str | None = None  # where bigquery_job_completed puts what it cannot process, with the reason
     max_delivery_attempts: int | None = None  # the push subscription's; the last attempt dead-letters with the reason
+    work_topic: str | None = None  # where continuations go (see service/continuations.py); None: carried out in-process
+    mutation_budget: int = MUTATION_LIMIT  # what one Spanner commit may cost; lowered in tests so chunking shows
     reconcile: ReconcilePolicy = field(default_factory=ReconcilePolicy)
 
     @classmethod
@@ -45,8 +49,8 @@ class Settings:
         if missing:
             raise ConfigError(f"missing environment variable(s): {', '.join(missing)}")
         environment = env["BATON_ENV"]
-        if not environment.isidentifier() or environment.lower() != environment:
-            raise ConfigError(f"BATON_ENV '{environment}' must be lowercase letters, digits or '_'")
+        if not ENVIRONMENT_PATTERN.match(environment):
+            raise ConfigError(f"BATON_ENV '{environment}' must be lowercase letters, digits or '_' (a label value)")
         return cls(
             environment=environment,
             project=env["BATON_PROJECT"],
@@ -58,6 +62,8 @@ class Settings:
             bigquery_endpoint=env.get("BATON_BIGQUERY_ENDPOINT") or None,
             dead_letter_topic=env.get("BATON_DEAD_LETTER_TOPIC") or None,
             max_delivery_attempts=_optional_int(env, "BATON_MAX_DELIVERY_ATTEMPTS", minimum=1),
+            work_topic=env.get("BATON_WORK_TOPIC") or None,
+            mutation_budget=_mutation_budget(env),
             reconcile=reconcile_policy(env),
         )
 
@@ -85,6 +91,13 @@ def reconcile_policy(env: Mapping[str, str]) -> ReconcilePolicy:
         if count is not None:
             values[attribute] = count
     return ReconcilePolicy(**values)  # type: ignore[arg-type]
+
+
+def _mutation_budget(env: Mapping[str, str]) -> int:
+    budget = _optional_int(env, "BATON_SPANNER_MUTATION_BUDGET", minimum=1_000)
+    if budget is not None and budget > MUTATION_LIMIT:
+        raise ConfigError(f"BATON_SPANNER_MUTATION_BUDGET is over Spanner's limit of {MUTATION_LIMIT}: {budget}")
+    return MUTATION_LIMIT if budget is None else budget
 
 
 def _optional_float(env: Mapping[str, str], name: str) -> float | None:

@@ -20,12 +20,12 @@ import pytest
 from functions_framework import create_app
 
 from baton import bootstrap
+from baton.adapters.spanner_store import SpannerRunStore
 from baton.config import Settings
-from baton.dead_letters import DeadLetters
-from baton.engine import Completion
-from baton.manifest import ManifestRepository
-from baton.orchestrator import Orchestrator
-from baton.spanner_store import SpannerRunStore
+from baton.domain.records import Completion
+from baton.manifests.loading import ManifestRepository
+from baton.service.orchestrator import Orchestrator
+from baton.service.ports import DeadLetters
 from tests.fakes import RecordingSubmitter
 from tests.fixtures import load_fixture
 
@@ -88,8 +88,7 @@ class World:
 def world(spanner_emulator: object, tmp_path_factory: pytest.TempPathFactory) -> World:
     from google.cloud import spanner
 
-    from baton.schema import load_migrations
-    from baton.spanner_store import migrate
+    from baton.adapters.spanner_migrations import load_migrations, migrate
     from tests.conftest import INSTANCE
 
     database = spanner.Client(project=PROJECT).instance(INSTANCE).database(f"bad{secrets.token_hex(5)}")  # type: ignore[no-untyped-call]

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from baton.entrypoints.pubsub_message import MAX_BODY_BYTES
 from baton.errors import TransientError
-from baton.pubsub_message import MAX_BODY_BYTES
 from tests.badinput.conftest import World, done_entry, entry_push, one_line, push
 from tests.fixtures import load_fixture
 
@@ -186,7 +186,7 @@ CASES = [
         b'{"message": {"data": "e30="}, "deliveryAttempt": NaN}',
         "dropped",
         "malformed",
-        "push body is not JSON: NaN is not JSON",
+        "push body is not plain JSON: NaN is not JSON",
         "push_body",
     ),
     Case(
@@ -248,7 +248,7 @@ CASES = [
         "malformed",
         "message data is not JSON: Expecting property name enclosed in double quotes...",
     ),
-    Case("data NaN", data(b"NaN"), "dropped", "malformed", "message data is not JSON: NaN is not JSON"),
+    Case("data NaN", data(b"NaN"), "dropped", "malformed", "message data is not plain JSON: NaN is not JSON"),
     Case("data nested too deep", data(DEEP), "dropped", "malformed", "message data is not JSON Baton reads: nested too deeply"),
     # --- JSON, but no audit entry of a job: dead-lettered with the parser's reason ----------------------
     Case("data is an array", data(b"[1, 2]"), "dropped", "not_an_object", "payload is an array, not a JSON object"),

@@ -89,6 +89,27 @@ CASES = [
     Case("wrong field name", b'{"name": "elt_daily"}', 400, "InvalidRequest", "unknown field(s): name"),
     Case("extra field", b'{"manifest": "elt_daily", "dry_run": true}', 400, "InvalidRequest", "unknown field(s): dry_run"),
     Case(
+        "select not a string",
+        b'{"manifest": "elt_daily", "select": ["land_raw"]}',
+        400,
+        "InvalidRequest",
+        "'select' must be a string of at most 4096 characters, got an array",
+    ),
+    Case(
+        "select names no job",
+        b'{"manifest": "elt_daily", "select": "+no_such_job"}',
+        400,
+        "InvalidSelection",
+        "elt_daily: --select '+no_such_job': no job matches 'no_such_job'",
+    ),
+    Case(
+        "exclude leaves nothing",
+        b'{"manifest": "elt_daily", "exclude": "land_raw+"}',
+        400,
+        "InvalidSelection",
+        "elt_daily: the selection leaves no job to run",
+    ),
+    Case(
         "params array",
         b'{"manifest": "elt_daily", "params": []}',
         400,

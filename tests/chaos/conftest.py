@@ -24,8 +24,8 @@ import pytest
 import requests
 import yaml
 
+from baton.adapters.spanner_store import SpannerRunStore
 from baton.config import Settings
-from baton.spanner_store import SpannerRunStore
 from devstack.audit_bridge import ChaosPolicy
 from devstack.stack import REPO, LocalStack, LocalStackOptions
 from devstack.topology import load_topology

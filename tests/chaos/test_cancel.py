@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from baton import bootstrap
-from baton.engine import JobStatus, RunStatus
+from baton.domain.records import JobStatus, RunStatus
 from devstack.audit_bridge import AuditJob
 from tests.chaos.conftest import AuditRecord, ChaosStack, wait_until
 

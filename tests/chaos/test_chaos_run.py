@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from baton.engine import JobStatus, RunStatus
+from baton.domain.records import JobStatus, RunStatus
 from tests.chaos.conftest import CHAOS_SEED, AuditRecord, ChaosStack, Scheduler
 from tests.chaos.dag import Dag
 from tests.run_watch import wait_for_run

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 import pytest
 
-from baton.engine import JobStatus, RunStatus
+from baton.domain.records import JobStatus, RunStatus
 from tests.chaos.conftest import AuditRecord, ChaosStack, Scheduler
 from tests.run_watch import wait_for_run
 

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from baton import cli
+from baton.adapters.spanner_store import SpannerRunStore
 from baton.config import Settings
-from baton.manifest import ManifestRepository
-from baton.orchestrator import Orchestrator
-from baton.spanner_store import SpannerRunStore
+from baton.manifests.loading import ManifestRepository
+from baton.service.orchestrator import Orchestrator
+from baton_cli import app as cli
+from baton_cli import root
 from tests.conftest import INSTANCE, PROJECT, REPO
 from tests.fakes import RecordingSubmitter
 
@@ -70,6 +71,12 @@ def _restored_environment() -> Iterator[None]:
     os.environ.update(saved)
 
 
+@pytest.fixture(autouse=True)
+def _no_running_dev_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `baton dev` running in this checkout must not stand in for the settings a test gives (or leaves out)."""
+    monkeypatch.setattr(root, "running_dev_stack", dict)
+
+
 @pytest.fixture
 def baton_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     env = {"BATON_ENV": ENVIRONMENT, "BATON_PROJECT": PROJECT, "BATON_SPANNER_INSTANCE": INSTANCE}
@@ -112,8 +119,8 @@ def core(spanner_database: Any, manifests_dir: Path, baton_env: dict[str, str], 
         seen.append(settings)
         return orchestrator
 
-    monkeypatch.setattr(cli, "build_store", build_store)
-    monkeypatch.setattr(cli, "build_orchestrator", build_orchestrator)
+    monkeypatch.setattr(root, "build_store", build_store)
+    monkeypatch.setattr(root, "build_orchestrator", build_orchestrator)
     return Core(store, submitter, orchestrator, seen)
 
 

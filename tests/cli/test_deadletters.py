@@ -14,8 +14,8 @@ import pytest
 from google.api_core.exceptions import DeadlineExceeded
 from google.pubsub_v1 import PubsubMessage, Subscription
 
-from baton import cli_deadletters
-from baton.cli_deadletters import DELIVERY_COUNT_ATTRIBUTE, completion_topic_name, dead_letter_subscription_name, summarize
+from baton_cli import deadletters as cli_deadletters
+from baton_cli.deadletters import DELIVERY_COUNT_ATTRIBUTE, completion_topic_name, dead_letter_subscription_name, summarize
 from devstack.emulators import PubSubEmulator
 from devstack.pubsub_admin import admin_clients, ensure_pull_subscription, ensure_topic, pull
 from tests.cli.conftest import assert_one_line_error, invoke

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from baton.engine import Completion
+from baton.domain.records import Completion
 from tests.cli.conftest import Core, assert_one_line_error, invoke
 from tests.conftest import REPO
 

@@ -16,9 +16,12 @@ from typing import Any
 import pytest
 from google.api_core import exceptions as gexc
 
-from baton import cli, web
-from baton.engine import CheckCompletion, Completion, JobError, JobStats, JobStatus, RunStatus, check_job_id
+from baton.domain.naming import check_job_id
+from baton.domain.records import CheckCompletion, Completion, JobError, JobStats, JobStatus, RunStatus
+from baton.entrypoints import requests as start_requests
 from baton.errors import BatonError
+from baton_cli import app as cli
+from baton_cli import root
 from devstack.processes import free_port
 from tests.cli.conftest import ENVIRONMENT, Core, assert_one_line_error, invoke
 from tests.conftest import REPO
@@ -169,7 +172,7 @@ def test_watch_redraws_until_the_run_succeeds(core: Core, monkeypatch: pytest.Mo
             if job.status == JobStatus.SUBMITTED:
                 finish(core, run.run_id, job.job_key)
 
-    monkeypatch.setattr(cli, "_sleep", bigquery_finishes_submitted_jobs)
+    monkeypatch.setattr(root, "sleep", bigquery_finishes_submitted_jobs)
     result = invoke("status", run.run_id, "--watch", "--interval", "0.5")
     assert result.exit_code == 0, result.output
     assert pauses and set(pauses) == {0.5}
@@ -179,7 +182,7 @@ def test_watch_redraws_until_the_run_succeeds(core: Core, monkeypatch: pytest.Mo
 
 def test_watch_exits_3_when_the_run_fails(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
     run = core.orchestrator.start("checked", {"run_date": RUN_DATE})
-    monkeypatch.setattr(cli, "_sleep", lambda _: finish(core, run.run_id, "load", JobError("accessDenied", "no access")))
+    monkeypatch.setattr(root, "sleep", lambda _: finish(core, run.run_id, "load", JobError("accessDenied", "no access")))
     result = invoke("status", run.run_id, "--watch")
     assert result.exit_code == cli.EXIT_RUN_NOT_SUCCEEDED
     assert "FAILED" in row_of(result.stdout, "load") and "SKIPPED" in row_of(result.stdout, "report")
@@ -296,7 +299,7 @@ class _UnreachableStore:
 
 
 def test_spanner_giving_up_is_one_line(baton_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "build_store", lambda settings: _UnreachableStore())
+    monkeypatch.setattr(root, "build_store", lambda settings: _UnreachableStore())
     assert_one_line_error(invoke("status", "abc"), "Google API unreachable", "503 failed to connect to all addresses")
 
 
@@ -304,7 +307,7 @@ def test_an_unexpected_exception_is_still_one_line(baton_env: dict[str, str], mo
     def broken(settings: Any) -> Any:
         raise KeyError("surprise")
 
-    monkeypatch.setattr(cli, "build_store", broken)
+    monkeypatch.setattr(root, "build_store", broken)
     assert_one_line_error(invoke("runs"), "unexpected KeyError", "BATON_DEBUG=1")
     monkeypatch.setenv("BATON_DEBUG", "1")
     assert isinstance(invoke("runs").exception, KeyError)
@@ -337,7 +340,7 @@ class _StartFunction(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        command = web.decode_start(body)
+        command = start_requests.decode_start(body)
         type(self).received.append((self.headers.get("Authorization", ""), json.loads(body)))
         status, answer = type(self).answer or (
             200,

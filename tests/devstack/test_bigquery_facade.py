@@ -16,8 +16,8 @@ from google.api_core.client_info import ClientInfo
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from baton.audit_log import ParsedCompletion, parse_log_entry
-from baton.engine import baton_labels, bigquery_job_id
+from baton.domain.naming import baton_labels, bigquery_job_id
+from baton.entrypoints.audit_log import ParsedCompletion, parse_log_entry
 from devstack.audit_bridge import AuditJob, AuditLogBridge, ChaosPolicy, PubSubPublisher, entry_job_id
 from devstack.bigquery_facade import LocalBigQuery, caller_of
 from tests.devstack.conftest import SINK_FILTER, CapturingPublisher

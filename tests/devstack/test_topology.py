@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from devstack.topology import PushSubscription, TopologyError, load_topology
+from devstack.topology import PushSubscription, SchedulerJob, TopologyError, load_topology, scheduler_jobs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -18,7 +18,12 @@ PLATFORM = {
         "google_logging_project_sink": {
             "sink": {"destination": "pubsub.googleapis.com/${google_pubsub_topic.done.id}", "filter": "F"}
         },
-        "google_pubsub_topic": {"done": {"name": "t-done"}, "dead": {"name": "t-dead"}, "events": {"name": "t-events"}},
+        "google_pubsub_topic": {
+            "done": {"name": "t-done"},
+            "dead": {"name": "t-dead"},
+            "events": {"name": "t-events"},
+            "work": {"name": "t-work"},
+        },
         "google_pubsub_subscription": {"hold": {"name": "s-dead-hold", "topic": "${google_pubsub_topic.dead.id}"}},
         "google_spanner_database": {"db": {"ddl": ["CREATE TABLE A (X INT64) PRIMARY KEY (X)"]}},
     },
@@ -28,7 +33,12 @@ HANDLERS = {
         "google_cloudfunctions2_function": {
             "fn": {
                 "build_config": {"entry_point": "bigquery_job_completed"},
-                "service_config": {"environment_variables": {"BATON_RUN_EVENTS_TOPIC": "projects/p-1/topics/t-events"}},
+                "service_config": {
+                    "environment_variables": {
+                        "BATON_RUN_EVENTS_TOPIC": "projects/p-1/topics/t-events",
+                        "BATON_WORK_TOPIC": "projects/p-1/topics/t-work",
+                    }
+                },
             }
         },
         "google_pubsub_subscription": {
@@ -39,7 +49,15 @@ HANDLERS = {
                 "push_config": {"push_endpoint": "${google_cloudfunctions2_function.fn.service_config[0].uri}"},
                 "retry_policy": {"minimum_backoff": "1.5s", "maximum_backoff": "20s"},
                 "dead_letter_policy": {"dead_letter_topic": "projects/p-1/topics/t-dead", "max_delivery_attempts": 5},
-            }
+            },
+            "work": {
+                "name": "s-work",
+                "topic": "projects/p-1/topics/t-work",
+                "ack_deadline_seconds": 30,
+                "push_config": {"push_endpoint": "${google_cloudfunctions2_function.fn.service_config[0].uri}"},
+                "retry_policy": {"minimum_backoff": "1.5s", "maximum_backoff": "20s"},
+                "dead_letter_policy": {"dead_letter_topic": "projects/p-1/topics/t-dead", "max_delivery_attempts": 5},
+            },
         },
     }
 }
@@ -70,12 +88,24 @@ def test_reads_names_policy_and_ddl_from_hand_written_stacks(tmp_path: Path) -> 
     )
     assert topology.ddl_statements == ("CREATE TABLE A (X INT64) PRIMARY KEY (X)",)
     assert topology.dead_letter_subscription == "s-dead-hold"
+    assert (topology.work_topic, topology.work_subscription.name, topology.work_subscription.entry_point) == (
+        "t-work",
+        "s-work",
+        "bigquery_job_completed",
+    )
+
+
+def test_refuses_a_stack_whose_work_topic_nobody_pushes(tmp_path: Path) -> None:
+    handlers = json.loads(json.dumps(HANDLERS))
+    del handlers["resource"]["google_pubsub_subscription"]["work"]
+    with pytest.raises(TopologyError, match="no push subscription reads the work topic t-work"):
+        load_topology(write_stacks(tmp_path, PLATFORM, handlers), "x")
 
 
 def test_refuses_a_subscription_that_does_not_read_the_sinks_topic(tmp_path: Path) -> None:
     handlers = json.loads(json.dumps(HANDLERS))
     handlers["resource"]["google_pubsub_subscription"]["push"]["topic"] = "projects/p-1/topics/elsewhere"
-    with pytest.raises(TopologyError, match="elsewhere"):
+    with pytest.raises(TopologyError, match="no push subscription reads t-done"):
         load_topology(write_stacks(tmp_path, PLATFORM, handlers), "x")
 
 
@@ -93,7 +123,7 @@ def test_says_to_synthesize_when_nothing_is_there(tmp_path: Path) -> None:
 
 @pytest.mark.infra
 def test_dev_topology_matches_the_stacks_as_synthesized(synth_dir: Path) -> None:
-    from baton.schema import all_statements
+    from baton.adapters.spanner_migrations import all_statements
     from cdk.config import ENVIRONMENTS
     from cdk.sink_filter import sink_filter
 
@@ -117,3 +147,30 @@ def test_dev_topology_matches_the_stacks_as_synthesized(synth_dir: Path) -> None
     assert list(topology.ddl_statements) == all_statements(REPO / "spanner_schema")
     assert topology.ddl_statements, "spanner_schema/ has statements, so the stack must carry them"
     assert topology.dead_letter_subscription == config.dead_letter_subscription
+
+
+@pytest.mark.infra
+def test_dev_scheduler_jobs_are_read_from_the_stack_as_synthesized(synth_dir: Path) -> None:
+    from cdk.config import ENVIRONMENTS
+
+    config = ENVIRONMENTS["dev"]
+    jobs = {job.name: job for job in scheduler_jobs(synth_dir, "dev")}
+    reconcile = SchedulerJob(
+        name=config.resource_name("reconcile"),
+        entry_point="reconcile",
+        schedule=config.reconcile_schedule,
+        time_zone=config.schedule_time_zone,
+        paused=False,
+    )
+    assert jobs[reconcile.name] == reconcile
+    started = [job for job in jobs.values() if job.entry_point == "start_manifest"]
+    assert started and all(job.paused for job in started)  # dev does not start manifests on their schedules
+
+
+def test_refuses_a_scheduler_job_that_calls_no_function_of_the_stack(tmp_path: Path) -> None:
+    handlers = json.loads(json.dumps(HANDLERS))
+    handlers["resource"]["google_cloud_scheduler_job"] = {
+        "tick": {"name": "tick", "schedule": "* * * * *", "http_target": {"uri": "https://example.com/"}}
+    }
+    with pytest.raises(TopologyError, match=r"google_cloud_scheduler_job\.tick"):
+        scheduler_jobs(write_stacks(tmp_path, PLATFORM, handlers), "x")

@@ -9,18 +9,17 @@ from typing import Any
 
 import pytest
 
-from baton.spanner_store import SpannerRunStore
-from devstack.stack import LocalStack, LocalStackOptions
+from baton.adapters.spanner_store import SpannerRunStore
+from devstack.stack import EXAMPLE_DATASETS, LocalStack, LocalStackOptions
 
 REPO = Path(__file__).resolve().parents[2]
-DATASETS = ("landing", "history", "consume", "events")
 
 
 @pytest.fixture(scope="session")
 def local_stack(synth_dir: Path) -> Iterator[LocalStack]:
     options = LocalStackOptions(work_dir=REPO / ".devstack" / f"e2e-{os.getpid()}", job_duration_s=0.2, synth_dir=synth_dir)
     with LocalStack.start(options) as stack:
-        stack.create_datasets(DATASETS)
+        stack.create_datasets(EXAMPLE_DATASETS)
         yield stack
 
 

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from baton.engine import JobStatus, RunStatus
-from baton.spanner_store import SpannerRunStore
+from baton.adapters.spanner_store import SpannerRunStore
+from baton.domain.records import JobStatus, RunStatus
 from devstack.stack import LocalStack
 from tests.e2e.conftest import rows
 from tests.run_watch import wait_for_run

@@ -14,9 +14,9 @@ from functions_framework import create_app
 
 from baton import bootstrap
 from baton.config import Settings
-from baton.engine import JobStatus, RunStatus
-from baton.manifest import ManifestRepository
-from baton.orchestrator import Orchestrator
+from baton.domain.records import JobStatus, RunStatus
+from baton.manifests.loading import ManifestRepository
+from baton.service.orchestrator import Orchestrator
 from tests.fakes import InMemoryRunStore, RecordingSubmitter
 from tests.fixtures import load_fixture
 
@@ -110,7 +110,8 @@ def test_completion_as_raw_push_releases_the_next_layer(core: Core) -> None:
     run_id = start(core)
     response = client("bigquery_job_completed").post("/", data=push_body(completion_entry(run_id, "land_raw")))
     assert response.status_code == 200
-    assert response.get_json() == {"verdict": "recorded", "released": ["hist_customers", "hist_products", "hist_orders"]}
+    # Dependents are released in key order, as Spanner reads the edges.
+    assert response.get_json() == {"verdict": "recorded", "released": ["hist_customers", "hist_orders", "hist_products"]}
     assert core.store.jobs[(run_id, "land_raw")].status == JobStatus.SUCCEEDED
 
 

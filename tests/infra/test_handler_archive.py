@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.infra
 LOAD_EVERY_MANIFEST = """
 import json, baton
 from baton.config import Settings
-from baton.manifest import ManifestRepository
+from baton.manifests.loading import ManifestRepository
 settings = Settings.from_env({"BATON_ENV": "dev", "BATON_PROJECT": "baton-dev-project"})
 repository = ManifestRepository(settings.manifests_dir)
 loaded = {name: repository.load(name).version for name in repository.names()}
@@ -87,13 +88,28 @@ def test_archive_holds_the_runtime_and_nothing_else(synth_dir: Path) -> None:
     assert {"main.py", "requirements.txt", "baton/__init__.py", "baton/config.py"} <= set(entries)
     assert entries == sorted(entries)
     assert not [e for e in entries if "__pycache__" in e or e.endswith(".pyc")]
-    assert not [e for e in entries if e.startswith("baton/cli")], "the operator CLI is not deployed"
+    assert not [e for e in entries if "cli" in e.split("/")[-1] or e.startswith("baton_cli")], "the operator CLI is not deployed"
     assert {e for e in entries if e.startswith("manifests/")} == {
         "manifests/" + p.relative_to(REPO / "manifests").as_posix() for p in (REPO / "manifests").rglob("*") if p.is_file()
     }
     assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
     assert name == archive.name
     assert name.startswith("handlers-") and name.endswith(".zip")
+
+
+def test_archive_imports_no_cli_library(synth_dir: Path) -> None:
+    """The CLI's libraries (typer, rich) are not in requirements.txt; a module importing them would fail at cold start."""
+    _, archive = deployed_archive(synth_dir)
+    with zipfile.ZipFile(archive) as zipped:
+        sources = {name: zipped.read(name).decode() for name in zipped.namelist() if name.endswith(".py")}
+    assert "baton/domain/records.py" in sources, "the layered package is deployed"
+    imported = {
+        node.names[0].name.split(".")[0] if isinstance(node, ast.Import) else (node.module or "").split(".")[0]
+        for source in sources.values()
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+    }
+    assert not imported & {"typer", "rich", "baton_cli"}, imported & {"typer", "rich", "baton_cli"}
 
 
 def test_archive_name_follows_content(tmp_path: Path, handlers_copy: Path, example_manifests_dir: Path) -> None:

@@ -132,6 +132,7 @@ def test_functions_get_the_handlers_settings(synth_dir: Path, env: str) -> None:
             "BATON_DEAD_LETTER_TOPIC": f"projects/{config.project}/topics/baton-{env}-job-completed-dead-letter",
             "BATON_MAX_DELIVERY_ATTEMPTS": str(config.push.max_delivery_attempts),
             "BATON_RECONCILE_INTERVAL_S": "300",
+            "BATON_WORK_TOPIC": f"projects/{config.project}/topics/baton-{env}-work",
             "THREADS": str(body["service_config"].get("max_instance_request_concurrency", 1)),
         }
 
@@ -170,8 +171,8 @@ def test_database_ddl_is_spanner_schema(synth_dir: Path, env: str) -> None:
 
 
 def test_open_status_columns_turn_null_at_exactly_the_engines_terminal_statuses() -> None:
-    from baton.engine import JobStatus, RunStatus
-    from baton.schema import all_statements
+    from baton.adapters.spanner_migrations import all_statements
+    from baton.domain.records import JobStatus, RunStatus
 
     ddl = all_statements(REPO / "spanner_schema")
     for table, statuses in (("RunJobs", JobStatus), ("Runs", RunStatus)):
@@ -182,7 +183,7 @@ def test_open_status_columns_turn_null_at_exactly_the_engines_terminal_statuses(
 
 
 def test_no_index_puts_a_timestamp_right_after_a_status_and_finished_runs_expire() -> None:
-    from baton.schema import all_statements
+    from baton.adapters.spanner_migrations import all_statements
 
     indexes: dict[str, str] = {}
     for statement in all_statements(REPO / "spanner_schema"):
@@ -259,7 +260,7 @@ def test_function_identities_reach_data_through_the_resources(synth_dir: Path, e
             (f"baton-{env}", "baton", "roles/spanner.databaseUser")
         ]
         publish = [b for b in resources(handlers, "google_pubsub_topic_iam_member").values() if b["member"] == member]
-        topics = [f"baton-{env}-run-events"]
+        topics = [f"baton-{env}-run-events", f"baton-{env}-work"]  # every function may hand work on
         if entry_point == "bigquery_job_completed":  # it dead-letters what it cannot process, with the reason
             topics.append(f"baton-{env}-job-completed-dead-letter")
         assert sorted((b["topic"], b["role"]) for b in publish) == sorted((t, "roles/pubsub.publisher") for t in topics)
@@ -269,41 +270,47 @@ def test_function_identities_reach_data_through_the_resources(synth_dir: Path, e
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_completion_events_are_pushed_with_oidc_backoff_and_dead_letter(synth_dir: Path, env: str) -> None:
+    """Both subscriptions that call bigquery_job_completed: BigQuery's completions and Baton's continuations."""
     from cdk.config import ENVIRONMENTS as CONFIGS
 
     config = CONFIGS[env]
     handlers = load(synth_dir, f"baton-{env}-handlers")
     platform = load(synth_dir, f"baton-{env}-platform")
-    name, subscription = only(handlers, "google_pubsub_subscription")
+    subscriptions = resources(handlers, "google_pubsub_subscription")
+    assert sorted(subscriptions) == ["completion_push", "work_push"]
     completion_name, _ = functions_by_entry_point(handlers)["bigquery_job_completed"]
     uri = ref("google_cloudfunctions2_function", completion_name, "service_config[0].uri")
-
-    assert subscription["name"] == f"baton-{env}-job-completed-push"
-    assert subscription["topic"] == f"projects/{config.project}/topics/baton-{env}-job-completed"
-    assert subscription["ack_deadline_seconds"] == config.push.ack_deadline_seconds > config.completion_timeout_seconds
-    assert subscription["retry_policy"] == {"minimum_backoff": "10s", "maximum_backoff": "600s"}
-    assert subscription["dead_letter_policy"] == {
-        "dead_letter_topic": f"projects/{config.project}/topics/baton-{env}-job-completed-dead-letter",
-        "max_delivery_attempts": 10,
-    }
-    assert subscription["expiration_policy"] == {"ttl": ""}
-    push = subscription["push_config"]
-    assert push["push_endpoint"] == uri
-    assert push["oidc_token"]["audience"] == uri
-    invoker = ref("google_service_account", referenced(push["oidc_token"]["service_account_email"])[1], "member")
-    invokers = [b for b in resources(handlers, "google_cloud_run_v2_service_iam_member").values() if b["member"] == invoker]
-    assert [(b["name"], b["role"]) for b in invokers] == [
-        (ref("google_cloudfunctions2_function", completion_name, "name"), "roles/run.invoker")
-    ]
-
-    # Dead-lettering needs the Pub/Sub service agent on both ends.
     agent = "serviceAccount:service-${data.google_project.project.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-    _, subscriber = only(handlers, "google_pubsub_subscription_iam_member")
-    assert (subscriber["subscription"], subscriber["role"], subscriber["member"]) == (
-        ref("google_pubsub_subscription", name, "name"),
-        "roles/pubsub.subscriber",
-        agent,
-    )
+    subscribers = {b["subscription"]: b for b in resources(handlers, "google_pubsub_subscription_iam_member").values()}
+    assert len(subscribers) == 2
+    assert "work_topic" in resources(platform, "google_pubsub_topic")
+
+    for name, subscription_name, topic in (
+        ("completion_push", f"baton-{env}-job-completed-push", f"baton-{env}-job-completed"),
+        ("work_push", f"baton-{env}-work-push", f"baton-{env}-work"),
+    ):
+        subscription = subscriptions[name]
+        assert subscription["name"] == subscription_name
+        assert subscription["topic"] == f"projects/{config.project}/topics/{topic}"
+        assert subscription["ack_deadline_seconds"] == config.push.ack_deadline_seconds > config.completion_timeout_seconds
+        assert subscription["retry_policy"] == {"minimum_backoff": "10s", "maximum_backoff": "600s"}
+        assert subscription["dead_letter_policy"] == {
+            "dead_letter_topic": f"projects/{config.project}/topics/baton-{env}-job-completed-dead-letter",
+            "max_delivery_attempts": 10,
+        }
+        assert subscription["expiration_policy"] == {"ttl": ""}
+        push = subscription["push_config"]
+        assert push["push_endpoint"] == uri
+        assert push["oidc_token"]["audience"] == uri
+        invoker = ref("google_service_account", referenced(push["oidc_token"]["service_account_email"])[1], "member")
+        invokers = [b for b in resources(handlers, "google_cloud_run_v2_service_iam_member").values() if b["member"] == invoker]
+        assert [(b["name"], b["role"]) for b in invokers] == [
+            (ref("google_cloudfunctions2_function", completion_name, "name"), "roles/run.invoker")
+        ]
+        # Dead-lettering needs the Pub/Sub service agent on both ends.
+        subscriber = subscribers[ref("google_pubsub_subscription", name, "name")]
+        assert (subscriber["role"], subscriber["member"]) == ("roles/pubsub.subscriber", agent)
+
     # The platform stack creates the agent (service identity) and grants to it; the handlers stack names it.
     _, identity = only(platform, "google_project_service_identity")
     assert identity["service"] == "pubsub.googleapis.com"
@@ -355,7 +362,7 @@ def test_schedules_call_functions_with_oidc(example_synth_dir: Path, env: str) -
 
 
 def test_schedules_follow_the_repository_manifests(synth_dir: Path) -> None:
-    from baton.manifest import ManifestRepository
+    from baton.manifests.loading import ManifestRepository
 
     repository = ManifestRepository(REPO / "manifests")
     scheduled = {name for name in repository.names() if repository.load(name).schedule}
@@ -395,7 +402,7 @@ def test_every_function_gets_each_declared_dataset_and_the_platform_creates_them
 def test_a_manifest_writing_an_undeclared_dataset_is_refused(tmp_path: Path) -> None:
     from cdktf import App
 
-    from baton.manifest import parse_manifest
+    from baton.manifests.loading import parse_manifest
     from cdk.archive import HandlerArchive
     from cdk.config import ENVIRONMENTS as CONFIGS
     from cdk.handlers_stack import HandlersStack, UndeclaredDataset
@@ -411,7 +418,7 @@ def test_a_manifest_writing_an_undeclared_dataset_is_refused(tmp_path: Path) -> 
 
 
 def test_destination_datasets_are_found_with_or_without_a_project() -> None:
-    from baton.manifest import parse_manifest
+    from baton.manifests.loading import parse_manifest
     from cdk.handlers_stack import manifest_datasets
 
     manifest = parse_manifest(

@@ -9,22 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
-from baton.engine import (
-    CHECK_FAILED_REASON,
-    CheckCompletion,
-    CheckStatus,
-    Completion,
-    JobError,
-    JobStats,
-    JobStatus,
-    RunStatus,
-    Verdict,
-    bigquery_job_id,
-    check_job_id,
-)
-from baton.manifest import ManifestRepository
-from baton.orchestrator import Orchestrator
-from baton.spanner_store import SpannerRunStore
+from baton.adapters.spanner_store import SpannerRunStore
+from baton.domain.naming import bigquery_job_id, check_job_id
+from baton.domain.records import CheckCompletion, CheckStatus, Completion, JobError, JobStats, JobStatus, RunStatus
+from baton.domain.transitions.checks import CHECK_FAILED_REASON
+from baton.domain.transitions.completion import Verdict
+from baton.manifests.loading import ManifestRepository
+from baton.service.orchestrator import Orchestrator
 from tests.fakes import RecordingPublisher, RecordingSubmitter
 
 pytestmark = pytest.mark.integration

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import yaml
 
-from baton.engine import JobStatus
-from baton.manifest import ManifestRepository
-from baton.orchestrator import Orchestrator
-from baton.spanner_store import SpannerRunStore
+from baton.adapters.spanner_store import SpannerRunStore
+from baton.domain.records import JobStatus
+from baton.manifests.loading import ManifestRepository
+from baton.service.orchestrator import Orchestrator
 from tests.fakes import RecordingSubmitter
 
 pytestmark = pytest.mark.integration

@@ -7,10 +7,13 @@ from typing import Any
 
 import pytest
 
-from baton.engine import Completion, JobStatus, RunStatus, activate_run, apply_completion, new_run_id, plan_run
-from baton.manifest import parse_manifest
-from baton.schema import load_migrations
-from baton.spanner_store import SpannerRunStore, applied_versions, migrate
+from baton.adapters.spanner_migrations import applied_versions, load_migrations, migrate
+from baton.adapters.spanner_store import SpannerRunStore
+from baton.domain.naming import new_run_id
+from baton.domain.records import Completion, JobStatus, RunStatus
+from baton.domain.transitions.completion import apply_completion
+from baton.domain.transitions.start import activate_run, plan_run
+from baton.manifests.loading import parse_manifest
 
 pytestmark = pytest.mark.integration
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
@@ -31,7 +34,7 @@ def start(store: SpannerRunStore, edges: dict[str, list[str]], tmp_path: Any) ->
 
 def complete(store: SpannerRunStore, run_id: str, key: str) -> Any:
     event = Completion(run_id, key, 1, f"baton_test_{run_id}_{key}_1")
-    return store.transact(lambda tx: apply_completion(tx, event, NOW))
+    return store.transact(lambda tx: apply_completion(tx, event, NOW, store.jobs_per_commit))
 
 
 def test_migrations_are_recorded_and_safe_to_run_twice(spanner_database: Any) -> None:
@@ -53,7 +56,7 @@ def test_a_diamond_round_trips_through_spanner(spanner_database: Any, tmp_path: 
     assert {j.status for j in jobs.values()} == {JobStatus.SUCCEEDED}
     assert jobs["d"].spec.sql == "SELECT @run_date"
     assert store.list_runs(manifest="m")[0].status == RunStatus.SUCCEEDED
-    # The open-status indexes (spanner_schema/0004) drop a row once it is terminal; terminal lists still answer.
+    # The open-status indexes (spanner_schema/0005) drop a row once it is terminal; terminal lists still answer.
     assert store.list_runs(status=RunStatus.RUNNING) == []
     assert [r.run_id for r in store.list_runs(status=RunStatus.SUCCEEDED)] == [run_id]
     assert all(store.jobs_page(status, 10) == ([], None) for status in (JobStatus.READY, JobStatus.SUBMITTED))

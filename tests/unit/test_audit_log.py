@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from baton.audit_log import Ignored, IgnoreReason, ParsedCompletion, parse_log_entry
-from baton.bigquery_errors import reason_for_code
-from baton.engine import JobError, JobStats, bigquery_job_id
+from baton.domain.bigquery_reasons import reason_for_code
+from baton.domain.naming import bigquery_job_id
+from baton.domain.records import JobError, JobStats
+from baton.entrypoints.audit_log import Ignored, IgnoreReason, ParsedCompletion, parse_log_entry
 from tests.fixtures import load_fixture
 
 UTC = dt.UTC

@@ -6,7 +6,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from baton.engine import CatalogEntry, Completion, JobError, JobStats, JobStatus, bigquery_job_id, check_job_id
+from baton.domain.naming import bigquery_job_id, check_job_id
+from baton.domain.records import CatalogEntry, Completion, JobError, JobStats, JobStatus
 from tests.unit.test_engine import NOW, World
 
 STATS = JobStats(
@@ -96,7 +97,7 @@ def test_statistics_are_kept_when_a_job_fails_or_is_retried(tmp_path: Path) -> N
 
 
 def test_a_checked_table_is_catalogued_once_its_checks_pass(tmp_path: Path) -> None:
-    from baton.engine import CheckCompletion
+    from baton.domain.records import CheckCompletion
 
     world = World(tmp_path, manifest(checks=[{"name": "ids_present", "not_null": "id"}]))
     run_id = world.start()

@@ -10,23 +10,16 @@ from typing import Any
 
 import pytest
 
-from baton.audit_log import Ignored, IgnoreReason, ParsedCompletion, parse_log_entry
-from baton.checks import Severity
-from baton.engine import (
-    CHECK_FAILED_REASON,
-    CheckCompletion,
-    CheckStatus,
-    JobError,
-    JobStatus,
-    RunStatus,
-    Verdict,
-    bigquery_job_id,
-    check_job_id,
-)
+from baton.domain.naming import bigquery_job_id, check_job_id
+from baton.domain.records import CheckCompletion, CheckStatus, JobError, JobStatus, RunStatus
+from baton.domain.specs import Severity
+from baton.domain.timing import ReconcilePolicy
+from baton.domain.transitions.checks import CHECK_FAILED_REASON
+from baton.domain.transitions.completion import Verdict
+from baton.entrypoints.audit_log import Ignored, IgnoreReason, ParsedCompletion, parse_log_entry
 from baton.errors import ManifestInvalid, RunNotFound, RunNotRetryable
-from baton.manifest import parse_manifest
-from baton.orchestrator import ReconcilePolicy
-from baton.ports import RemoteJob, RemoteState
+from baton.manifests.loading import parse_manifest
+from baton.service.ports import RemoteJob, RemoteState
 from tests.fixtures import load_fixture
 from tests.unit.test_engine import World
 

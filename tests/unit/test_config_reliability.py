@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from baton.config import ConfigError, Settings
-from baton.orchestrator import ReconcilePolicy
+from baton.domain.timing import ReconcilePolicy
 
 BASE = {"BATON_ENV": "dev", "BATON_PROJECT": "p"}
 

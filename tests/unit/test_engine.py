@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 import yaml
 
-from baton.engine import Completion, JobError, JobStatus, RunStatus, Verdict, bigquery_job_id
+from baton.domain.naming import bigquery_job_id
+from baton.domain.records import Completion, JobError, JobStatus, RunStatus
+from baton.domain.transitions.completion import Verdict
 from baton.errors import InvalidParams, ManifestNotFound
-from baton.manifest import ManifestRepository
-from baton.orchestrator import Orchestrator
+from baton.manifests.loading import ManifestRepository
+from baton.service.orchestrator import Orchestrator
 from tests.fakes import InMemoryRunStore, RecordingPublisher, RecordingSubmitter
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
@@ -237,7 +239,7 @@ def test_completion_reads_follow_out_degree_not_manifest_size(tmp_path: Path) ->
 
 
 def test_a_completion_that_beats_the_submitted_mark_keeps_its_outcome_and_gets_a_submission_time(tmp_path: Path) -> None:
-    from baton.engine import mark_submitted
+    from baton.domain.transitions.submission import mark_submitted
 
     world = World(tmp_path, manifest_of({"a": []}))
     run_id = world.start()

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from baton.errors import InvalidParams, ManifestInvalid, ManifestNotFound
-from baton.manifest import ManifestRepository, load_manifest
+from baton.manifests.loading import ManifestRepository, load_manifest, parse_manifest
 
 GOOD = """
 name: daily
@@ -156,3 +156,31 @@ def test_repository_finds_manifests_by_name_only(tmp_path: Path) -> None:
         repo.load("../daily")
     with pytest.raises(ManifestNotFound):
         repo.load("nope")
+
+
+def _fan(width: int) -> dict[str, object]:
+    return {
+        "name": "wide",
+        "jobs": [{"key": "root", "sql": "SELECT 1"}]
+        + [{"key": f"m{index:05d}", "sql": "SELECT 1", "needs": ["root"]} for index in range(width)],
+    }
+
+
+def test_a_manifest_past_the_limits_is_refused_with_the_limit_named(tmp_path: Path) -> None:
+    from baton.domain.limits import MAX_FAN_OUT, MAX_JOBS
+
+    with pytest.raises(ManifestInvalid) as caught:
+        parse_manifest(_fan(MAX_FAN_OUT + 1), "wide.yaml", tmp_path)
+    assert f"jobs: {MAX_FAN_OUT + 2} jobs; Baton runs at most {MAX_JOBS} per manifest" in caught.value.problems[0]
+    assert f"job 'root': {MAX_FAN_OUT + 1} jobs need it; at most {MAX_FAN_OUT} may (fan-out)" in caught.value.problems
+
+
+def test_a_manifest_near_the_limits_is_valid_and_warned_about(tmp_path: Path) -> None:
+    from baton.domain.limits import MAX_JOBS
+    from baton.manifests.limits import near_limits
+
+    manifest = parse_manifest(_fan(MAX_JOBS - 1), "wide.yaml", tmp_path)
+    warnings = near_limits(manifest.jobs)
+    assert f"{MAX_JOBS} jobs in the manifest: 100% of the limit of {MAX_JOBS}" in warnings
+    assert any("(fan-out)" in warning for warning in warnings)
+    assert near_limits(parse_manifest(_fan(10), "small.yaml", tmp_path).jobs) == []

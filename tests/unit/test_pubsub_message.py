@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from baton.audit_log import ParsedCompletion, parse_log_entry
-from baton.errors import InvalidRequest
-from baton.pubsub_message import (
+from baton.entrypoints.audit_log import ParsedCompletion, parse_log_entry
+from baton.entrypoints.pubsub_message import (
     MAX_BODY_BYTES,
     MAX_DATA_BYTES,
     PUBLISHED_EVENT_TYPE,
@@ -24,6 +23,7 @@ from baton.pubsub_message import (
     decode_json_payload,
     decode_push_body,
 )
+from baton.errors import InvalidRequest
 from tests.fixtures import load_fixture
 
 SUBSCRIPTION = "projects/acme-analytics-dev/subscriptions/baton-dev-bigquery-completions"
@@ -154,7 +154,7 @@ def variant(path: tuple[str, ...], value: object) -> dict[str, Any]:
 MALFORMED_BODIES: list[tuple[str, object, str]] = [
     ("not-json", b"{not json", "push body is not JSON"),
     ("not-utf8", b"\xff\xfe\x00{", "push body is not JSON"),
-    ("nan", b'{"message": {"data": NaN}}', "push body is not JSON"),
+    ("nan", b'{"message": {"data": NaN}}', "push body is not plain JSON"),
     ("array", b"[]", "push body must be a JSON object, got an array"),
     ("string", b'"message"', "push body must be a JSON object, got a string"),
     ("no-message", json.dumps({"subscription": SUBSCRIPTION}).encode(), "push body has no message"),
@@ -230,7 +230,7 @@ def test_malformed_structured_cloud_event(body: bytes, expected: str) -> None:
     [
         (b"\xff\xfe\xfd", "message data is not UTF-8"),
         (b"{", "message data is not JSON"),
-        (b'{"a": Infinity}', "message data is not JSON"),
+        (b'{"a": Infinity}', "message data is not plain JSON"),
         (b"", "message data is empty"),
     ],
 )

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from baton.engine import JobStatus, RunStatus, bigquery_job_id
-from baton.orchestrator import ReconcilePolicy, due_for_check
-from baton.ports import RemoteJob, RemoteState
+from baton.domain.naming import bigquery_job_id
+from baton.domain.records import JobStatus, RunStatus
+from baton.domain.timing import ReconcilePolicy, due_for_check
+from baton.service.ports import RemoteJob, RemoteState
 from tests.unit.test_engine import World, manifest_of
 
 POLICY = ReconcilePolicy(interval=dt.timedelta(minutes=5), lost_after=dt.timedelta(minutes=5))

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from baton.engine import JobRecord, JobStatus, RunStatus, bigquery_job_id
+from baton.domain.naming import bigquery_job_id
+from baton.domain.records import JobRecord, JobStatus, RunStatus
+from baton.domain.timing import ReconcilePolicy
 from baton.errors import TransientError
-from baton.orchestrator import ReconcilePolicy
-from baton.ports import RemoteJob, RemoteState
+from baton.service.ports import RemoteJob, RemoteState
 from tests.fakes import InMemoryRunStore
 from tests.unit.test_engine import World, manifest_of
 

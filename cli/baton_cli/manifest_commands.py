@@ -1,0 +1,107 @@
+"""`baton manifest validate|graph`: check a manifest in one pass and draw its DAG."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from baton.config import default_manifests_dir
+from baton.domain.records import JobRecord
+from baton.errors import ManifestInvalid, ManifestNotFound
+from baton.manifests.limits import near_limits
+from baton.manifests.loading import ManifestRepository, load_manifest
+from baton.manifests.model import Manifest
+from baton.manifests.selection import select
+from baton_cli import root
+from baton_cli.graph import GraphFormat, manifest_graph, render_image, run_graph, to_text
+
+
+def _looks_like_path(argument: str) -> bool:
+    return os.sep in argument or argument.endswith((".yaml", ".yml"))
+
+
+def _load(argument: str, manifests_dir: Path | None) -> Manifest:
+    """A manifest by file path or by name; a file's `name` must match its file name, as deployment needs."""
+    if _looks_like_path(argument):
+        path = Path(argument)
+        manifest = load_manifest(path)
+        if manifest.name != path.stem:
+            raise ManifestInvalid(str(path), [f"name '{manifest.name}' differs from the file name '{path.stem}'"])
+        return manifest
+    return ManifestRepository(manifests_dir or default_manifests_dir()).load(argument)
+
+
+# --- manifest ----------------------------------------------------------------------------------------------
+
+
+@root.manifest_app.command("validate")
+def manifest_validate(
+    manifests: Annotated[list[str] | None, typer.Argument(help="Files or names (default: every manifest).")] = None,
+    manifests_dir: root.ManifestsDir = None,
+) -> None:
+    """Check manifests: OK per valid one, every problem of the others; exit 1 if any is invalid."""
+    directory = manifests_dir or default_manifests_dir()
+    targets = list(manifests or ManifestRepository(directory).names())
+    if not targets:
+        root.fail(f"no manifests (*.yaml) in {directory}")
+    invalid = 0
+    for target in targets:
+        try:
+            manifest = _load(target, directory)
+        except ManifestInvalid as exc:
+            invalid += 1
+            for problem in exc.problems:
+                typer.echo(f"{exc.where}: {problem}")
+        except ManifestNotFound as exc:
+            invalid += 1
+            typer.echo(f"{exc.name}: not found" + ("" if _looks_like_path(target) else f" in {directory}"))
+        else:
+            typer.echo(f"OK  {manifest.source}  ({manifest.name} @ {manifest.version}, {len(manifest.jobs)} jobs)")
+            for warning in near_limits(manifest.jobs):
+                typer.echo(f"    near a limit: {warning}")
+    if invalid:
+        typer.echo(f"{invalid} of {len(targets)} manifest(s) invalid", err=True)
+        raise typer.Exit(root.EXIT_ERROR)
+
+
+def _in_manifest_order(jobs: Sequence[JobRecord], manifest: Manifest) -> list[JobRecord]:
+    order = {spec.key: index for index, spec in enumerate(manifest.jobs)}
+    return sorted(jobs, key=lambda job: (order.get(job.job_key, len(order)), job.job_key))
+
+
+@root.manifest_app.command("graph")
+def manifest_graph_command(
+    name: Annotated[str, typer.Argument(help="Manifest name or file.")],
+    graph_format: Annotated[GraphFormat | None, typer.Option("--format", help="Text format (default mermaid).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Render FILE.png or FILE.svg with Graphviz.")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Colour the jobs by their status in this run.")] = None,
+    select_spec: Annotated[str | None, typer.Option("--select", help="Preview a selection: +x, x+, 2+x, label:k=v ...")] = None,
+    exclude_spec: Annotated[str | None, typer.Option("--exclude", help="Jobs to leave out of the selection.")] = None,
+    manifests_dir: root.ManifestsDir = None,
+) -> None:
+    """The DAG as Mermaid or Graphviz text (edges point from a job to those that need it)."""
+    manifest = _load(name, manifests_dir)
+    if select_spec or exclude_spec:
+        manifest = replace(manifest, jobs=select(manifest, select_spec, exclude_spec).jobs)
+    graph = manifest_graph(manifest)
+    if run_id is not None:
+        store = root.build_store(root.settings())
+        run = root.existing_run(store, run_id)
+        if run.manifest_name != manifest.name:
+            root.fail(f"run '{run_id}' is of manifest '{run.manifest_name}', not '{manifest.name}'")
+        graph = run_graph(run.manifest_name, _in_manifest_order(store.list_jobs(run_id), manifest))
+    if output is None:
+        typer.echo(to_text(graph, graph_format or GraphFormat.MERMAID), nl=False)
+        return
+    if graph_format == GraphFormat.MERMAID:
+        root.fail("--output renders with Graphviz; drop --format mermaid, or print Mermaid text without --output")
+    render_image(graph, output)
+    typer.echo(f"wrote {output}", err=True)
+
+
+# --- runs --------------------------------------------------------------------------------------------------

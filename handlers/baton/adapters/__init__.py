@@ -1,0 +1,1 @@
+"""Adapters behind the service's ports: Spanner, BigQuery and Pub/Sub. The only modules that call Google clients."""

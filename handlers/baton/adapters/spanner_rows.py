@@ -1,0 +1,203 @@
+"""Records <-> Spanner rows: the column lists and the conversions, in one place for the store and its tests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from baton.domain.records import CatalogEntry, CheckRecord, CheckStatus, JobRecord, JobStats, JobStatus, RunRecord, RunStatus
+from baton.domain.specs import BoundParam, JobSpec, Severity
+
+RUN_COLUMNS = (
+    "RunId",
+    "ManifestName",
+    "ManifestVersion",
+    "Environment",
+    "Params",
+    "Status",
+    "TotalJobs",
+    "OpenJobs",
+    "SucceededJobs",
+    "FailedJobs",
+    "SkippedJobs",
+    "CancelledJobs",
+    "CreatedAt",
+    "FinishedAt",
+)
+JOB_COLUMNS = (
+    "RunId",
+    "JobKey",
+    "Status",
+    "Attempt",
+    "PendingUpstreams",
+    "Spec",
+    "BigQueryJobId",
+    "Error",
+    "ErrorReason",
+    "Stats",
+    "NotBefore",
+    "ReadyAt",
+    "SubmittedAt",
+    "FinishedAt",
+    "PendingChecks",
+    "ChecksStartedAt",
+    "ReleaseCursor",
+)
+# The spec is a snapshot written once at creation; transitions never rewrite it.
+JOB_UPDATE_COLUMNS = tuple(c for c in JOB_COLUMNS if c != "Spec")
+DEPENDENT_COLUMNS = ("RunId", "JobKey", "DependentKey")
+CHECK_COLUMNS = (
+    "RunId",
+    "JobKey",
+    "Attempt",
+    "CheckName",
+    "Severity",
+    "Status",
+    "BigQueryJobId",
+    "OutputRows",
+    "Error",
+    "Stats",
+    "CreatedAt",
+    "FinishedAt",
+)
+CATALOG_COLUMNS = ("TableRef", "RunId", "JobKey", "BigQueryJobId", "RowsAffected", "BytesProcessed", "WrittenAt")
+
+
+def run_row(run: RunRecord) -> list[Any]:
+    return [
+        run.run_id,
+        run.manifest_name,
+        run.manifest_version,
+        run.environment,
+        json.dumps({name: bound.to_json() for name, bound in sorted(run.params.items())}),
+        str(run.status),
+        run.total_jobs,
+        run.open_jobs,
+        run.succeeded_jobs,
+        run.failed_jobs,
+        run.skipped_jobs,
+        run.cancelled_jobs,
+        run.created_at,
+        run.finished_at,
+    ]
+
+
+def run_from_row(row: Sequence[Any]) -> RunRecord:
+    params = {name: BoundParam(value["type"], value["value"]) for name, value in json.loads(row[4]).items()}
+    return RunRecord(
+        run_id=row[0],
+        manifest_name=row[1],
+        manifest_version=row[2],
+        environment=row[3],
+        params=params,
+        status=RunStatus(row[5]),
+        total_jobs=row[6],
+        open_jobs=row[7],
+        succeeded_jobs=row[8],
+        failed_jobs=row[9],
+        skipped_jobs=row[10],
+        cancelled_jobs=row[11],
+        created_at=row[12],
+        finished_at=row[13],
+    )
+
+
+def job_row(job: JobRecord, with_spec: bool = True) -> list[Any]:
+    row: list[Any] = [job.run_id, job.job_key, str(job.status), job.attempt, job.pending_upstreams]
+    if with_spec:
+        row.append(json.dumps(job.spec.to_json(), sort_keys=True))
+    row += [
+        job.bigquery_job_id,
+        job.error,
+        job.error_reason,
+        json.dumps(job.stats.to_json()) if job.stats else None,
+        job.not_before,
+        job.ready_at,
+        job.submitted_at,
+        job.finished_at,
+        job.pending_checks,
+        job.checks_started_at,
+        job.release_cursor,
+    ]
+    return row
+
+
+def job_from_row(row: Sequence[Any]) -> JobRecord:
+    return JobRecord(
+        run_id=row[0],
+        job_key=row[1],
+        status=JobStatus(row[2]),
+        attempt=row[3],
+        pending_upstreams=row[4],
+        spec=JobSpec.from_json(json.loads(row[5])),
+        bigquery_job_id=row[6],
+        error=row[7],
+        error_reason=row[8],
+        stats=JobStats.from_json(json.loads(row[9])) if row[9] else None,
+        not_before=row[10],
+        ready_at=row[11],
+        submitted_at=row[12],
+        finished_at=row[13],
+        pending_checks=row[14] or 0,
+        checks_started_at=row[15],
+        release_cursor=row[16],
+    )
+
+
+def check_row(check: CheckRecord) -> list[Any]:
+    return [
+        check.run_id,
+        check.job_key,
+        check.attempt,
+        check.name,
+        str(check.severity),
+        str(check.status),
+        check.bigquery_job_id,
+        check.rows,
+        check.error,
+        json.dumps(check.stats.to_json()) if check.stats else None,
+        check.created_at,
+        check.finished_at,
+    ]
+
+
+def check_from_row(row: Sequence[Any]) -> CheckRecord:
+    return CheckRecord(
+        run_id=row[0],
+        job_key=row[1],
+        attempt=row[2],
+        name=row[3],
+        severity=Severity(row[4]),
+        status=CheckStatus(row[5]),
+        bigquery_job_id=row[6],
+        rows=row[7],
+        error=row[8],
+        stats=JobStats.from_json(json.loads(row[9])) if row[9] else None,
+        created_at=row[10],
+        finished_at=row[11],
+    )
+
+
+def catalog_row(entry: CatalogEntry) -> list[Any]:
+    return [
+        entry.table_ref,
+        entry.run_id,
+        entry.job_key,
+        entry.bigquery_job_id,
+        entry.rows_affected,
+        entry.bytes_processed,
+        entry.written_at,
+    ]
+
+
+def catalog_from_row(row: Sequence[Any]) -> CatalogEntry:
+    return CatalogEntry(
+        table_ref=row[0],
+        run_id=row[1],
+        job_key=row[2],
+        bigquery_job_id=row[3],
+        rows_affected=row[4],
+        bytes_processed=row[5],
+        written_at=row[6],
+    )

@@ -1,0 +1,302 @@
+"""Run state in Cloud Spanner: every transition in one read-write transaction, point reads by key.
+
+Spanner does not let a transaction read its own buffered writes, so the
+transaction adapter keeps them in a small cache: the transitions see their writes,
+and they are flushed as mutations when its function returns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from google.api_core import exceptions as gexc
+from google.cloud import spanner
+from google.cloud.spanner_v1.database import Database
+
+from baton.adapters.spanner_mutations import MUTATION_LIMIT, row_mutations
+from baton.adapters.spanner_rows import (
+    CATALOG_COLUMNS,
+    CHECK_COLUMNS,
+    DEPENDENT_COLUMNS,
+    JOB_COLUMNS,
+    JOB_UPDATE_COLUMNS,
+    RUN_COLUMNS,
+    catalog_from_row,
+    catalog_row,
+    check_from_row,
+    check_row,
+    job_from_row,
+    job_row,
+    run_from_row,
+    run_row,
+)
+from baton.domain.records import CatalogEntry, CheckRecord, JobRecord, JobStatus, NewRun, RunRecord, RunStatus
+from baton.errors import CommitTooLarge, TransientError
+from baton.service.ports import RunStore
+
+T = TypeVar("T")
+
+# Mutations kept free in a transition's commit for the rows besides the jobs it releases or skips:
+# the run, the completing job, its checks, its catalog entry.
+_RESERVED_MUTATIONS = 2_000
+JOB_UPDATE = (*JOB_UPDATE_COLUMNS, "UpdatedAt")
+
+
+class SpannerTransaction:
+    """RunTransaction over a Spanner read-write transaction, with read-your-writes."""
+
+    def __init__(self, transaction: Any, mutation_budget: int = MUTATION_LIMIT) -> None:
+        self._tx = transaction
+        self.mutation_budget = mutation_budget
+        self.mutations = 0
+        self._runs: dict[str, RunRecord] = {}
+        self._jobs: dict[tuple[str, str], JobRecord] = {}
+        self._checks: dict[tuple[str, str, int, str], CheckRecord] = {}
+        self._catalog: dict[str, CatalogEntry] = {}
+        self.rows_read = 0
+
+    def _read_one(self, table: str, columns: Sequence[str], key: list[Any]) -> list[Any] | None:
+        rows = list(self._tx.read(table, columns, spanner.KeySet(keys=[key])))
+        self.rows_read += len(rows)
+        return rows[0] if rows else None
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        if run_id in self._runs:
+            return self._runs[run_id]
+        row = self._read_one("Runs", RUN_COLUMNS, [run_id])
+        return run_from_row(row) if row else None
+
+    def get_job(self, run_id: str, job_key: str) -> JobRecord | None:
+        if (run_id, job_key) in self._jobs:
+            return self._jobs[(run_id, job_key)]
+        row = self._read_one("RunJobs", JOB_COLUMNS, [run_id, job_key])
+        return job_from_row(row) if row else None
+
+    def get_jobs(self, run_id: str, job_keys: Sequence[str]) -> list[JobRecord]:
+        wanted = [key for key in job_keys if (run_id, key) not in self._jobs]
+        fetched: dict[str, JobRecord] = {}
+        if wanted:
+            keyset = spanner.KeySet(keys=[[run_id, key] for key in wanted])
+            for row in self._tx.read("RunJobs", JOB_COLUMNS, keyset):
+                fetched[row[1]] = job_from_row(row)
+            self.rows_read += len(fetched)
+        found = (self._jobs.get((run_id, key)) or fetched.get(key) for key in job_keys)
+        return [job for job in found if job is not None]
+
+    def get_dependents(self, run_id: str, job_key: str, after: str | None = None, limit: int | None = None) -> list[str]:
+        if after is None:
+            keys = spanner.KeyRange(start_closed=[run_id, job_key], end_closed=[run_id, job_key])
+        else:
+            keys = spanner.KeyRange(start_open=[run_id, job_key, after], end_closed=[run_id, job_key])
+        rows = list(self._tx.read("RunJobDependents", ["DependentKey"], spanner.KeySet(ranges=[keys]), limit=limit or 0))
+        self.rows_read += len(rows)
+        return [row[0] for row in rows]
+
+    def put_run(self, run: RunRecord) -> None:
+        self._runs[run.run_id] = run
+
+    def put_job(self, job: JobRecord) -> None:
+        self._jobs[(job.run_id, job.job_key)] = job
+
+    def get_check(self, run_id: str, job_key: str, attempt: int, name: str) -> CheckRecord | None:
+        key = (run_id, job_key, attempt, name)
+        if key in self._checks:
+            return self._checks[key]
+        row = self._read_one("RunJobChecks", CHECK_COLUMNS, [run_id, job_key, attempt, name])
+        return check_from_row(row) if row else None
+
+    def get_checks(self, run_id: str, job_key: str, attempt: int) -> list[CheckRecord]:
+        prefix = spanner.KeyRange(start_closed=[run_id, job_key, attempt], end_closed=[run_id, job_key, attempt])
+        rows = list(self._tx.read("RunJobChecks", CHECK_COLUMNS, spanner.KeySet(ranges=[prefix])))
+        self.rows_read += len(rows)
+        found = {check.name: check for check in map(check_from_row, rows)}
+        found.update({key[3]: check for key, check in self._checks.items() if key[:3] == (run_id, job_key, attempt)})
+        return [found[name] for name in sorted(found)]
+
+    def put_check(self, check: CheckRecord) -> None:
+        self._checks[(check.run_id, check.job_key, check.attempt, check.name)] = check
+
+    def get_catalog(self, table_ref: str) -> CatalogEntry | None:
+        if table_ref in self._catalog:
+            return self._catalog[table_ref]
+        row = self._read_one("Catalog", CATALOG_COLUMNS, [table_ref])
+        return catalog_from_row(row) if row else None
+
+    def put_catalog(self, entry: CatalogEntry) -> None:
+        self._catalog[entry.table_ref] = entry
+
+    def flush(self) -> None:
+        """Buffer the writes as mutations, after counting them: over the budget, nothing is written."""
+        writes: list[tuple[str, str, tuple[str, ...], list[list[Any]]]] = []
+        if self._runs:
+            rows = [[*run_row(run), spanner.COMMIT_TIMESTAMP] for run in self._runs.values()]
+            writes.append(("update", "Runs", (*RUN_COLUMNS, "UpdatedAt"), rows))
+        if self._jobs:
+            rows = [[*job_row(job, with_spec=False), spanner.COMMIT_TIMESTAMP] for job in self._jobs.values()]
+            writes.append(("update", "RunJobs", JOB_UPDATE, rows))
+        if self._checks:
+            rows = [[*check_row(check), spanner.COMMIT_TIMESTAMP] for check in self._checks.values()]
+            writes.append(("insert_or_update", "RunJobChecks", (*CHECK_COLUMNS, "UpdatedAt"), rows))
+        if self._catalog:
+            rows = [[*catalog_row(entry), spanner.COMMIT_TIMESTAMP] for entry in self._catalog.values()]
+            writes.append(("insert_or_update", "Catalog", (*CATALOG_COLUMNS, "UpdatedAt"), rows))
+        self.mutations = sum(row_mutations(table, columns) * len(rows) for _, table, columns, rows in writes)
+        if self.mutations > self.mutation_budget:
+            raise CommitTooLarge(self.mutations, self.mutation_budget)
+        for method, table, columns, rows in writes:
+            getattr(self._tx, method)(table, columns, rows)
+
+
+# The open-jobs index (spanner_schema/0005) holds no terminal rows; an equality on OpenStatus never needs them.
+# The emulator cannot prove that and asks for its own hint, which Cloud Spanner ignores.
+_OPEN_JOBS_INDEX = "FORCE_INDEX=OpenRunJobs, spanner_emulator.disable_query_null_filtered_index_check=true"
+
+
+class SpannerRunStore(RunStore):
+    def __init__(self, database: Database, mutation_budget: int = MUTATION_LIMIT) -> None:
+        """`mutation_budget` is what one commit may cost: Spanner's limit, or less in tests, so chunking shows."""
+        self.database = database
+        self.mutation_budget = mutation_budget
+        # Job rows a transition may write besides its own few rows, within the budget.
+        self.jobs_per_commit = max(
+            1, (mutation_budget - min(_RESERVED_MUTATIONS, mutation_budget // 2)) // row_mutations("RunJobs", JOB_UPDATE)
+        )
+        self.last_rows_read = 0  # of the last transaction; benchmarks and tests read it
+        self.largest_commit = 0  # mutations of the largest commit so far; benchmarks and tests read it
+
+    @classmethod
+    def connect(cls, project: str, instance: str, database: str, mutation_budget: int = MUTATION_LIMIT) -> SpannerRunStore:
+        client = spanner.Client(project=project)
+        return cls(client.instance(instance).database(database), mutation_budget)
+
+    def transact(self, fn: Callable[[Any], T]) -> T:
+        def work(transaction: Any) -> T:
+            tx = SpannerTransaction(transaction, self.mutation_budget)
+            result = fn(tx)
+            tx.flush()
+            self.last_rows_read = tx.rows_read
+            self.largest_commit = max(self.largest_commit, tx.mutations)
+            return result
+
+        try:
+            result: T = self.database.run_in_transaction(work)
+        except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.Aborted, gexc.InternalServerError) as exc:
+            raise TransientError(f"Spanner: {exc}") from exc
+        return result
+
+    def create_run(self, new_run: NewRun) -> None:
+        """Rows in commits under the mutation limit; the run row goes first and stays CREATING meanwhile."""
+        now_columns = (*JOB_COLUMNS, "UpdatedAt")
+        with self.database.batch() as batch:
+            batch.insert("Runs", (*RUN_COLUMNS, "UpdatedAt"), [[*run_row(new_run.run), spanner.COMMIT_TIMESTAMP]])
+        job_rows = [[*job_row(job), spanner.COMMIT_TIMESTAMP] for job in new_run.jobs]
+        edge_rows = [[new_run.run.run_id, upstream, dependent] for upstream, dependent in new_run.edges]
+        # RunJobs rows must exist before their interleaved dependents, so jobs go first.
+        for table, columns, chunk in self._chunks(
+            [("RunJobs", now_columns, job_rows), ("RunJobDependents", DEPENDENT_COLUMNS, edge_rows)]
+        ):
+            with self.database.batch() as batch:
+                batch.insert(table, columns, chunk)
+
+    def _chunks(
+        self, tables: Iterable[tuple[str, Sequence[str], list[list[Any]]]]
+    ) -> Iterator[tuple[str, Sequence[str], list[list[Any]]]]:
+        for table, columns, rows in tables:
+            per_commit = max(1, self.mutation_budget // row_mutations(table, columns))
+            for start in range(0, len(rows), per_commit):
+                chunk = rows[start : start + per_commit]
+                self.largest_commit = max(self.largest_commit, row_mutations(table, columns) * len(chunk))
+                yield table, columns, chunk
+
+    def get_jobs(self, run_id: str, job_keys: Sequence[str]) -> list[JobRecord]:
+        keyset = spanner.KeySet(keys=[[run_id, key] for key in job_keys])
+        with self.database.snapshot() as snapshot:
+            found = {row[1]: job_from_row(row) for row in snapshot.read("RunJobs", JOB_COLUMNS, keyset)}
+        return [found[key] for key in job_keys if key in found]
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        with self.database.snapshot() as snapshot:
+            rows = list(snapshot.read("Runs", RUN_COLUMNS, spanner.KeySet(keys=[[run_id]])))
+        return run_from_row(rows[0]) if rows else None
+
+    def list_jobs(self, run_id: str) -> list[JobRecord]:
+        prefix = spanner.KeyRange(start_closed=[run_id], end_closed=[run_id])
+        with self.database.snapshot() as snapshot:
+            rows = list(snapshot.read("RunJobs", JOB_COLUMNS, spanner.KeySet(ranges=[prefix])))
+        return [job_from_row(row) for row in rows]
+
+    def list_runs(self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None) -> list[RunRecord]:
+        where: list[str] = []
+        params: dict[str, Any] = {}
+        types: dict[str, Any] = {}
+        if manifest is not None:
+            where.append("ManifestName = @manifest")
+            params["manifest"], types["manifest"] = manifest, spanner.param_types.STRING
+        if status is not None:
+            # Open statuses through the OpenRuns index (spanner_schema/0005); terminal ones scan, for the CLI only.
+            where.append("Status = @status" if status.terminal else "OpenStatus = @status")
+            params["status"], types["status"] = str(status), spanner.param_types.STRING
+        sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM Runs"
+        sql += (" WHERE " + " AND ".join(where)) if where else ""
+        sql += " ORDER BY CreatedAt DESC LIMIT @limit"
+        params["limit"], types["limit"] = limit, spanner.param_types.INT64
+        with self.database.snapshot() as snapshot:
+            rows = list(snapshot.execute_sql(sql, params=params, param_types=types))
+        return [run_from_row(row) for row in rows]
+
+    def jobs_in_status(self, status: JobStatus, limit: int) -> list[JobRecord]:
+        columns = ", ".join(f"j.{c}" for c in JOB_COLUMNS)
+        sql = (
+            f"SELECT {columns} FROM RunJobs@{{{_OPEN_JOBS_INDEX}}} AS j "
+            "WHERE j.OpenStatus = @status ORDER BY j.UpdatedAt LIMIT @limit"
+        )
+        with self.database.snapshot() as snapshot:
+            rows = snapshot.execute_sql(
+                sql,
+                params={"status": str(status), "limit": limit},
+                param_types={"status": spanner.param_types.STRING, "limit": spanner.param_types.INT64},
+            )
+            return [job_from_row(row) for row in rows]
+
+    def jobs_page(self, status: JobStatus, limit: int, page_token: str | None = None) -> tuple[list[JobRecord], str | None]:
+        """Keyset pagination along OpenRunJobs (open jobs only): (RunId, JobKey) of the last row is the token."""
+        columns = ", ".join(f"j.{c}" for c in JOB_COLUMNS)
+        params: dict[str, Any] = {"status": str(status), "limit": limit}
+        types: dict[str, Any] = {"status": spanner.param_types.STRING, "limit": spanner.param_types.INT64}
+        after = ""
+        if page_token is not None:
+            run_id, job_key = json.loads(page_token)
+            params.update(run_id=run_id, job_key=job_key)
+            types.update(run_id=spanner.param_types.STRING, job_key=spanner.param_types.STRING)
+            after = " AND (j.RunId > @run_id OR (j.RunId = @run_id AND j.JobKey > @job_key))"
+        sql = (
+            f"SELECT {columns} FROM RunJobs@{{{_OPEN_JOBS_INDEX}}} AS j WHERE j.OpenStatus = @status{after} "
+            "ORDER BY j.RunId, j.JobKey LIMIT @limit"
+        )
+        with self.database.snapshot() as snapshot:
+            rows = list(snapshot.execute_sql(sql, params=params, param_types=types))
+        jobs = [job_from_row(row) for row in rows]
+        if len(rows) < limit:
+            return jobs, None
+        return jobs, json.dumps([jobs[-1].run_id, jobs[-1].job_key])
+
+    def list_checks(self, run_id: str, job_key: str | None = None) -> list[CheckRecord]:
+        key = [run_id] if job_key is None else [run_id, job_key]
+        prefix = spanner.KeyRange(start_closed=key, end_closed=key)
+        with self.database.snapshot() as snapshot:
+            rows = list(snapshot.read("RunJobChecks", CHECK_COLUMNS, spanner.KeySet(ranges=[prefix])))
+        return [check_from_row(row) for row in rows]
+
+    def list_catalog(self, limit: int = 100, prefix: str | None = None) -> list[CatalogEntry]:
+        sql = f"SELECT {', '.join(CATALOG_COLUMNS)} FROM Catalog"
+        params: dict[str, Any] = {"limit": limit}
+        types: dict[str, Any] = {"limit": spanner.param_types.INT64}
+        if prefix:
+            sql += " WHERE STARTS_WITH(TableRef, @prefix)"
+            params["prefix"], types["prefix"] = prefix, spanner.param_types.STRING
+        sql += " ORDER BY TableRef LIMIT @limit"
+        with self.database.snapshot() as snapshot:
+            rows = list(snapshot.execute_sql(sql, params=params, param_types=types))
+        return [catalog_from_row(row) for row in rows]

@@ -1,0 +1,69 @@
+"""When Baton acts on a job by time alone: the resubmit lease, backoff, and the reconciler's schedule.
+
+Event delivery and the reconciler both hand out READY jobs that nobody seems to
+be submitting; they share `awaiting_submission`, so the two cannot disagree on
+how long a handler that released a job is given to submit it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from baton.domain.records import JobRecord, JobStatus
+
+# A released job is left to the handler that released it this long; after that, a redelivered event
+# or the reconciler submits it again (a harmless 409 if the first submission made it after all).
+RESUBMIT_AFTER = dt.timedelta(seconds=30)
+
+
+def lease_expired(since: dt.datetime | None, now: dt.datetime, lease: dt.timedelta = RESUBMIT_AFTER) -> bool:
+    """Whoever started something at `since` has had `lease` to finish it (unknown start: yes)."""
+    return since is None or now - since >= lease
+
+
+def due(job: JobRecord, now: dt.datetime) -> bool:
+    """Its retry backoff, if any, is over."""
+    return job.not_before is None or job.not_before <= now
+
+
+def awaiting_submission(job: JobRecord, now: dt.datetime, lease: dt.timedelta = RESUBMIT_AFTER) -> bool:
+    """A READY job that nobody is submitting: its backoff is over, or it was released over `lease` ago.
+
+    Sooner than `lease`, the handler that released it may still be submitting it; a
+    second insert would only be a 409, so a short lease costs calls, never correctness.
+    A job whose backoff just ended is nobody's: only the reconciler submits those.
+    """
+    if job.status != JobStatus.READY or not due(job, now):
+        return False
+    return job.not_before is not None or lease_expired(job.ready_at, now, lease)
+
+
+@dataclass(frozen=True)
+class ReconcilePolicy:
+    """How the periodic reconciler looks for what events did not deliver (config.py reads overrides)."""
+
+    interval: dt.timedelta = dt.timedelta(minutes=5)  # how often the scheduler calls it
+    lost_after: dt.timedelta = dt.timedelta(minutes=5)  # a submitted job is first checked this long after submission
+    resubmit_after: dt.timedelta = RESUBMIT_AFTER  # a READY job this old is taken for one a crash left unsubmitted
+    stalled_after: dt.timedelta = dt.timedelta(minutes=15)  # a RUNNING run this old with nothing in flight is repaired
+    abandon_creating_after: dt.timedelta = dt.timedelta(minutes=15)
+    batch: int = 500  # rows per page, and BigQuery lookups per invocation
+    max_pages: int = 10  # pages per status per invocation: bounded work
+
+
+def due_for_check(age: dt.timedelta, policy: ReconcilePolicy) -> bool:
+    """Check a running job when its age crosses lost_after x 2^k since the previous pass.
+
+    So a job that runs for T is looked up O(log T) times: the reconciler's cost does
+    not grow with how long jobs run.
+    """
+    if age < policy.lost_after:
+        return False
+    previous = age - policy.interval
+    if previous < policy.lost_after:
+        return True
+    checkpoint = policy.lost_after
+    while checkpoint <= previous:
+        checkpoint *= 2
+    return checkpoint <= age

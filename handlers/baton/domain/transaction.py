@@ -1,0 +1,38 @@
+"""The one port the transitions need: reads and writes of a single read-write transaction.
+
+Transitions are pure functions of a `RunTransaction`; the store runs them inside
+Spanner's `run_in_transaction`, which may call them again on abort, so they must
+have no side effect beyond the transaction's own writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from baton.domain.records import CatalogEntry, CheckRecord, JobRecord, RunRecord
+
+
+class RunTransaction(Protocol):
+    """Reads and writes of one read-write transaction. Reads see this transaction's own writes."""
+
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+    def get_job(self, run_id: str, job_key: str) -> JobRecord | None: ...
+    def get_jobs(self, run_id: str, job_keys: Sequence[str]) -> list[JobRecord]:
+        """Several jobs in one read; missing ones are left out."""
+        ...
+
+    def get_dependents(self, run_id: str, job_key: str, after: str | None = None, limit: int | None = None) -> list[str]:
+        """The jobs that need `job_key`, in key order; only those after `after`, at most `limit`."""
+        ...
+
+    def put_run(self, run: RunRecord) -> None: ...
+    def put_job(self, job: JobRecord) -> None: ...
+    def get_check(self, run_id: str, job_key: str, attempt: int, name: str) -> CheckRecord | None: ...
+    def get_checks(self, run_id: str, job_key: str, attempt: int) -> list[CheckRecord]:
+        """The checks of one attempt of one job, by name."""
+        ...
+
+    def put_check(self, check: CheckRecord) -> None: ...
+    def get_catalog(self, table_ref: str) -> CatalogEntry | None: ...
+    def put_catalog(self, entry: CatalogEntry) -> None: ...

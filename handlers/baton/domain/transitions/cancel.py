@@ -1,0 +1,51 @@
+"""Cancelling a run: open jobs end CANCELLED; the ones BigQuery may hold are handed back to cancel there."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from baton.domain.records import JobStatus, RunRecord, RunStatus
+from baton.domain.transaction import RunTransaction
+
+
+@dataclass
+class CancelResult:
+    run: RunRecord | None
+    changed: bool
+    to_cancel_in_bigquery: list[str] = field(default_factory=list)
+
+
+def cancel_run(tx: RunTransaction, run_id: str, job_keys: Sequence[str], now: dt.datetime) -> CancelResult:
+    """Stop a run: it becomes CANCELLED, and the open ones among `job_keys` become CANCELLED too.
+
+    Released jobs (READY included, since a handler may be submitting one right now) are
+    returned for BigQuery to cancel. A run with more open jobs than one commit may update
+    is cancelled in several calls with the next keys each: the first flips the run (and
+    `changed` says so), later ones only close jobs of the already-CANCELLED run.
+    """
+    run = tx.get_run(run_id)
+    if run is None or (run.status.terminal and run.status != RunStatus.CANCELLED):
+        return CancelResult(run=run, changed=False)
+    changed = not run.status.terminal
+    to_cancel = []
+    cancelled = 0
+    for job in tx.get_jobs(run_id, job_keys):
+        if job.status.terminal:
+            continue
+        if job.status in (JobStatus.READY, JobStatus.SUBMITTED) and job.bigquery_job_id:
+            to_cancel.append(job.bigquery_job_id)
+        tx.put_job(replace(job, status=JobStatus.CANCELLED, finished_at=now, error="run cancelled"))
+        cancelled += 1
+    if not changed and not cancelled:
+        return CancelResult(run=run, changed=False)
+    run = replace(
+        run,
+        status=RunStatus.CANCELLED,
+        open_jobs=run.open_jobs - cancelled,
+        cancelled_jobs=run.cancelled_jobs + cancelled,
+        finished_at=run.finished_at if run.finished_at and not changed else now,
+    )
+    tx.put_run(run)
+    return CancelResult(run=run, changed=changed, to_cancel_in_bigquery=to_cancel)

@@ -1,0 +1,57 @@
+"""Outcomes -> HTTP statuses: the one mapping of Baton's errors to what Pub/Sub, Scheduler or a caller sees.
+
+Status policy (every outcome is listed in docs/failure-model.md):
+  start_manifest          200 started; 400 bad body/params/manifest; 404 unknown manifest;
+                          405 not POST; 413 too large; 503 storage or BigQuery unavailable.
+  bigquery_job_completed  200 recorded (`verdict`), ignored (`ignored`: not Baton's event) or
+                          dropped (`dropped`: cannot be processed, dead-lettered with its reason);
+                          503 transient failure, so Pub/Sub redelivers with backoff.
+  reconcile               200 report; 400 a body other than none or {}; 405 not POST; 413 too large;
+                          503 storage unavailable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from baton.entrypoints.audit_log import IgnoreReason
+from baton.entrypoints.requests import RequestTooLarge
+from baton.errors import (
+    BatonError,
+    InvalidParams,
+    InvalidRequest,
+    InvalidSelection,
+    ManifestInvalid,
+    ManifestNotFound,
+    RunNotFound,
+    TransientError,
+    one_line,
+)
+
+MAX_MESSAGE = 500  # characters of an error message in a response body
+
+# Entries that cannot be any routed audit event of a job: acknowledged, but dead-lettered with the
+# reason rather than only counted like another service's or environment's entries.
+DEAD_LETTER_REASONS = frozenset(
+    {IgnoreReason.NOT_AN_OBJECT, IgnoreReason.NOT_A_LOG_ENTRY, IgnoreReason.MALFORMED, IgnoreReason.MALFORMED_LABELS}
+)
+
+
+def status_for(error: BatonError) -> int:
+    if isinstance(error, RequestTooLarge):
+        return 413
+    if isinstance(error, InvalidRequest | InvalidParams | ManifestInvalid | InvalidSelection):
+        return 400
+    if isinstance(error, ManifestNotFound | RunNotFound):
+        return 404
+    if isinstance(error, TransientError):
+        return 503
+    return 500
+
+
+def error_body(error: BatonError) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": type(error).__name__, "message": one_line(str(error), MAX_MESSAGE)}
+    problems = getattr(error, "problems", None)
+    if problems:
+        body["problems"] = problems
+    return body

@@ -1,0 +1,1 @@
+"""Manifests at the edge: YAML -> pydantic schema -> validated domain specs. Nothing past here sees YAML."""

@@ -1,0 +1,93 @@
+"""The manifest's YAML schema (pydantic): what a data engineer may write, field by field.
+
+Structure only; the rules across fields (unknown upstreams, cycles, tables, checks)
+are in validation.py, which turns a valid model into domain specs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from baton.domain.specs import DEFAULT_RETRYABLE_REASONS, ParamValue, RetrySpec, Severity
+
+MANIFEST_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+LABEL_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+LABEL_VALUE_PATTERN = re.compile(r"^[a-z0-9_-]{0,63}$")
+PARAM_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_PROJECT = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
+_DATASET = r"[A-Za-z0-9_]{1,1024}"
+_TABLE = r"[A-Za-z0-9_][A-Za-z0-9_-]{0,1023}"
+TABLE_PATTERN = re.compile(rf"^(?:(?P<project>{_PROJECT})\.)?(?P<dataset>{_DATASET})\.(?P<table>{_TABLE})$")
+
+ParamType = Literal["STRING", "INT64", "FLOAT64", "BOOL", "DATE", "TIMESTAMP"]
+WriteDisposition = Literal["WRITE_TRUNCATE", "WRITE_APPEND", "WRITE_EMPTY"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetryIn(_Strict):
+    """How often a job may run, and which BigQuery error reasons earn another attempt."""
+
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    retryable_reasons: tuple[str, ...] = DEFAULT_RETRYABLE_REASONS
+    backoff_seconds: float = Field(default=0.0, ge=0, le=3600)
+    backoff_multiplier: float = Field(default=2.0, ge=1, le=10)
+
+    def to_spec(self) -> RetrySpec:
+        return RetrySpec(self.max_attempts, tuple(self.retryable_reasons), self.backoff_seconds, self.backoff_multiplier)
+
+
+class ParamSpec(_Strict):
+    type: ParamType = "STRING"
+    default: ParamValue | None = None
+    description: str = ""
+
+
+class AcceptedValuesIn(_Strict):
+    column: str
+    values: list[ParamValue] = Field(min_length=1)
+
+
+class CheckSpecIn(_Strict):
+    """One trust rule: exactly one of the raw SQL assertions or named checks."""
+
+    name: str
+    severity: Severity = Severity.ERROR
+    description: str = ""
+    table: str | None = None  # what named checks read; default: the job's destination
+    sql_returns_no_rows: str | None = None
+    sql_is_true: str | None = None
+    not_null: str | None = None
+    unique: str | list[str] | None = None
+    accepted_values: AcceptedValuesIn | None = None
+    row_count_above: int | None = Field(default=None, ge=0, strict=True)
+
+
+class JobSpecIn(_Strict):
+    key: str
+    sql: str | None = None
+    sql_file: str | None = None
+    destination: str | None = None
+    write_disposition: WriteDisposition | None = None
+    needs: tuple[str, ...] = ()
+    retry: RetryIn | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    checks: list[CheckSpecIn] = Field(default_factory=list)
+    description: str = ""
+
+
+class ManifestIn(_Strict):
+    name: str
+    description: str = ""
+    schedule: str | None = None
+    time_zone: str = "Etc/UTC"
+    params: dict[str, ParamSpec] = Field(default_factory=dict)
+    retry: RetryIn = RetryIn()
+    labels: dict[str, str] = Field(default_factory=dict)
+    jobs: list[JobSpecIn]

@@ -1,0 +1,92 @@
+"""Continuations: the rest of a transition that did not fit in one commit, handed on and carried out.
+
+A completion that releases 10,000 jobs releases `jobs_per_commit` of them, submits a
+few itself, and hands the rest on: release steps and submit batches, each a message
+that invokes the function again and finishes in bounded time. Nothing polls and
+nothing waits; a lost message is healed like a lost event (the reconciler submits
+READY jobs nobody submitted, and repairs a run whose release stopped).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+from baton import structured_log
+from baton.domain.limits import SUBMIT_BATCH, SUBMIT_INLINE
+from baton.domain.records import Continuation, JobRecord, JobStatus, RunRecord, RunStatus
+from baton.domain.run_events import finished_event_type, run_event
+from baton.domain.timing import due
+from baton.domain.transaction import RunTransaction
+from baton.domain.transitions.failure import continue_skip
+from baton.domain.transitions.release import continue_release
+from baton.service.dependencies import Dependencies
+from baton.service.submission import submit
+
+
+def submit_released(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord]) -> None:
+    """Submit up to SUBMIT_INLINE jobs here; hand the rest on in batches, first, so a failure here loses none."""
+    rest = [job.job_key for job in jobs[SUBMIT_INLINE:]]
+    batches = [
+        Continuation("submit", run.run_id, job_keys=tuple(rest[start : start + SUBMIT_BATCH]))
+        for start in range(0, len(rest), SUBMIT_BATCH)
+    ]
+    hand_on(deps, batches)
+    submit(deps, run, jobs[:SUBMIT_INLINE])
+
+
+def hand_on(deps: Dependencies, items: Sequence[Continuation]) -> None:
+    """Publish continuations; with no work queue configured, carry them out here, one after another."""
+    if not items:
+        return
+    if deps.work is not None:
+        deps.work.publish(items)
+        return
+    pending = deque(items)
+    while pending:
+        pending.extend(_carry_out(deps, pending.popleft()))
+
+
+def carry_out(deps: Dependencies, item: Continuation) -> None:
+    """One continuation delivered by message: do its bounded step and hand on what follows."""
+    hand_on(deps, _carry_out(deps, item))
+
+
+def _carry_out(deps: Dependencies, item: Continuation) -> list[Continuation]:
+    """Do one bounded step; return the continuations that follow (not yet handed on)."""
+    now = deps.clock()
+    limit = deps.store.jobs_per_commit
+    if item.kind == "submit":
+        _submit_batch(deps, item)
+        return []
+    if item.kind == "release":
+
+        def release(tx: RunTransaction) -> tuple[RunRecord | None, list[JobRecord], Continuation | None]:
+            released, following = continue_release(tx, item, now, limit)
+            return (tx.get_run(item.run_id) if released else None), released, following
+
+        run, released, following = deps.store.transact(release)
+        structured_log.info("release continued", run_id=item.run_id, job_key=item.job_key, released=len(released))
+        if run is not None and released:
+            submit_released(deps, run, released)
+        return [following] if following else []
+    if item.kind == "skip":
+        step = deps.store.transact(lambda tx: continue_skip(tx, item, now, limit))
+        if step is None:
+            return []
+        structured_log.info("skip continued", run_id=item.run_id, cause=item.cause, skipped=len(step.skipped))
+        if step.run.status.terminal:
+            structured_log.info("run finished", run_id=step.run.run_id, status=str(step.run.status))
+            deps.events.publish(run_event(finished_event_type(step.run.status), step.run, now))
+        return [step.continuation] if step.continuation else []
+    raise ValueError(f"unknown continuation kind '{item.kind}'")
+
+
+def _submit_batch(deps: Dependencies, item: Continuation) -> None:
+    """Submit the batch's jobs that are still READY and due; a redelivered batch is a 409 per job at worst."""
+    run = deps.store.get_run(item.run_id)
+    if run is None or run.status != RunStatus.RUNNING:
+        return
+    now = deps.clock()
+    jobs = [job for job in deps.store.get_jobs(item.run_id, item.job_keys) if job.status == JobStatus.READY and due(job, now)]
+    submit(deps, run, jobs)

@@ -1,0 +1,24 @@
+"""What every use case works with: the ports, the environment's name and a clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from baton.service.ports import EventPublisher, JobSubmitter, ManifestSource, NoEventPublisher, RunStore, WorkQueue
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Dependencies:
+    store: RunStore
+    submitter: JobSubmitter
+    manifests: ManifestSource
+    environment: str
+    events: EventPublisher = field(default_factory=NoEventPublisher)
+    clock: Callable[[], dt.datetime] = utc_now
+    work: WorkQueue | None = None  # None: continuations run in-process (see service/continuations.py)

@@ -1,0 +1,47 @@
+"""The service as one object: the dependencies plus the use cases, for the composition root and the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from baton.domain.records import CheckCompletion, CheckRecord, Completion, Continuation, JobRecord, RunRecord
+from baton.domain.timing import ReconcilePolicy
+from baton.domain.transitions.completion import CompletionResult
+from baton.service import completion, continuations, reconciler, runs, submission
+from baton.service.dependencies import Dependencies
+from baton.service.ports import SubmitRequest
+from baton.service.reconciler import ReconcileReport
+
+
+class Orchestrator(Dependencies):
+    """Each method is one use case; the modules they call hold the logic."""
+
+    def start(
+        self, manifest_name: str, params: Mapping[str, Any], select: str | None = None, exclude: str | None = None
+    ) -> RunRecord:
+        return runs.start(self, manifest_name, params, select, exclude)
+
+    def complete(self, event: Completion | CheckCompletion) -> CompletionResult:
+        return completion.complete(self, event)
+
+    def cancel(self, run_id: str) -> RunRecord:
+        return runs.cancel(self, run_id)
+
+    def retry(self, run_id: str) -> RunRecord:
+        return runs.retry(self, run_id)
+
+    def carry_out(self, item: Continuation) -> None:
+        continuations.carry_out(self, item)
+
+    def reconcile(self, policy: ReconcilePolicy | None = None) -> ReconcileReport:
+        return reconciler.reconcile(self, policy or ReconcilePolicy())
+
+    def submit(self, run: RunRecord, jobs: list[JobRecord]) -> None:
+        submission.submit(self, run, jobs)
+
+    def request_for(self, run: RunRecord, job: JobRecord) -> SubmitRequest:
+        return submission.request_for(run, job)
+
+    def check_request(self, run: RunRecord, job: JobRecord, check: CheckRecord) -> SubmitRequest:
+        return submission.check_request(run, job, check)

@@ -1,0 +1,183 @@
+"""The service's ports: what it needs from storage, BigQuery, messaging and the manifest folder.
+
+Adapters (Spanner, BigQuery, Pub/Sub) implement these at the edge; unit tests
+use in-memory fakes that record what happened.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol, TypeVar
+
+from baton.domain.records import (
+    CatalogEntry,
+    CheckRecord,
+    Continuation,
+    JobError,
+    JobRecord,
+    JobStats,
+    JobStatus,
+    NewRun,
+    RunRecord,
+    RunStatus,
+)
+from baton.domain.transaction import RunTransaction
+from baton.manifests.model import Manifest
+
+T = TypeVar("T")
+
+
+class ManifestSource(Protocol):
+    """Manifests by name (baton.manifests.loading.ManifestRepository reads them from a folder)."""
+
+    def load(self, name: str) -> Manifest: ...
+
+
+class RunStore(abc.ABC):
+    """Run state. `transact` runs `fn` in one read-write transaction, retrying it on contention."""
+
+    # How many job rows one `transact` may rewrite: operator actions over a whole run split by it.
+    jobs_per_commit: int = 2000
+
+    @abc.abstractmethod
+    def transact(self, fn: Callable[[RunTransaction], T]) -> T: ...
+
+    @abc.abstractmethod
+    def create_run(self, new_run: NewRun) -> None:
+        """Write all rows of a new (CREATING) run, in as many commits as the mutation limit needs."""
+
+    @abc.abstractmethod
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    def get_jobs(self, run_id: str, job_keys: Sequence[str]) -> list[JobRecord]:
+        """Several jobs of a run by key, outside any transaction; missing ones are left out."""
+        return self.transact(lambda tx: tx.get_jobs(run_id, job_keys))
+
+    @abc.abstractmethod
+    def list_jobs(self, run_id: str) -> list[JobRecord]:
+        """Every job of a run: for operators and cancellation, never on the completion path."""
+
+    @abc.abstractmethod
+    def list_runs(self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None) -> list[RunRecord]: ...
+
+    @abc.abstractmethod
+    def jobs_in_status(self, status: JobStatus, limit: int) -> list[JobRecord]:
+        """Jobs in one status across runs, oldest update first: the reconciler's work list."""
+
+    def jobs_page(self, status: JobStatus, limit: int, page_token: str | None = None) -> tuple[list[JobRecord], str | None]:
+        """One page of `jobs_in_status` and the token of the next (None: no more), so the reconciler
+        reaches jobs behind long-running ones. A store that cannot page serves the first page only."""
+        return self.jobs_in_status(status, limit), None
+
+    @abc.abstractmethod
+    def list_checks(self, run_id: str, job_key: str | None = None) -> list[CheckRecord]:
+        """Check outcomes of a run (or of one job), every attempt, ordered by job, attempt and name."""
+
+    @abc.abstractmethod
+    def list_catalog(self, limit: int = 100, prefix: str | None = None) -> list[CatalogEntry]:
+        """Tables Baton wrote, by table reference; `prefix` narrows to e.g. a dataset (`proj.sales.`)."""
+
+
+@dataclass(frozen=True)
+class QueryParameter:
+    name: str
+    type: str
+    value: str | int | float | bool
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    job_id: str
+    sql: str
+    labels: Mapping[str, str]
+    parameters: Sequence[QueryParameter] = ()
+    destination: str | None = None
+    write_disposition: str | None = None
+
+
+class SubmitOutcome(StrEnum):
+    SUBMITTED = "submitted"
+    ALREADY_EXISTS = "already_exists"  # a 409: an earlier attempt got there first
+
+
+class RemoteState(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+
+
+@dataclass(frozen=True)
+class RemoteJob:
+    """BigQuery's own view of a job, for the reconciler."""
+
+    job_id: str
+    state: RemoteState
+    error_reason: str | None = None
+    error_message: str | None = None
+    stats: JobStats = field(default_factory=JobStats)
+    output_rows: int | None = None  # rows a query returned; only looked up for checks
+
+    @property
+    def error(self) -> JobError | None:
+        """The job's error, if it failed: jobs.get reports BigQuery's own reason."""
+        return JobError(self.error_reason, self.error_message or "") if self.error_reason else None
+
+
+class JobSubmitter(abc.ABC):
+    @abc.abstractmethod
+    def submit(self, request: SubmitRequest) -> SubmitOutcome: ...
+
+    @abc.abstractmethod
+    def cancel(self, job_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def lookup(self, job_id: str) -> RemoteJob | None:
+        """BigQuery's state of a job, None if it does not exist. Only the reconciler calls this."""
+
+
+class EventPublisher(abc.ABC):
+    """Run events (started, succeeded, failed, cancelled, job failed) for alerting."""
+
+    @abc.abstractmethod
+    def publish(self, event: Mapping[str, Any]) -> None: ...
+
+
+class NoEventPublisher(EventPublisher):
+    """Used when no run-events topic is configured."""
+
+    def publish(self, event: Mapping[str, Any]) -> None:
+        return None
+
+
+# The message attribute that marks a continuation (its kind) among the completion function's messages.
+WORK_ATTRIBUTE = "baton_work"
+
+
+class WorkQueue(abc.ABC):
+    """Where continuations go: work a transition could not finish in one commit, handed on by message.
+
+    Deployed, a Pub/Sub topic whose push subscription calls bigquery_job_completed again;
+    without one (unit tests), the service runs continuations in-process instead.
+    """
+
+    @abc.abstractmethod
+    def publish(self, items: Sequence[Continuation]) -> None:
+        """Hand the items on; raise TransientError if that failed, so the caller's message is redelivered."""
+
+
+class DeadLetters(abc.ABC):
+    """Where messages go that Baton acknowledges without processing."""
+
+    @abc.abstractmethod
+    def put(self, data: bytes, attributes: Mapping[str, str]) -> str | None:
+        """Publish one dead letter and return its message ID; raise TransientError if that failed."""
+
+
+class NoDeadLetters(DeadLetters):
+    """No dead-letter topic configured: the handler's log line is the only record."""
+
+    def put(self, data: bytes, attributes: Mapping[str, str]) -> str | None:
+        return None
