@@ -56,6 +56,10 @@ def test_a_diamond_round_trips_through_spanner(spanner_database: Any, tmp_path: 
     assert {j.status for j in jobs.values()} == {JobStatus.SUCCEEDED}
     assert jobs["d"].spec.sql == "SELECT @run_date"
     assert store.list_runs(manifest="m")[0].status == RunStatus.SUCCEEDED
+    # The open-status indexes (spanner_schema/0005) drop a row once it is terminal; terminal lists still answer.
+    assert store.list_runs(status=RunStatus.RUNNING) == []
+    assert [r.run_id for r in store.list_runs(status=RunStatus.SUCCEEDED)] == [run_id]
+    assert all(store.jobs_page(status, 10) == ([], None) for status in (JobStatus.READY, JobStatus.SUBMITTED))
 
 
 def test_completion_reads_do_not_grow_with_the_run(spanner_database: Any, tmp_path: Any) -> None:
