@@ -122,3 +122,13 @@ def test_stateful_changes_are_judged_by_their_force_new_attributes() -> None:
 def test_the_command_reports_a_revision_it_cannot_read(working_tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["no-such-revision", "--repo", str(working_tree)]) == EXIT_ERROR
     assert "no-such-revision" in capsys.readouterr().err
+
+
+def test_baton_infra_diff_is_the_same_command(working_tree: Path) -> None:
+    from typer.testing import CliRunner
+
+    from baton_cli.app import app
+
+    result = CliRunner().invoke(app, ["infra", "diff", "no-such-revision", "--repo", str(working_tree)])
+    assert result.exit_code == EXIT_ERROR
+    assert "no-such-revision" in result.output
