@@ -189,6 +189,10 @@ class HandlersStack(TerraformStack):
                 # Continuations (the rest of a wide release, skip or submission) go here; the work push
                 # subscription brings them back to bigquery_job_completed.
                 "BATON_WORK_TOPIC": config.topic_path(config.work_topic),
+                # Regular (not multiplexed) sessions for read-write transactions, chosen on purpose: it is the
+                # mode every test exercises (the Spanner emulator retries concurrent read-write transactions only
+                # in it), and at Baton's rate of short transactions a session pool costs nothing that matters.
+                "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW": "false",
             },
             build_service_account=build_account.id,
             docker_repository=self.images.id,

@@ -213,4 +213,9 @@ def test_each_dev_function_has_its_own_identity_and_the_configured_limit(synth_d
     assert set(functions) == {"bigquery_job_completed", "start_manifest", "reconcile"}
     assert len({spec.service_account_email for spec in functions.values()}) == 3
     assert all(spec.service_account_email.endswith("@baton-dev-project.iam.gserviceaccount.com") for spec in functions.values())
-    assert {spec.capacity for spec in functions.values()} == {ENVIRONMENTS["dev"].function_max_instances * 1}
+    dev = ENVIRONMENTS["dev"]
+    assert {entry: spec.capacity for entry, spec in functions.items()} == {
+        "bigquery_job_completed": dev.completion_max_instances * dev.completion_concurrency,
+        "start_manifest": dev.function_max_instances * 1,
+        "reconcile": dev.function_max_instances * 1,
+    }

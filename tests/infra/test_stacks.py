@@ -133,6 +133,7 @@ def test_functions_get_the_handlers_settings(synth_dir: Path, env: str) -> None:
             "BATON_MAX_DELIVERY_ATTEMPTS": str(config.push.max_delivery_attempts),
             "BATON_RECONCILE_INTERVAL_S": "300",
             "BATON_WORK_TOPIC": f"projects/{config.project}/topics/baton-{env}-work",
+            "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW": "false",  # the session mode the tests exercise
             "THREADS": str(body["service_config"].get("max_instance_request_concurrency", 1)),
         }
 
