@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -85,9 +86,9 @@ class Topology:
 
 
 def table_rows(output: str) -> dict[str, list[str]]:
-    """Rich table rows by their first cell."""
-    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in output.splitlines() if line.startswith("│")]
-    return {row[0]: row for row in rows}
+    """Table rows by their first cell, a message id: cells are three or more spaces apart."""
+    rows = [re.split(r" {3,}", line.strip()) for line in output.splitlines()]
+    return {row[0]: row for row in rows if row[0].isdigit()}
 
 
 @pytest.fixture
