@@ -86,8 +86,18 @@ def fitted_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], widt
             continue
         left -= _GAP + given[i]
     fits = left >= 0
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title=title, title_justify="left", expand=False)
     kept = sorted(given)
+    dropped = [column.header for i, column in enumerate(columns) if i not in given]
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        title=title,
+        title_justify="left",
+        caption=f"({', '.join(dropped)}: left out at this width; --json has every field)" if dropped else None,
+        caption_justify="left",
+        expand=False,
+    )
     for i in kept:
         column = columns[i]
         table.add_column(
@@ -100,12 +110,6 @@ def fitted_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], widt
     for row in rows:
         table.add_row(*(row[i] for i in kept))
     return table
-
-
-def left_out(table: Table, columns: Sequence[Column]) -> list[str]:
-    """Headers of the columns `fitted_table` left out, for a note under the table."""
-    shown = {str(column.header) for column in table.columns}
-    return [column.header for column in columns if column.header not in shown]
 
 
 def status_text(status: str) -> Text:
@@ -213,12 +217,12 @@ def checks_text(checks: Sequence[CheckRecord]) -> Text:
 JOB_COLUMNS = (
     Column("job", None, whole=True),
     Column("status", None, whole=True),
-    Column("try", 3),
-    Column("took", 2),
-    Column("checks", 4),
-    Column("finished", 5),
-    Column("submitted", 6),
-    Column("BigQuery job id", 1, whole=True),
+    Column("try", 2),
+    Column("submitted", 5),
+    Column("finished", 3),
+    Column("took", 1),
+    Column("BigQuery job id", 4, whole=True),  # long, and derived from the run, job and try: --json has it
+    Column("checks", 0),
 )
 
 
@@ -267,11 +271,7 @@ def status_view(
     checks: Mapping[str, Sequence[CheckRecord]] | None = None,
     width: int = WIDE,
 ) -> RenderableType:
-    table = jobs_table(jobs, run, now, checks, width)
-    parts: list[RenderableType] = [run_header(run, now), Text(""), table]
-    hidden = left_out(table, [c for c in JOB_COLUMNS if checks is not None or c.header != "checks"])
-    if hidden:
-        parts.append(Text(f"({', '.join(hidden)}: left out at this width; see them with --json)", style="dim"))
+    parts: list[RenderableType] = [run_header(run, now), Text(""), jobs_table(jobs, run, now, checks, width)]
     errors = errors_below(jobs)
     if errors is not None:
         parts += [Text(""), errors]
