@@ -259,3 +259,25 @@ def test_a_check_reading_a_job_it_does_not_need_is_refused(tmp_path: Path) -> No
 )
 def test_tables_read_finds_destinations_in_sql(sql: str, found: list[str]) -> None:
     assert check_sql.tables_read(sql, ["sales.orders", "p-1234.sales.items"]) == found
+
+
+def test_near_misses_get_a_suggestion(tmp_path: Path) -> None:
+    many = [job(f"job_{n:02d}") for n in range(20)]
+    data = {
+        "name": "m",
+        "jobs": [
+            *many,
+            job("hist_orders", destinaton="s.t", checks=[{"name": "c", "not_nul": "x"}]),
+            job("b", needs=["hist_order", "nothing_like_it"]),
+        ],
+    }
+    problems = problems_of(data, tmp_path)
+    assert any(
+        p.startswith("job 'hist_orders': destinaton: unknown field (did you mean 'destination'? job fields:") for p in problems
+    )
+    assert any(
+        p.startswith("job 'hist_orders': check 'c': not_nul: unknown field (did you mean 'not_null'? check kinds:")
+        for p in problems
+    )
+    assert "job 'b': needs unknown job 'hist_order' (did you mean 'hist_orders'?)" in problems
+    assert "job 'b': needs unknown job 'nothing_like_it'" in problems  # 22 jobs are too many to list

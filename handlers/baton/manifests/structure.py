@@ -9,6 +9,7 @@ Each line names the job by its key, the check by its name, and what would be val
 
 from __future__ import annotations
 
+import difflib
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -196,7 +197,10 @@ def _message(err: Any, path: str, owner: Any) -> str:
     kind = err["type"]
     prefix = f"{path}: " if path else ""
     if kind == "extra_forbidden":
-        return f"{prefix}unknown field ({_valid_fields(owner)})"
+        names = list(owner.model_fields) if isinstance(owner, type) and issubclass(owner, BaseModel) else []
+        close = difflib.get_close_matches(path.rsplit(".", 1)[-1], names, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"{prefix}unknown field ({hint}{_valid_fields(owner)})"
     if kind == "missing":
         return f"{prefix}required field is missing"
     if kind in ("literal_error", "enum"):

@@ -7,6 +7,7 @@ queries, the DAG checked for unknown upstreams and cycles, the schedule as cron.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -32,6 +33,8 @@ from baton.manifests.schema import (
     RetryIn,
 )
 from baton.manifests.structure import Parsed
+
+_LISTED = 12  # an unknown job's message lists the manifest's jobs when there are at most this many
 
 
 def _check_labels(labels: Mapping[str, str], job: str | None) -> list[Problem]:
@@ -132,7 +135,7 @@ def _check_job(job: JobSpecIn, keys: set[str], manifest_params: Mapping[str, obj
         add(f"key must match {JOB_KEY_PATTERN.pattern} (it becomes a BigQuery label)")
     for upstream in job.needs:
         if upstream not in keys:
-            add(f"needs unknown job '{upstream}' (jobs: {', '.join(sorted(keys))})")
+            add(f"needs unknown job '{upstream}'{_suggestion(upstream, sorted(keys), 'jobs')}")
         elif upstream == job.key:
             add("needs itself")
     if len(set(job.needs)) != len(job.needs):
@@ -152,6 +155,14 @@ def _check_job(job: JobSpecIn, keys: set[str], manifest_params: Mapping[str, obj
         if isinstance(value, float) and value != value:
             add(f"param '{name}' is NaN")
     return problems
+
+
+def _suggestion(name: str, valid: Sequence[str], what: str) -> str:
+    """` (did you mean 'x'?)` for a near miss, else the valid names when they are few enough to read."""
+    close = difflib.get_close_matches(name, valid, n=3)
+    if close:
+        return f" (did you mean {' or '.join(repr(c) for c in close)}?)"
+    return f" ({what}: {', '.join(valid)})" if len(valid) <= _LISTED else ""
 
 
 def _resolve_sql(job: JobSpecIn, base_dir: Path, problems: list[Problem]) -> str | None:
