@@ -92,6 +92,7 @@ def _job_object(job: JobRecord, bigquery_job_id: str | None, checks: Sequence[Ch
         "bigquery_seconds": _seconds(stats.start_time, stats.end_time) if stats is not None else None,
         "error": job.error,
         "error_reason": job.error_reason,
+        "reused_from": job.reused_from,
         "checks": [_check_object(check) for check in checks],
     }
 

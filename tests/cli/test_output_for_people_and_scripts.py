@@ -93,7 +93,7 @@ def test_status_json_describes_the_run_and_every_job(core: Core) -> None:
     assert land["bigquery_job_id"] == f"baton_{ENVIRONMENT}_{run_id}_land_raw_1"
     assert ISO_UTC.match(land["submitted_at"]) and ISO_UTC.match(land["finished_at"])
     failed = jobs["hist_orders"]
-    assert failed["status"] == "FAILED" and failed["error_reason"] == "invalidQuery"
+    assert failed["status"] == "FAILED" and failed["error_reason"] == "invalidQuery" and failed["reused_from"] is None
     assert failed["error"].startswith("invalidQuery: Unrecognized name: amount at [3:7] xxx")  # whole, never cut
     assert jobs["consume_order_lines"]["status"] == "SKIPPED"
     assert jobs["consume_order_lines"]["bigquery_job_id"] is None  # never submitted
@@ -147,6 +147,7 @@ def test_validate_json_has_every_manifest_problems_and_next_starts(
     assert document["schema_version"] == 1 and document["valid"] is False
     berlin, checked, bad, missing = document["manifests"]
     assert berlin["valid"] and berlin["name"] == "berlin" and berlin["jobs"] == 1 and berlin["problems"] == []
+    assert berlin["warnings"] == []
     assert berlin["schedule"]["cron"] == "0 7 * * 1-5" and berlin["schedule"]["time_zone"] == "Europe/Berlin"
     # Friday noon UTC: today's start is past, the weekend has none, and Berlin is on summer time from Sunday.
     assert berlin["schedule"]["next_starts"] == [
