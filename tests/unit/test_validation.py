@@ -142,7 +142,7 @@ def test_schedules_are_cron_expressions(tmp_path: Path, schedule: str, expected:
     assert problem.startswith(expected), problem
 
 
-@pytest.mark.parametrize("zone", ["Mars/Olympus", "CEST", "../etc/passwd", ""])
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "CEST", "../etc/passwd", "", "posix/Europe/Berlin", "localtime"])
 def test_time_zones_come_from_the_iana_database(tmp_path: Path, zone: str) -> None:
     data = {"name": "m", "schedule": "0 7 * * *", "time_zone": zone, "jobs": [job("a")]}
     (problem,) = problems_of(data, tmp_path)
