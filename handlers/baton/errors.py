@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 
 class BatonError(Exception):
@@ -17,12 +18,30 @@ class ManifestNotFound(BatonError):
         self.name = name
 
 
-class ManifestInvalid(BatonError):
-    """A manifest failed validation; `problems` holds one line per problem."""
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a manifest: the job and check it concerns (when it does) and what is wrong.
 
-    def __init__(self, where: str, problems: Sequence[str]) -> None:
+    Its text is the line a data engineer reads; the fields are what a script reads (`--json`).
+    """
+
+    message: str
+    job: str | None = None
+    check: str | None = None
+
+    def __str__(self) -> str:
+        job = f"job '{self.job}': " if self.job is not None else ""
+        check = f"check '{self.check}': " if self.check is not None else ""
+        return f"{job}{check}{self.message}"
+
+
+class ManifestInvalid(BatonError):
+    """A manifest failed validation; `problems` holds one line per problem, `details` the same as `Problem`s."""
+
+    def __init__(self, where: str, problems: Sequence[str | Problem]) -> None:
         self.where = where
-        self.problems = list(problems)
+        self.details = [problem if isinstance(problem, Problem) else Problem(problem) for problem in problems]
+        self.problems = [str(problem) for problem in self.details]
         super().__init__("\n".join(f"{where}: {problem}" for problem in self.problems))
 
 

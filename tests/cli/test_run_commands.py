@@ -52,8 +52,8 @@ def dag_depth(core: Core, run_id: str) -> int:
 
 
 def row_of(output: str, key: str) -> str:
-    """The table line of one job (keys are unique words in the table)."""
-    lines = [line for line in output.splitlines() if f" {key} " in line]
+    """The table line of one job or run: the line whose first cell it is."""
+    lines = [line for line in output.splitlines() if line.split()[:1] == [key]]
     assert len(lines) == 1, (key, output)
     return lines[0]
 
@@ -132,10 +132,13 @@ def test_status_shows_the_run_header_and_every_job(core: Core) -> None:
         assert job.bigquery_job_id is not None
         # BigQuery knows a job ID only once it was submitted; a skipped job never was.
         assert (job.bigquery_job_id in line) == (job.submitted_at is not None), line
-    assert "invalidQuery: Unrecognized name: amount" in row_of(out, "hist_orders")
-    assert "upstream 'hist_orders' failed" in row_of(out, "consume_order_lines")
+    # Errors are long: each goes on a line of its own below the table, whole.
+    errors = out.split("\nerrors\n", 1)[1].splitlines()
+    assert "hist_orders: invalidQuery: Unrecognized name: amount at [3:7]" in errors
+    assert "consume_order_lines: upstream 'hist_orders' failed" in errors
+    assert "invalidQuery" not in row_of(out, "hist_orders")
     # Upstreams come first: the root's row is above every other.
-    assert out.index(" land_raw ") < min(out.index(f" {key} ") for key in ("hist_orders", "events_daily_summary"))
+    assert out.index("\nland_raw ") < min(out.index(f"\n{key} ") for key in ("hist_orders", "events_daily_summary"))
     assert "checks" not in out  # elt_daily declares none
 
 

@@ -95,7 +95,8 @@ def test_check_problems_are_all_reported_at_once(tmp_path: Path) -> None:
     problems = problems_of(manifest_with_checks(checks), tmp_path)
     text = "\n".join(problems)
     assert "check 'Bad-Name': name must match" in text
-    assert "check 'two_kinds': give exactly one of" in text and "(found: not_null, unique)" in text
+    assert "check 'two_kinds': give exactly one of the check kinds not_null, unique," in text
+    assert "(found: not_null, unique)" in text
     assert "check 'two_kinds': duplicate check name" in text
     assert "check 'raw_with_table': 'table' applies to named checks" in text
     assert "check 'bad_column': 'id; DROP TABLE x' is not a column name" in text

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from baton.errors import ManifestInvalid, ManifestNotFound
 from baton.manifests.model import Manifest
-from baton.manifests.schema import MANIFEST_NAME_PATTERN, ManifestIn
-from baton.manifests.validation import check_and_resolve, describe_pydantic_error
+from baton.manifests.schema import MANIFEST_NAME_PATTERN
+from baton.manifests.structure import parse_structure
+from baton.manifests.validation import check_and_resolve
 
 # libyaml's parser where PyYAML was built with it: several times faster on large manifests.
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -57,11 +57,7 @@ def load_manifest(path: Path, display_name: str | None = None) -> Manifest:
 def parse_manifest(data: object, where: str, base_dir: Path) -> Manifest:
     if not isinstance(data, dict):
         raise ManifestInvalid(where, ["the file must hold a mapping with 'name' and 'jobs'"])
-    try:
-        model = ManifestIn.model_validate(data)
-    except ValidationError as exc:
-        raise ManifestInvalid(where, [describe_pydantic_error(err, data) for err in exc.errors()]) from exc
-    return check_and_resolve(model, where, base_dir)
+    return check_and_resolve(parse_structure(data), where, base_dir)
 
 
 class ManifestRepository:
