@@ -151,8 +151,13 @@ class RecordingSubmitter(JobSubmitter):
         self.job_ids: set[str] = set()
         self.cancelled: list[str] = []
         self.fail_next: Exception | None = None
+        # Failures that last, as BigQuery's client raises them (google.api_core.exceptions): every insert
+        # of a request `refuse` answers with an error fails with it, every lookup of a job ID in `lookup_errors` too.
+        self.refuse: Callable[[SubmitRequest], Exception | None] = lambda request: None
+        self.lookup_errors: dict[str, Exception] = {}
         self.remote: dict[str, RemoteJob] = {}  # what lookup() answers; unknown IDs answer None
         self.lookups: list[str] = []
+        self.refused: list[SubmitRequest] = []
         self.lock = threading.Lock()
 
     def submit(self, request: SubmitRequest) -> SubmitOutcome:
@@ -160,6 +165,10 @@ class RecordingSubmitter(JobSubmitter):
             if self.fail_next is not None:
                 error, self.fail_next = self.fail_next, None
                 raise error
+            refusal = self.refuse(request)
+            if refusal is not None:
+                self.refused.append(request)
+                raise refusal
             self.requests.append(request)
             if request.job_id in self.job_ids:
                 return SubmitOutcome.ALREADY_EXISTS
@@ -171,6 +180,8 @@ class RecordingSubmitter(JobSubmitter):
 
     def lookup(self, job_id: str) -> RemoteJob | None:
         self.lookups.append(job_id)
+        if job_id in self.lookup_errors:
+            raise self.lookup_errors[job_id]
         return self.remote.get(job_id)
 
     def submitted_keys(self) -> list[str]:

@@ -147,3 +147,41 @@ def test_a_transient_failure_leaves_that_job_for_next_time_and_heals_the_rest(tm
     assert (report.submitted, report.errors) == (1, 1)
     assert sorted(world.job(run_id, k).status for k in ("a", "b")) == [JobStatus.READY, JobStatus.SUBMITTED]
     assert world.orchestrator.reconcile(SHORT).submitted == 1
+
+
+def test_one_job_that_bigquery_always_refuses_does_not_stop_the_healing_of_other_runs(tmp_path: Path) -> None:
+    from google.api_core import exceptions as gexc
+
+    world = World(tmp_path, manifest_of({"a": [], "b": ["a"]}))
+    bad = world.start()
+    world.submitter.refuse = lambda request: (
+        gexc.BadRequest("Invalid table name", errors=[{"reason": "invalid"}]) if request.labels["baton_run"] == bad else None
+    )
+    healed = []
+    for _ in range(3):  # pass after pass, a new run whose release was lost behind the bad one
+        good = world.start()
+        for run_id in (bad, good):
+            set_job(world, run_id, "a", status=JobStatus.READY, ready_at=world.clock.now, submitted_at=None)
+        world.clock.now += dt.timedelta(seconds=3)
+
+        report = world.orchestrator.reconcile(SHORT)
+
+        assert report.errors >= 1
+        assert world.job(good, "a").status == JobStatus.SUBMITTED
+        healed.append(good)
+    assert all(world.job(run_id, "a").status == JobStatus.SUBMITTED for run_id in healed)
+    assert world.job(bad, "a").status != JobStatus.SUBMITTED
+
+
+def test_a_lookup_that_fails_for_a_non_transient_reason_is_counted_and_the_rest_heal(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": []}))
+    first, second = world.start(), world.start()
+    world.submitter.lookup_errors[bigquery_job_id("test", first, "a", 1)] = ValueError("an answer Baton cannot read")
+    job_id = bigquery_job_id("test", second, "a", 1)
+    world.submitter.remote[job_id] = RemoteJob(job_id, RemoteState.DONE)
+    world.clock.now += dt.timedelta(seconds=3)
+
+    report = world.orchestrator.reconcile(SHORT)
+
+    assert (report.errors, report.healed) == (1, 1)
+    assert world.store.runs[second].status == RunStatus.SUCCEEDED

@@ -19,7 +19,7 @@ from baton.domain.run_events import finished_event_type, run_event
 from baton.domain.timing import ReconcilePolicy, awaiting_submission, due_for_check
 from baton.domain.transitions.repair import in_flight, repair_run
 from baton.domain.transitions.start import abandon_run
-from baton.errors import TransientError
+from baton.errors import TransientError, one_line
 from baton.service.completion import complete
 from baton.service.continuations import submit_released
 from baton.service.dependencies import Dependencies
@@ -37,7 +37,7 @@ class ReconcileReport:
     repaired_runs: int = 0  # RUNNING with nothing in flight: released, skipped or finished from their jobs
     scanned: int = 0  # open job rows read
     truncated: bool = False  # more open jobs than one invocation reads; the next one starts again from the oldest
-    errors: int = 0  # jobs left for the next invocation after a transient failure
+    errors: int = 0  # steps that failed (any error), each logged with its job and left for the next invocation
 
 
 def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
@@ -58,49 +58,62 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
         run = runs[run_id]
         return run if run is not None and run.status == RunStatus.RUNNING else None
 
+    def submit_ready(job: JobRecord) -> None:
+        run = live_run(job.run_id)
+        if run is not None and awaiting_submission(job, now, policy.resubmit_after):
+            submit(deps, run, [job])
+            report.submitted += 1
+
+    def settle_submitted(job: JobRecord) -> None:
+        if live_run(job.run_id) is not None:
+            _settle_submitted(deps, job, report)
+
+    def settle_checks(job: JobRecord) -> None:
+        run = live_run(job.run_id)
+        if run is not None and job.checks_started_at is not None and due_for_check(now - job.checks_started_at, policy):
+            _settle_checks(deps, run, job, report)
+
     for job in _open_jobs(deps, JobStatus.READY, policy, report):
         busy.add(job.run_id)
-        run = live_run(job.run_id)
-        if run is None or not awaiting_submission(job, now, policy.resubmit_after):
-            continue
-        if _heal(report, job, lambda run=run, job=job: submit(deps, run, [job])):  # type: ignore[misc]
-            report.submitted += 1
+        _heal(report, job, lambda job=job: submit_ready(job))  # type: ignore[misc]
 
     lookups = 0
     for job in _open_jobs(deps, JobStatus.SUBMITTED, policy, report):
         busy.add(job.run_id)
-        if job.submitted_at is None or job.bigquery_job_id is None or live_run(job.run_id) is None:
+        if job.submitted_at is None or job.bigquery_job_id is None:
             continue
         if lookups >= policy.batch or not due_for_check(now - job.submitted_at, policy):
             continue
-        lookups += 1
-        _heal(report, job, lambda job=job: _settle_submitted(deps, job, report))  # type: ignore[misc]
+        lookups += 1  # a lookup that fails still counts: a failing job cannot make a pass unbounded
+        _heal(report, job, lambda job=job: settle_submitted(job))  # type: ignore[misc]
 
     for job in _open_jobs(deps, JobStatus.CHECKING, policy, report):
         busy.add(job.run_id)
-        run = live_run(job.run_id)
-        if run is None or job.checks_started_at is None or not due_for_check(now - job.checks_started_at, policy):
-            continue
-        _heal(report, job, lambda run=run, job=job: _settle_checks(deps, run, job, report))  # type: ignore[misc]
+        _heal(report, job, lambda job=job: settle_checks(job))  # type: ignore[misc]
 
-    _repair_stalled(deps, policy, now, busy, report)
-    stale = [
-        run.run_id
-        for run in deps.store.list_runs(limit=policy.batch, status=RunStatus.CREATING)
-        if run.created_at is not None and now - run.created_at >= policy.abandon_creating_after
-    ]
-    for run_id in stale:
-        if deps.store.transact(lambda tx, run_id=run_id: abandon_run(tx, run_id, now)) is not None:  # type: ignore[misc]
-            report.abandoned_runs += 1
+    _isolated(report, "repair stalled runs", lambda: _repair_stalled(deps, policy, now, busy, report))
+    _isolated(report, "abandon stuck runs", lambda: _abandon_creating(deps, policy, now, report))
     structured_log.info("reconciled", **report.__dict__)
     return report
 
 
 def _open_jobs(deps: Dependencies, status: JobStatus, policy: ReconcilePolicy, report: ReconcileReport) -> Iterator[JobRecord]:
+    """Each open job of `status` once per pass, in the store's page order.
+
+    A job whose step fails is not rewritten, so it keeps its place in that order and would
+    come first again next pass; the pass goes on with the rest of the page after it, and
+    `seen` means no job is tried twice in one pass. A page that cannot be read ends this
+    status's scan only.
+    """
     token: str | None = None
     seen: set[tuple[str, str]] = set()  # a row updated meanwhile moves to the end of the index
     for _ in range(policy.max_pages):
-        jobs, token = deps.store.jobs_page(status, policy.batch, token)
+        try:
+            jobs, token = deps.store.jobs_page(status, policy.batch, token)
+        except Exception as exc:  # the other statuses and the run repairs still go on
+            report.errors += 1
+            _log_failure(f"reading {status} jobs", exc)
+            return
         report.scanned += len(jobs)
         for job in jobs:
             if (job.run_id, job.job_key) not in seen:
@@ -112,14 +125,29 @@ def _open_jobs(deps: Dependencies, status: JobStatus, policy: ReconcilePolicy, r
 
 
 def _heal(report: ReconcileReport, job: JobRecord, step: Callable[[], object]) -> bool:
-    """One job's healing; a transient failure leaves it for the next invocation instead of stopping the rest."""
+    """One job's healing. Any failure, not only a transient one, is logged with the job, counted and
+    left for the next pass: one bad job (a 400 on insert, an undecodable answer) never stops the others."""
     try:
         step()
-    except TransientError as exc:
+    except Exception as exc:
         report.errors += 1
-        structured_log.warning("reconcile step failed; next time", run_id=job.run_id, job_key=job.job_key, error=str(exc))
+        _log_failure("reconcile step failed; next time", exc, run_id=job.run_id, job_key=job.job_key, attempt=job.attempt)
         return False
     return True
+
+
+def _isolated(report: ReconcileReport, what: str, step: Callable[[], object]) -> None:
+    try:
+        step()
+    except Exception as exc:
+        report.errors += 1
+        _log_failure(f"{what} failed; next time", exc)
+
+
+def _log_failure(message: str, exc: Exception, **fields: object) -> None:
+    """A transient failure is a warning; anything else is an error someone should look at."""
+    log = structured_log.warning if isinstance(exc, TransientError) else structured_log.error
+    log(message, error_type=type(exc).__name__, error=one_line(str(exc), 500), **fields)
 
 
 def _settle_submitted(deps: Dependencies, job: JobRecord, report: ReconcileReport) -> None:
@@ -174,27 +202,51 @@ def _repair_stalled(
     for run in deps.store.list_runs(limit=policy.batch, status=RunStatus.RUNNING):
         if run.run_id in busy or run.created_at is None or now - run.created_at < policy.stalled_after:
             continue
-        jobs = deps.store.list_jobs(run.run_id)
-        if any(in_flight(job) for job in jobs):
-            continue  # released after the scans read their pages
-        keys = [job.job_key for job in jobs]
-        repair = deps.store.transact(
-            lambda tx, run_id=run.run_id, keys=keys: repair_run(tx, run_id, keys, now, deps.store.jobs_per_commit)  # type: ignore[misc]
-        )
-        if repair.missing_rows:
-            structured_log.error("stalled run is missing job rows", run_id=run.run_id, missing=repair.missing_rows)
-        if not repair.changed or repair.run is None:
-            continue
-        report.repaired_runs += 1
-        fixed = repair.run
-        structured_log.warning(
-            "stalled run repaired",
-            run_id=fixed.run_id,
-            released=[job.job_key for job in repair.released],
-            skipped=repair.skipped,
-            status=str(fixed.status),
-        )
-        if repair.finished:
-            deps.events.publish(run_event(finished_event_type(fixed.status), fixed, now))
-        elif repair.released:
-            submit_released(deps, fixed, repair.released)
+        try:
+            _repair_one(deps, run, now, report)
+        except Exception as exc:  # one run that cannot be repaired must not stop the repair of the others
+            report.errors += 1
+            _log_failure("stalled run repair failed; next time", exc, run_id=run.run_id)
+
+
+def _repair_one(deps: Dependencies, run: RunRecord, now: dt.datetime, report: ReconcileReport) -> None:
+    jobs = deps.store.list_jobs(run.run_id)
+    if any(in_flight(job) for job in jobs):
+        return  # released after the scans read their pages
+    keys = [job.job_key for job in jobs]
+    repair = deps.store.transact(
+        lambda tx, run_id=run.run_id, keys=keys: repair_run(tx, run_id, keys, now, deps.store.jobs_per_commit)  # type: ignore[misc]
+    )
+    if repair.missing_rows:
+        structured_log.error("stalled run is missing job rows", run_id=run.run_id, missing=repair.missing_rows)
+    if not repair.changed or repair.run is None:
+        return
+    report.repaired_runs += 1
+    fixed = repair.run
+    structured_log.warning(
+        "stalled run repaired",
+        run_id=fixed.run_id,
+        released=[job.job_key for job in repair.released],
+        skipped=repair.skipped,
+        status=str(fixed.status),
+    )
+    if repair.finished:
+        deps.events.publish(run_event(finished_event_type(fixed.status), fixed, now))
+    elif repair.released:
+        submit_released(deps, fixed, repair.released)
+
+
+def _abandon_creating(deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, report: ReconcileReport) -> None:
+    """CREATING runs whose starter died: marked FAILED, each on its own."""
+    stale = [
+        run.run_id
+        for run in deps.store.list_runs(limit=policy.batch, status=RunStatus.CREATING)
+        if run.created_at is not None and now - run.created_at >= policy.abandon_creating_after
+    ]
+    for run_id in stale:
+        try:
+            if deps.store.transact(lambda tx, run_id=run_id: abandon_run(tx, run_id, now)) is not None:  # type: ignore[misc]
+                report.abandoned_runs += 1
+        except Exception as exc:
+            report.errors += 1
+            _log_failure("abandoning a run failed; next time", exc, run_id=run_id)
