@@ -116,6 +116,17 @@ class TransientError(BatonError):
     """Infrastructure failed in a way a retry may cure (Spanner aborted, BigQuery 5xx)."""
 
 
+class JobRefused(BatonError):
+    """BigQuery refused a job at jobs.insert for good (400 invalid, 404 notFound, 403 accessDenied):
+    the same request can never succeed, so the job fails with `reason` like a job that ran and failed."""
+
+    def __init__(self, job_id: str, reason: str, message: str) -> None:
+        super().__init__(f"BigQuery jobs.insert {job_id} refused: {reason}: {message}")
+        self.job_id = job_id
+        self.reason = reason
+        self.message = message
+
+
 def one_line(text: str, limit: int | None = None) -> str:
     """An error's text as one log-friendly line: its lines joined with '; ', white space folded,
     cut to `limit` characters. The one way entry points, logs and the CLI show an error."""

@@ -249,3 +249,42 @@ def test_a_completion_that_beats_the_submitted_mark_keeps_its_outcome_and_gets_a
     assert world.job(run_id, "a").submitted_at is None
     assert world.store.transact(lambda tx: mark_submitted(tx, run_id, [("a", 1)], NOW)) == 0
     assert (world.job(run_id, "a").status, world.job(run_id, "a").submitted_at) == (JobStatus.SUCCEEDED, NOW)
+
+
+def test_a_job_bigquery_refuses_at_insert_fails_like_a_failed_job(tmp_path: Path) -> None:
+    from baton.errors import JobRefused
+
+    world = World(tmp_path, manifest_of({"a": [], "b": ["a"], "c": ["b"], "d": ["a"]}))
+    run_id = world.start()
+    world.submitter.refuse = lambda request: (
+        JobRefused(request.job_id, "notFound", "Not found: Dataset baton-local:sales")
+        if request.labels["baton_job"] == "b"
+        else None
+    )
+    result = world.finish(run_id, "a")
+
+    assert result.verdict == Verdict.RECORDED
+    b = world.job(run_id, "b")
+    assert (b.status, b.error_reason) == (JobStatus.FAILED, "notFound")
+    assert world.job(run_id, "c").status == JobStatus.SKIPPED
+    assert world.job(run_id, "d").status == JobStatus.SUBMITTED, "the other released job still went out"
+    world.finish(run_id, "d")
+    assert world.store.runs[run_id].status == RunStatus.FAILED
+    assert world.events.types() == ["run.started", "job.failed", "run.failed"]
+    assert world.events.events[1]["job"]["error_reason"] == "notFound"
+
+
+def test_a_refused_check_fails_closed(tmp_path: Path) -> None:
+    from baton.errors import JobRefused
+
+    manifest = manifest_of({"a": []})
+    manifest["jobs"][0]["destination"] = "sales.orders"
+    manifest["jobs"][0]["checks"] = [{"name": "no_nulls", "not_null": "id"}]
+    world = World(tmp_path, manifest)
+    run_id = world.start()
+    world.submitter.refuse = lambda request: (
+        JobRefused(request.job_id, "accessDenied", "Access Denied") if "baton_check" in request.labels else None
+    )
+    world.finish(run_id, "a")
+    assert world.job(run_id, "a").status == JobStatus.FAILED
+    assert world.store.runs[run_id].status == RunStatus.FAILED

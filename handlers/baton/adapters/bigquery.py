@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -10,13 +11,33 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
+from baton.domain.bigquery_reasons import RATE_LIMIT_REASONS
 from baton.domain.naming import LABEL_CHECK
 from baton.domain.records import JobStats
-from baton.errors import TransientError
+from baton.errors import JobRefused, TransientError
 from baton.service.ports import JobSubmitter, QueryParameter, RemoteJob, RemoteState, SubmitOutcome, SubmitRequest
 
 USER_AGENT = "baton-handlers/0.1"
 _TRANSIENT = (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.TooManyRequests, gexc.BadGateway, gexc.GatewayTimeout)
+_DEFAULT_REASONS = {400: "invalid", 403: "accessDenied", 404: "notFound"}
+
+
+def error_reason(exc: gexc.GoogleAPICallError) -> str:
+    """BigQuery's reason for a refused request: the first `errors[].reason` of the response, else by status."""
+    for error in exc.errors or ():
+        if isinstance(error, Mapping) and isinstance(error.get("reason"), str) and error["reason"]:
+            return str(error["reason"])
+    return _DEFAULT_REASONS.get(int(exc.code or 0), "invalid")
+
+
+def classify(exc: gexc.GoogleAPICallError, what: str, job_id: str) -> Exception:
+    """A failed request -> TransientError (5xx, 429, 403 rateLimitExceeded/quotaExceeded: try again later)
+    or JobRefused (any other 4xx: the same request can never succeed)."""
+    if isinstance(exc, _TRANSIENT) or (isinstance(exc, gexc.Forbidden) and error_reason(exc) in RATE_LIMIT_REASONS):
+        return TransientError(f"BigQuery {what} {job_id}: {exc}")
+    if isinstance(exc, gexc.ClientError):
+        return JobRefused(job_id, error_reason(exc), exc.message or str(exc))
+    return TransientError(f"BigQuery {what} {job_id}: {exc}")
 
 
 def _parameter(param: QueryParameter) -> bigquery.ScalarQueryParameter:
@@ -50,8 +71,8 @@ class BigQuerySubmitter(JobSubmitter):
             self.client.query(request.sql, job_config=config, job_id=request.job_id, location=self.location, job_retry=None)
         except gexc.Conflict:
             return SubmitOutcome.ALREADY_EXISTS
-        except _TRANSIENT as exc:
-            raise TransientError(f"BigQuery jobs.insert {request.job_id}: {exc}") from exc
+        except gexc.GoogleAPICallError as exc:
+            raise classify(exc, "jobs.insert", request.job_id) from exc
         return SubmitOutcome.SUBMITTED
 
     def cancel(self, job_id: str) -> None:
@@ -65,6 +86,11 @@ class BigQuerySubmitter(JobSubmitter):
             job = self.client.get_job(job_id, location=self.location)
         except gexc.NotFound:
             return None
+        except gexc.GoogleAPICallError as exc:
+            failure = classify(exc, "jobs.get", job_id)
+            if isinstance(failure, TransientError):
+                raise failure from exc
+            raise
         error = job.error_result or {}
         if not isinstance(job, bigquery.QueryJob):
             return RemoteJob(job_id=job_id, state=RemoteState(job.state), error_reason=error.get("reason"))

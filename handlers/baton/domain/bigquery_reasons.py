@@ -51,6 +51,11 @@ RETRYABLE_REASONS: frozenset[str] = frozenset(
 )
 
 
+# Refusals of a request (jobs.insert, jobs.get) that say "not now" rather than "never": 403 with one of
+# these reasons, like 429 and 5xx, is retried with backoff; any other 4xx is final.
+RATE_LIMIT_REASONS: frozenset[str] = frozenset({"rateLimitExceeded", "quotaExceeded"})
+
+
 def reason_for_code(code: int) -> str:
     return RPC_CODE_TO_REASON.get(code, "internalError")
 

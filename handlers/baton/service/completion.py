@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from baton import structured_log
-from baton.domain.records import CheckCompletion, Completion, JobStatus, RunStatus
-from baton.domain.run_events import finished_event_type, run_event
+from baton.domain.records import CheckCompletion, Completion
 from baton.domain.transitions.checks import apply_check_completion
 from baton.domain.transitions.completion import CompletionResult, Verdict, apply_completion
 from baton.service.continuations import hand_on, submit_released
 from baton.service.dependencies import Dependencies
+from baton.service.events import outcome_events, publish_all
 from baton.service.submission import submit_checks
 
 
@@ -34,8 +32,7 @@ def complete(deps: Dependencies, event: Completion | CheckCompletion) -> Complet
         structured_log.warning("completion for a job Baton does not know; acknowledged", **fields)
     else:
         structured_log.info("completion applied", released=[job.job_key for job in result.ready], **fields)
-    if result.run is not None and result.verdict in (Verdict.RECORDED, Verdict.RETRYING):
-        _publish_outcome(deps, result, now)
+    publish_all(deps, outcome_events(result, now))
     if result.checks and result.run is not None and result.job is not None:
         submit_checks(deps, result.run, result.job, result.checks)
     if result.continuation is not None:
@@ -43,15 +40,3 @@ def complete(deps: Dependencies, event: Completion | CheckCompletion) -> Complet
     if result.ready and result.run is not None:
         submit_released(deps, result.run, result.ready)
     return result
-
-
-def _publish_outcome(deps: Dependencies, result: CompletionResult, now: dt.datetime) -> None:
-    run, job = result.run, result.job
-    assert run is not None and job is not None
-    if job.status == JobStatus.FAILED:
-        deps.events.publish(run_event("job.failed", run, now, job=job, checks=result.failed_checks))
-    elif job.status == JobStatus.SUCCEEDED and result.failed_checks:
-        deps.events.publish(run_event("job.warning", run, now, job=job, checks=result.failed_checks))
-    if result.run_finished and run.status != RunStatus.RUNNING:
-        structured_log.info("run finished", run_id=run.run_id, status=str(run.status), manifest=run.manifest_name)
-        deps.events.publish(run_event(finished_event_type(run.status), run, now))

@@ -61,8 +61,7 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
     def submit_ready(job: JobRecord) -> None:
         run = live_run(job.run_id)
         if run is not None and awaiting_submission(job, now, policy.resubmit_after):
-            submit(deps, run, [job])
-            report.submitted += 1
+            report.submitted += submit(deps, run, [job])
 
     def settle_submitted(job: JobRecord) -> None:
         if live_run(job.run_id) is not None:

@@ -2,7 +2,8 @@
 
 A crash between the commit that released a job and its insert leaves it READY;
 a redelivered event or the reconciler submits it again under the same ID, and
-BigQuery answers 409, which counts as submitted.
+BigQuery answers 409, which counts as submitted. A refusal that no retry can cure
+(400 invalid, 404 notFound, 403 accessDenied) fails the job with BigQuery's reason.
 """
 
 from __future__ import annotations
@@ -12,53 +13,97 @@ from typing import Any
 
 from baton import structured_log
 from baton.domain.naming import baton_labels, check_labels
-from baton.domain.records import CheckRecord, JobRecord, RunRecord
+from baton.domain.records import CheckCompletion, CheckRecord, Completion, JobError, JobRecord, RunRecord
 from baton.domain.specs import BoundParam
+from baton.domain.transitions.checks import apply_check_completion
+from baton.domain.transitions.completion import apply_completion
 from baton.domain.transitions.submission import mark_submitted
+from baton.errors import JobRefused
 from baton.service.dependencies import Dependencies
+from baton.service.events import outcome_events, publish_all
 from baton.service.ports import QueryParameter, SubmitRequest
 
 
-def submit(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord]) -> None:
+def submit(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord]) -> int:
     """jobs.insert each job under its deterministic ID, then mark them SUBMITTED in one commit.
 
-    If BigQuery fails part-way, the ones that made it are still marked and the
-    error propagates so the caller's message is redelivered for the rest.
+    If BigQuery fails part-way transiently, the ones that made it are still marked and the
+    error propagates so the caller's message is redelivered for the rest. A job BigQuery
+    refuses for good (JobRefused) fails with its reason through the failed-completion
+    transition instead of staying READY forever. Returns how many BigQuery accepted.
     """
     done: list[JobRecord] = []
+    refused: list[tuple[JobRecord, JobRefused]] = []
     try:
         for job in jobs:
             assert job.bigquery_job_id is not None
-            outcome = deps.submitter.submit(request_for(run, job))
-            structured_log.info(
-                "job submitted",
-                run_id=run.run_id,
-                job_key=job.job_key,
-                attempt=job.attempt,
-                bigquery_job_id=job.bigquery_job_id,
-                outcome=str(outcome),
-            )
+            fields = {
+                "run_id": run.run_id,
+                "job_key": job.job_key,
+                "attempt": job.attempt,
+                "bigquery_job_id": job.bigquery_job_id,
+            }
+            try:
+                outcome = deps.submitter.submit(request_for(run, job))
+            except JobRefused as refusal:
+                structured_log.error("job refused by BigQuery; it fails", reason=refusal.reason, error=refusal.message, **fields)
+                refused.append((job, refusal))
+                continue
+            structured_log.info("job submitted", outcome=str(outcome), **fields)
             done.append(job)
     finally:
         if done:
             now = deps.clock()
             marks = [(job.job_key, job.attempt) for job in done]
             deps.store.transact(lambda tx: mark_submitted(tx, run.run_id, marks, now))
+    for job, refused_by in refused:
+        assert job.bigquery_job_id is not None
+        error = JobError(refused_by.reason, refused_by.message)
+        _record_refusal(deps, Completion(job.run_id, job.job_key, job.attempt, job.bigquery_job_id, error=error))
+    return len(done)
 
 
 def submit_checks(deps: Dependencies, run: RunRecord, job: JobRecord, checks: Sequence[CheckRecord]) -> None:
-    """jobs.insert each check under its deterministic ID. Nothing waits on them: each reports by its own event."""
+    """jobs.insert each check under its deterministic ID. Nothing waits on them: each reports by its own event.
+
+    A check BigQuery refuses for good is recorded as a check that could not run (so it fails closed).
+    """
     for check in checks:
-        outcome = deps.submitter.submit(check_request(run, job, check))
-        structured_log.info(
-            "check submitted",
-            run_id=run.run_id,
-            job_key=job.job_key,
-            attempt=check.attempt,
-            check=check.name,
-            bigquery_job_id=check.bigquery_job_id,
-            outcome=str(outcome),
-        )
+        fields = {"run_id": run.run_id, "job_key": job.job_key, "attempt": check.attempt, "check": check.name}
+        try:
+            outcome = deps.submitter.submit(check_request(run, job, check))
+        except JobRefused as exc:
+            structured_log.error("check refused by BigQuery; it fails", reason=exc.reason, error=exc.message, **fields)
+            refusal = CheckCompletion(
+                job.run_id,
+                job.job_key,
+                check.attempt,
+                check.name,
+                check.bigquery_job_id,
+                rows=None,
+                error=JobError(exc.reason, exc.message),
+            )
+            _record_refusal(deps, refusal)
+            continue
+        structured_log.info("check submitted", bigquery_job_id=check.bigquery_job_id, outcome=str(outcome), **fields)
+
+
+def _record_refusal(deps: Dependencies, event: Completion | CheckCompletion) -> None:
+    """The refusal as the job's (or check's) failed completion: dependents skipped, the run failed,
+    job.failed published, by the same transition an event of a failed job goes through."""
+    now = deps.clock()
+    limit = deps.store.jobs_per_commit
+    if isinstance(event, CheckCompletion):
+        result = deps.store.transact(lambda tx: apply_check_completion(tx, event, now, limit))
+    else:
+        result = deps.store.transact(lambda tx: apply_completion(tx, event, now, limit))
+    publish_all(deps, outcome_events(result, now))
+    if result.continuation is not None:  # a failure with more to skip than one commit holds
+        from baton.service.continuations import hand_on  # continuations submits through this module
+
+        hand_on(deps, [result.continuation])
+    if result.ready and result.run is not None:  # the manifest lists the reason as retryable: the next attempt
+        submit(deps, result.run, result.ready)
 
 
 def request_for(run: RunRecord, job: JobRecord) -> SubmitRequest:
