@@ -95,8 +95,13 @@ class BatonFunction(Construct):
             service_config=Cloudfunctions2FunctionServiceConfig(
                 service_account_email=self.service_account.email,
                 # functions-framework serves with THREADS threads (default 4 per CPU): match the concurrency,
-                # or requests Cloud Run admitted would queue inside the instance.
-                environment_variables={**package.environment, "THREADS": str(concurrency)},
+                # or requests Cloud Run admitted would queue inside the instance. The handlers derive every
+                # Google call's deadline from the function's own timeout.
+                environment_variables={
+                    **package.environment,
+                    "THREADS": str(concurrency),
+                    "BATON_FUNCTION_TIMEOUT_S": str(timeout_seconds),
+                },
                 ingress_settings=ingress,
                 timeout_seconds=timeout_seconds,
                 available_memory=memory,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from baton.domain.limits import MUTATION_LIMIT
 from baton.domain.naming import ENVIRONMENT_PATTERN
-from baton.domain.timing import ReconcilePolicy
+from baton.domain.timing import ReconcilePolicy, TimeBudget
 from baton.errors import BatonError
 
 _HANDLERS_DIR = Path(__file__).resolve().parent.parent
@@ -41,6 +41,7 @@ class Settings:
     work_topic: str | None = None  # where continuations go (see service/continuations.py); None: carried out in-process
     mutation_budget: int = MUTATION_LIMIT  # what one Spanner commit may cost; lowered in tests so chunking shows
     reconcile: ReconcilePolicy = field(default_factory=ReconcilePolicy)
+    budget: TimeBudget = field(default_factory=TimeBudget)  # the function's timeout and each Google call's share
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -65,6 +66,7 @@ class Settings:
             work_topic=env.get("BATON_WORK_TOPIC") or None,
             mutation_budget=_mutation_budget(env),
             reconcile=reconcile_policy(env),
+            budget=time_budget(env),
         )
 
 
@@ -98,6 +100,16 @@ def _mutation_budget(env: Mapping[str, str]) -> int:
     if budget is not None and budget > MUTATION_LIMIT:
         raise ConfigError(f"BATON_SPANNER_MUTATION_BUDGET is over Spanner's limit of {MUTATION_LIMIT}: {budget}")
     return MUTATION_LIMIT if budget is None else budget
+
+
+def time_budget(env: Mapping[str, str]) -> TimeBudget:
+    """BATON_FUNCTION_TIMEOUT_S, the timeout the stack gave this function; unset: TimeBudget's default."""
+    seconds = _optional_float(env, "BATON_FUNCTION_TIMEOUT_S")
+    if seconds is None:
+        return TimeBudget()
+    if seconds > 3600:  # gen2 HTTP functions stop at 60 minutes
+        raise ConfigError(f"BATON_FUNCTION_TIMEOUT_S must be at most 3600 seconds, got {seconds:g}")
+    return TimeBudget(function_timeout_s=seconds)
 
 
 def _optional_float(env: Mapping[str, str], name: str) -> float | None:

@@ -122,7 +122,9 @@ def test_functions_get_the_handlers_settings(synth_dir: Path, env: str) -> None:
 
     config = CONFIGS[env]
     for _, body in functions_by_entry_point(load(synth_dir, f"baton-{env}-handlers")).values():
+        timeout = body["service_config"]["timeout_seconds"]
         assert body["service_config"]["environment_variables"] == {
+            "BATON_FUNCTION_TIMEOUT_S": str(timeout),
             "BATON_ENV": env,
             "BATON_PROJECT": config.project,
             "BATON_SPANNER_INSTANCE": f"baton-{env}",

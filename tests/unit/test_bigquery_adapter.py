@@ -82,3 +82,20 @@ def test_a_409_means_an_earlier_insert_got_there() -> None:
 def test_a_rate_limited_lookup_is_transient() -> None:
     with pytest.raises(TransientError):
         submitter(gexc.Forbidden("Exceeded rate limits", errors=[{"reason": "rateLimitExceeded"}])).lookup("x")
+
+
+def test_every_call_carries_a_retry_deadline_and_a_timeout_within_the_budget() -> None:
+    from baton.domain.timing import TimeBudget
+
+    budget = TimeBudget(function_timeout_s=60)
+    client = RaisingClient(gexc.NotFound("no such job"))
+    adapter = BigQuerySubmitter(client, "US", budget)  # type: ignore[arg-type]
+    client.error = None
+    adapter.submit(REQUEST)
+    client.error = gexc.NotFound("no such job")
+    assert adapter.lookup("x") is None
+    adapter.cancel("x")
+    assert len(client.calls) == 3  # jobs.insert, jobs.get, jobs.cancel
+    for call in client.calls:
+        assert call["timeout"] == budget.request_timeout_s
+        assert call["retry"]._timeout == budget.call_deadline_s, "not the client's 600 s DEFAULT_RETRY"

@@ -14,6 +14,7 @@ from google.cloud import bigquery
 from baton.domain.bigquery_reasons import RATE_LIMIT_REASONS
 from baton.domain.naming import LABEL_CHECK
 from baton.domain.records import JobStats
+from baton.domain.timing import TimeBudget
 from baton.errors import JobRefused, TransientError
 from baton.service.ports import JobSubmitter, QueryParameter, RemoteJob, RemoteState, SubmitOutcome, SubmitRequest
 
@@ -45,18 +46,26 @@ def _parameter(param: QueryParameter) -> bigquery.ScalarQueryParameter:
 
 
 class BigQuerySubmitter(JobSubmitter):
-    def __init__(self, client: bigquery.Client, location: str) -> None:
+    """Every call (jobs.insert, jobs.get, getQueryResults, cancel) is bounded by the function's time budget:
+    the client's DEFAULT_RETRY would retry for 600 s, long past the function's timeout."""
+
+    def __init__(self, client: bigquery.Client, location: str, budget: TimeBudget | None = None) -> None:
         self.client = client
         self.location = location
+        self.budget = budget or TimeBudget()
+        self.retry = bigquery.DEFAULT_RETRY.with_timeout(self.budget.call_deadline_s)
+        self.timeout = self.budget.request_timeout_s
 
     @classmethod
-    def connect(cls, project: str, location: str, endpoint: str | None = None) -> BigQuerySubmitter:
+    def connect(
+        cls, project: str, location: str, endpoint: str | None = None, budget: TimeBudget | None = None
+    ) -> BigQuerySubmitter:
         """`endpoint` points at a local BigQuery; it takes no credentials."""
         extra: dict[str, Any] = {}
         if endpoint:
             extra = {"client_options": ClientOptions(api_endpoint=endpoint), "credentials": AnonymousCredentials()}
         client = bigquery.Client(project=project, location=location, client_info=ClientInfo(user_agent=USER_AGENT), **extra)
-        return cls(client, location)
+        return cls(client, location, budget)
 
     def submit(self, request: SubmitRequest) -> SubmitOutcome:
         config = bigquery.QueryJobConfig(
@@ -68,7 +77,15 @@ class BigQuerySubmitter(JobSubmitter):
             config.write_disposition = request.write_disposition
         try:
             # An explicit job_id makes a Conflict surface instead of being "recovered" by the client.
-            self.client.query(request.sql, job_config=config, job_id=request.job_id, location=self.location, job_retry=None)
+            self.client.query(
+                request.sql,
+                job_config=config,
+                job_id=request.job_id,
+                location=self.location,
+                job_retry=None,
+                retry=self.retry,
+                timeout=self.timeout,
+            )
         except gexc.Conflict:
             return SubmitOutcome.ALREADY_EXISTS
         except gexc.GoogleAPICallError as exc:
@@ -77,13 +94,13 @@ class BigQuerySubmitter(JobSubmitter):
 
     def cancel(self, job_id: str) -> None:
         try:
-            self.client.cancel_job(job_id, location=self.location)
+            self.client.cancel_job(job_id, location=self.location, retry=self.retry, timeout=self.timeout)
         except (gexc.NotFound, gexc.BadRequest):
             return  # never submitted, or already finished: nothing to stop
 
     def lookup(self, job_id: str) -> RemoteJob | None:
         try:
-            job = self.client.get_job(job_id, location=self.location)
+            job = self.client.get_job(job_id, location=self.location, retry=self.retry, timeout=self.timeout)
         except gexc.NotFound:
             return None
         except gexc.GoogleAPICallError as exc:
@@ -115,7 +132,7 @@ class BigQuerySubmitter(JobSubmitter):
         """How many rows a finished data check returned: its verdict. The job is DONE, so nothing waits."""
         if job.state != "DONE" or job.error_result or LABEL_CHECK not in (job.labels or {}):
             return None
-        total = job.result(max_results=0, timeout=60, job_retry=None).total_rows
+        total = job.result(max_results=0, retry=self.retry, timeout=self.budget.call_deadline_s, job_retry=None).total_rows
         return int(total) if total is not None else None
 
 

@@ -33,6 +33,7 @@ from baton.adapters.spanner_rows import (
     run_row,
 )
 from baton.domain.records import CatalogEntry, CheckRecord, JobRecord, JobStatus, NewRun, RunRecord, RunStatus
+from baton.domain.timing import TimeBudget
 from baton.errors import CommitTooLarge, TransientError
 from baton.service.ports import RunStore
 
@@ -155,8 +156,9 @@ _OPEN_JOBS_INDEX = "FORCE_INDEX=OpenRunJobs, spanner_emulator.disable_query_null
 
 
 class SpannerRunStore(RunStore):
-    def __init__(self, database: Database, mutation_budget: int = MUTATION_LIMIT) -> None:
-        """`mutation_budget` is what one commit may cost: Spanner's limit, or less in tests, so chunking shows."""
+    def __init__(self, database: Database, mutation_budget: int = MUTATION_LIMIT, budget: TimeBudget | None = None) -> None:
+        """`mutation_budget` is what one commit may cost: Spanner's limit, or less in tests, so chunking shows.
+        `budget` bounds each call in time (domain/timing.py)."""
         self.database = database
         self.mutation_budget = mutation_budget
         # Job rows a transition may write besides its own few rows, within the budget.
@@ -165,11 +167,21 @@ class SpannerRunStore(RunStore):
         )
         self.last_rows_read = 0  # of the last transaction; benchmarks and tests read it
         self.largest_commit = 0  # mutations of the largest commit so far; benchmarks and tests read it
+        # run_in_transaction retries aborts for 30 s by default, whatever the function's timeout.
+        self.budget = budget or TimeBudget()
+        self._read_timeout = self.budget.call_deadline_s  # a snapshot read or query; the clients' own default is an hour
 
     @classmethod
-    def connect(cls, project: str, instance: str, database: str, mutation_budget: int = MUTATION_LIMIT) -> SpannerRunStore:
+    def connect(
+        cls,
+        project: str,
+        instance: str,
+        database: str,
+        mutation_budget: int = MUTATION_LIMIT,
+        budget: TimeBudget | None = None,
+    ) -> SpannerRunStore:
         client = spanner.Client(project=project)
-        return cls(client.instance(instance).database(database), mutation_budget)
+        return cls(client.instance(instance).database(database), mutation_budget, budget)
 
     def transact(self, fn: Callable[[Any], T]) -> T:
         def work(transaction: Any) -> T:
@@ -181,7 +193,7 @@ class SpannerRunStore(RunStore):
             return result
 
         try:
-            result: T = self.database.run_in_transaction(work)
+            result: T = self.database.run_in_transaction(work, timeout_secs=self.budget.call_deadline_s)
         except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.Aborted, gexc.InternalServerError) as exc:
             raise TransientError(f"Spanner: {exc}") from exc
         return result
@@ -218,13 +230,13 @@ class SpannerRunStore(RunStore):
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self.database.snapshot() as snapshot:
-            rows = list(snapshot.read("Runs", RUN_COLUMNS, spanner.KeySet(keys=[[run_id]])))
+            rows = list(snapshot.read("Runs", RUN_COLUMNS, spanner.KeySet(keys=[[run_id]]), timeout=self._read_timeout))
         return run_from_row(rows[0]) if rows else None
 
     def list_jobs(self, run_id: str) -> list[JobRecord]:
         prefix = spanner.KeyRange(start_closed=[run_id], end_closed=[run_id])
         with self.database.snapshot() as snapshot:
-            rows = list(snapshot.read("RunJobs", JOB_COLUMNS, spanner.KeySet(ranges=[prefix])))
+            rows = list(snapshot.read("RunJobs", JOB_COLUMNS, spanner.KeySet(ranges=[prefix]), timeout=self._read_timeout))
         return [job_from_row(row) for row in rows]
 
     def list_runs(self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None) -> list[RunRecord]:
@@ -243,7 +255,7 @@ class SpannerRunStore(RunStore):
         sql += " ORDER BY CreatedAt DESC LIMIT @limit"
         params["limit"], types["limit"] = limit, spanner.param_types.INT64
         with self.database.snapshot() as snapshot:
-            rows = list(snapshot.execute_sql(sql, params=params, param_types=types))
+            rows = list(snapshot.execute_sql(sql, params=params, param_types=types, timeout=self._read_timeout))
         return [run_from_row(row) for row in rows]
 
     def jobs_in_status(self, status: JobStatus, limit: int) -> list[JobRecord]:
@@ -257,6 +269,7 @@ class SpannerRunStore(RunStore):
                 sql,
                 params={"status": str(status), "limit": limit},
                 param_types={"status": spanner.param_types.STRING, "limit": spanner.param_types.INT64},
+                timeout=self._read_timeout,
             )
             return [job_from_row(row) for row in rows]
 
@@ -276,7 +289,7 @@ class SpannerRunStore(RunStore):
             "ORDER BY j.RunId, j.JobKey LIMIT @limit"
         )
         with self.database.snapshot() as snapshot:
-            rows = list(snapshot.execute_sql(sql, params=params, param_types=types))
+            rows = list(snapshot.execute_sql(sql, params=params, param_types=types, timeout=self._read_timeout))
         jobs = [job_from_row(row) for row in rows]
         if len(rows) < limit:
             return jobs, None
@@ -286,7 +299,7 @@ class SpannerRunStore(RunStore):
         key = [run_id] if job_key is None else [run_id, job_key]
         prefix = spanner.KeyRange(start_closed=key, end_closed=key)
         with self.database.snapshot() as snapshot:
-            rows = list(snapshot.read("RunJobChecks", CHECK_COLUMNS, spanner.KeySet(ranges=[prefix])))
+            rows = list(snapshot.read("RunJobChecks", CHECK_COLUMNS, spanner.KeySet(ranges=[prefix]), timeout=self._read_timeout))
         return [check_from_row(row) for row in rows]
 
     def paused(self) -> dict[str, str]:
@@ -311,5 +324,5 @@ class SpannerRunStore(RunStore):
             params["prefix"], types["prefix"] = prefix, spanner.param_types.STRING
         sql += " ORDER BY TableRef LIMIT @limit"
         with self.database.snapshot() as snapshot:
-            rows = list(snapshot.execute_sql(sql, params=params, param_types=types))
+            rows = list(snapshot.execute_sql(sql, params=params, param_types=types, timeout=self._read_timeout))
         return [catalog_from_row(row) for row in rows]

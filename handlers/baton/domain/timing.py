@@ -1,4 +1,5 @@
-"""When Baton acts on a job by time alone: the resubmit lease, backoff, and the reconciler's schedule.
+"""When Baton acts on a job by time alone: the resubmit lease, backoff, the reconciler's schedule, and
+the time budget of one function invocation.
 
 Event delivery and the reconciler both hand out READY jobs that nobody seems to
 be submitting; they share `awaiting_submission`, so the two cannot disagree on
@@ -67,3 +68,48 @@ def due_for_check(age: dt.timedelta, policy: ReconcilePolicy) -> bool:
     while checkpoint <= previous:
         checkpoint *= 2
     return checkpoint <= age
+
+
+# --- the time budget of one invocation (docs/failure-model.md, "The time budget") -----------------
+
+# The push subscription's ack deadline, which is also its request timeout (cdk/config.py PushConfig):
+# a function still working when it passes is redelivered while it runs.
+ACK_DEADLINE_S = 180.0
+# The function's timeout when the stack does not say (BATON_FUNCTION_TIMEOUT_S): the completion function's
+# (cdk/config.py EnvironmentConfig.completion_timeout_seconds), below the ack deadline.
+DEFAULT_FUNCTION_TIMEOUT_S = 120.0
+# Google calls the completion path makes one after another: its transaction, a jobs.insert, a publish.
+CALLS_IN_SEQUENCE = 3
+# Tries of one request a call's deadline leaves room for.
+TRIES_PER_CALL = 3
+
+
+@dataclass(frozen=True)
+class TimeBudget:
+    """Every Google client call's retry deadline and per-request timeout, derived from the function's timeout.
+
+    The client libraries' defaults (BigQuery's DEFAULT_RETRY: 600 s; Spanner's
+    run_in_transaction: 30 s of abort retries, per call) know nothing of the function
+    around them: a call still retrying when the function is killed never reaches the
+    503 that tells Pub/Sub to redeliver. Here a call gets a quarter of the function's
+    time, so the completion path's three calls in sequence leave a quarter in reserve
+    for answering, and each request a third of its call's deadline, so a call can try
+    three times before it gives up as a TransientError.
+    """
+
+    function_timeout_s: float = DEFAULT_FUNCTION_TIMEOUT_S
+
+    @property
+    def call_deadline_s(self) -> float:
+        """How long one call may take, retries included."""
+        return self.function_timeout_s / (CALLS_IN_SEQUENCE + 1)
+
+    @property
+    def request_timeout_s(self) -> float:
+        """How long one request of a call may take."""
+        return self.call_deadline_s / TRIES_PER_CALL
+
+    @property
+    def reserve_s(self) -> float:
+        """What is left after the calls in sequence have all used their whole deadline."""
+        return self.function_timeout_s - CALLS_IN_SEQUENCE * self.call_deadline_s
