@@ -288,3 +288,29 @@ def test_a_refused_check_fails_closed(tmp_path: Path) -> None:
     world.finish(run_id, "a")
     assert world.job(run_id, "a").status == JobStatus.FAILED
     assert world.store.runs[run_id].status == RunStatus.FAILED
+
+
+def test_a_reason_inferred_from_an_rpc_code_is_replaced_by_bigquerys_own_before_the_retry_decision(tmp_path: Path) -> None:
+    from baton.service.ports import RemoteJob, RemoteState
+
+    world = World(tmp_path, manifest_of({"a": []}, retry={"max_attempts": 3}))
+    run_id = world.start()
+    job_id = bigquery_job_id("test", run_id, "a", 1)
+    # RESOURCE_EXHAUSTED reads as rateLimitExceeded (retryable), but it was a quota that lasts for hours.
+    world.submitter.remote[job_id] = RemoteJob(job_id, RemoteState.DONE, "quotaExceeded", "Quota exceeded: bytes scanned")
+    inferred = JobError("rateLimitExceeded", "Quota exceeded", reason_inferred=True)
+
+    result = world.orchestrator.complete(Completion(run_id, "a", 1, job_id, error=inferred))
+
+    assert world.submitter.lookups == [job_id]
+    assert result.verdict == Verdict.RECORDED
+    job = world.job(run_id, "a")
+    assert (job.status, job.error_reason, job.attempt) == (JobStatus.FAILED, "quotaExceeded", 1)
+
+
+def test_a_reason_bigquery_gave_is_not_looked_up(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": []}, retry={"max_attempts": 3}))
+    run_id = world.start()
+    world.finish(run_id, "a", error="rateLimitExceeded")
+    assert world.submitter.lookups == []
+    assert world.job(run_id, "a").attempt == 2

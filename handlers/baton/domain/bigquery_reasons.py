@@ -46,6 +46,12 @@ REASON_TO_RPC_CODE: dict[str, int] = {
     "notImplemented": 12,
 }
 
+# google.rpc codes that stand for more than one reason (RESOURCE_EXHAUSTED: rateLimitExceeded, quotaExceeded,
+# resourcesExceeded): a reason read off one of them is a guess, and a job's retry policy may tell them apart.
+AMBIGUOUS_CODES: frozenset[int] = frozenset(
+    code for code in set(REASON_TO_RPC_CODE.values()) if sum(1 for c in REASON_TO_RPC_CODE.values() if c == code) > 1
+)
+
 RETRYABLE_REASONS: frozenset[str] = frozenset(
     {"backendError", "internalError", "rateLimitExceeded", "jobBackendError", "jobInternalError"}
 )

@@ -46,8 +46,12 @@ class RunStatus(StrEnum):
 
 @dataclass(frozen=True)
 class JobError:
+    """`reason_inferred`: the reason was read off a google.rpc code that stands for several reasons
+    (an audit entry carries no BigQuery reason), so jobs.get must say which one before a retry decision."""
+
     reason: str
     message: str
+    reason_inferred: bool = False
 
     def to_text(self) -> str:
         return f"{self.reason}: {self.message}"

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from baton.domain.bigquery_reasons import reason_for_code
+from baton.domain.bigquery_reasons import AMBIGUOUS_CODES, reason_for_code
 from baton.domain.naming import (
     ATTEMPT_PATTERN,
     BATON_LABELS,
@@ -228,7 +228,11 @@ def _job_error(status: Mapping[str, object], at: str) -> JobError | None:
     reason = _str(result, "reason", f"{at}.reason")  # BigQuery-style, when a writer provides it
     if code == 0 and not message and not reason:
         return None
-    return JobError(reason=reason or reason_for_code(code), message=message or f"google.rpc code {code}")
+    return JobError(
+        reason=reason or reason_for_code(code),
+        message=message or f"google.rpc code {code}",
+        reason_inferred=not reason and code in AMBIGUOUS_CODES,  # jobs.get tells which reason it was
+    )
 
 
 def _job_stats(config: Mapping[str, object], stats: Mapping[str, object], at: str) -> JobStats:

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 from baton import structured_log
+from baton.domain.outcomes import completion_of
 from baton.domain.records import CheckCompletion, Completion
 from baton.domain.transitions.checks import apply_check_completion
 from baton.domain.transitions.completion import CompletionResult, Verdict, apply_completion
 from baton.service.continuations import hand_on, submit_released
 from baton.service.dependencies import Dependencies
 from baton.service.events import outcome_events, publish_all
+from baton.service.ports import RemoteState
 from baton.service.submission import submit_checks
 
 
-def complete(deps: Dependencies, event: Completion | CheckCompletion) -> CompletionResult:
-    """Record a finished BigQuery job (or data check), then submit what it released and its checks."""
+def complete(deps: Dependencies, event: Completion | CheckCompletion, *, looked_up: bool = False) -> CompletionResult:
+    """Record a finished BigQuery job (or data check), then submit what it released and its checks.
+
+    `looked_up`: the event was made from jobs.get (the reconciler), so BigQuery has told all it knows.
+    """
+    if not looked_up:
+        event = with_bigquery_answer(deps, event)
     now = deps.clock()
     limit = deps.store.jobs_per_commit
     if isinstance(event, CheckCompletion):
@@ -40,3 +47,38 @@ def complete(deps: Dependencies, event: Completion | CheckCompletion) -> Complet
     if result.ready and result.run is not None:
         submit_released(deps, result.run, result.ready)
     return result
+
+
+def with_bigquery_answer(deps: Dependencies, event: Completion | CheckCompletion) -> Completion | CheckCompletion:
+    """What an audit entry could not say, from jobs.get, before anything is decided on it.
+
+    The entry's errorResult is a google.rpc.Status: RESOURCE_EXHAUSTED is rateLimitExceeded
+    (retry), quotaExceeded or resourcesExceeded alike, and the job's retry policy decides
+    by reason, so a reason inferred from such a code is replaced by BigQuery's own. A
+    lookup that fails transiently raises (503: redelivered); a job BigQuery no longer
+    knows keeps the event's guess.
+    """
+    if event.error is None or not event.error.reason_inferred:
+        return event
+    remote = deps.submitter.lookup(event.bigquery_job_id)
+    if remote is None or remote.state != RemoteState.DONE:
+        return event
+    structured_log.info(
+        "failure reason looked up",
+        run_id=event.run_id,
+        job_key=event.job_key,
+        inferred=event.error.reason,
+        reason=remote.error.reason if remote.error else None,
+    )
+    check_name = event.check_name if isinstance(event, CheckCompletion) else None
+    output_rows = event.rows if isinstance(event, CheckCompletion) else None
+    return completion_of(
+        event.run_id,
+        event.job_key,
+        event.attempt,
+        event.bigquery_job_id,
+        check_name=check_name,
+        error=remote.error,
+        stats=event.stats,
+        output_rows=remote.output_rows if remote.output_rows is not None else output_rows,
+    )

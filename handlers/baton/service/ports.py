@@ -143,7 +143,8 @@ class JobSubmitter(abc.ABC):
 
     @abc.abstractmethod
     def lookup(self, job_id: str) -> RemoteJob | None:
-        """BigQuery's state of a job, None if it does not exist. Only the reconciler calls this."""
+        """BigQuery's state of a job, None if it does not exist: the reconciler's healing, and the completion
+        path when an audit entry lacks what a decision needs (the error's reason, a check's row count)."""
 
 
 class EventPublisher(abc.ABC):

@@ -162,7 +162,7 @@ def _settle_submitted(deps: Dependencies, job: JobRecord, report: ReconcileRepor
         event = completion_of(
             job.run_id, job.job_key, job.attempt, job.bigquery_job_id, check_name=None, error=remote.error, stats=remote.stats
         )
-        complete(deps, event)
+        complete(deps, event, looked_up=True)
         report.healed += 1
     else:
         report.checked_running += 1
@@ -188,7 +188,7 @@ def _settle_checks(deps: Dependencies, run: RunRecord, job: JobRecord, report: R
                 stats=remote.stats,
                 output_rows=remote.output_rows,
             )
-            complete(deps, event)
+            complete(deps, event, looked_up=True)
             report.healed += 1
         else:
             report.checked_running += 1
