@@ -75,6 +75,7 @@ def build(settings: Settings) -> Orchestrator:
         environment=settings.environment,
         events=events,
         work=_WorkQueueOnFirstUse(settings.project, settings.work_topic, settings.budget) if settings.work_topic else None,
+        scratch_dataset=settings.scratch_dataset,
     )
 
 

@@ -40,6 +40,7 @@ class Settings:
     max_delivery_attempts: int | None = None  # the push subscription's; the last attempt dead-letters with the reason
     work_topic: str | None = None  # where continuations go (see service/continuations.py); None: carried out in-process
     mutation_budget: int = MUTATION_LIMIT  # what one Spanner commit may cost; lowered in tests so chunking shows
+    scratch_dataset: str | None = None  # where check queries write their rows, readable by every Baton function
     reconcile: ReconcilePolicy = field(default_factory=ReconcilePolicy)
     budget: TimeBudget = field(default_factory=TimeBudget)  # the function's timeout and each Google call's share
 
@@ -65,6 +66,7 @@ class Settings:
             max_delivery_attempts=_optional_int(env, "BATON_MAX_DELIVERY_ATTEMPTS", minimum=1),
             work_topic=env.get("BATON_WORK_TOPIC") or None,
             mutation_budget=_mutation_budget(env),
+            scratch_dataset=env.get("BATON_SCRATCH_DATASET") or None,
             reconcile=reconcile_policy(env),
             budget=time_budget(env),
         )

@@ -183,8 +183,9 @@ def _parse(entry: object, environment: str | None) -> ParsedCompletion | Ignored
     status = _obj(job, "jobStatus", f"{at}.job.jobStatus") or {}
     error = _job_error(status, f"{at}.job.jobStatus.errorResult")
     stats = _job_stats(config, job_stats, f"{at}.job")
-    # A check's verdict is outputRowCount (stats.rows_affected), which proto3 JSON omits when it is zero.
-    rows = None if check_name is None else (stats.rows_affected or 0)
+    # A check's verdict is outputRowCount (stats.rows_affected), which proto3 JSON omits when it is zero; but an
+    # entry without queryStats at all (truncated at 100 KB) says nothing, and None makes jobs.get tell.
+    rows = None if check_name is None or "queryStats" not in job_stats else (stats.rows_affected or 0)
     completion = completion_of(
         run_id, job_key, attempt, expected, check_name=check_name, error=error, stats=stats, output_rows=rows
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from baton import structured_log
-from baton.domain.outcomes import completion_of
+from baton.domain.outcomes import UNKNOWN_RESULT, completion_of
 from baton.domain.records import CheckCompletion, Completion
 from baton.domain.transitions.checks import apply_check_completion
 from baton.domain.transitions.completion import CompletionResult, Verdict, apply_completion
@@ -56,9 +56,11 @@ def with_bigquery_answer(deps: Dependencies, event: Completion | CheckCompletion
     (retry), quotaExceeded or resourcesExceeded alike, and the job's retry policy decides
     by reason, so a reason inferred from such a code is replaced by BigQuery's own. A
     lookup that fails transiently raises (503: redelivered); a job BigQuery no longer
-    knows keeps the event's guess.
+    knows keeps the event's guess. Likewise a check whose entry lacked queryStats (a
+    truncated entry): jobs.get reports how many rows it returned, and without that
+    answer the check stays `unknownResult`, a failure, never a pass.
     """
-    if event.error is None or not event.error.reason_inferred:
+    if event.error is None or not (event.error.reason_inferred or event.error.reason == UNKNOWN_RESULT):
         return event
     remote = deps.submitter.lookup(event.bigquery_job_id)
     if remote is None or remote.state != RemoteState.DONE:

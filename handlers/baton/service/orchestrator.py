@@ -54,4 +54,4 @@ class Orchestrator(Dependencies):
         return submission.request_for(run, job)
 
     def check_request(self, run: RunRecord, job: JobRecord, check: CheckRecord) -> SubmitRequest:
-        return submission.check_request(run, job, check)
+        return submission.check_request(run, job, check, self.scratch_dataset)

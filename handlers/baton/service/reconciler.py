@@ -175,7 +175,7 @@ def _settle_checks(deps: Dependencies, run: RunRecord, job: JobRecord, report: R
             continue
         remote = deps.submitter.lookup(check.bigquery_job_id)
         if remote is None:
-            deps.submitter.submit(check_request(run, job, check))
+            deps.submitter.submit(check_request(run, job, check, deps.scratch_dataset))
             report.resubmitted_lost += 1
         elif remote.state == RemoteState.DONE:
             event = completion_of(

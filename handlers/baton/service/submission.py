@@ -71,7 +71,7 @@ def submit_checks(deps: Dependencies, run: RunRecord, job: JobRecord, checks: Se
     for check in checks:
         fields = {"run_id": run.run_id, "job_key": job.job_key, "attempt": check.attempt, "check": check.name}
         try:
-            outcome = deps.submitter.submit(check_request(run, job, check))
+            outcome = deps.submitter.submit(check_request(run, job, check, deps.scratch_dataset))
         except JobRefused as exc:
             structured_log.error("check refused by BigQuery; it fails", reason=exc.reason, error=exc.message, **fields)
             refusal = CheckCompletion(
@@ -119,8 +119,15 @@ def request_for(run: RunRecord, job: JobRecord) -> SubmitRequest:
     )
 
 
-def check_request(run: RunRecord, job: JobRecord, check: CheckRecord) -> SubmitRequest:
-    """The check's compiled query, bound with the run's params like its job, labelled with `baton_check`."""
+def check_request(run: RunRecord, job: JobRecord, check: CheckRecord, scratch_dataset: str | None = None) -> SubmitRequest:
+    """The check's compiled query, bound with the run's params like its job, labelled with `baton_check`.
+
+    With a scratch dataset, the offending rows go to a table named by the check's job ID
+    there (overwritten by a resubmission): whichever function heals the check, the
+    completion handler or the reconciler, each under its own service account, can read
+    its row count. An anonymous result table is readable only by the identity that ran
+    the query, and domain-restricted-sharing org policies forbid those tables outright.
+    """
     spec = next(c for c in job.spec.checks if c.name == check.name)
     labels = {**job.spec.labels, **check_labels(run.environment, run.run_id, job.job_key, check.attempt, check.name)}
     return SubmitRequest(
@@ -128,6 +135,8 @@ def check_request(run: RunRecord, job: JobRecord, check: CheckRecord) -> SubmitR
         sql=spec.sql,
         labels=labels,
         parameters=query_parameters(run.params, {**job.spec.params, **spec.params}),
+        destination=f"{scratch_dataset}.{check.bigquery_job_id}" if scratch_dataset else None,
+        write_disposition="WRITE_TRUNCATE" if scratch_dataset else None,
     )
 
 
