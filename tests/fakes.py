@@ -158,6 +158,7 @@ class RecordingSubmitter(JobSubmitter):
         self.remote: dict[str, RemoteJob] = {}  # what lookup() answers; unknown IDs answer None
         self.lookups: list[str] = []
         self.refused: list[SubmitRequest] = []
+        self.calls: list[tuple[str, str]] = []  # ("insert" | "cancel", job ID), in the order BigQuery saw them
         self.lock = threading.Lock()
 
     def submit(self, request: SubmitRequest) -> SubmitOutcome:
@@ -170,6 +171,7 @@ class RecordingSubmitter(JobSubmitter):
                 self.refused.append(request)
                 raise refusal
             self.requests.append(request)
+            self.calls.append(("insert", request.job_id))
             if request.job_id in self.job_ids:
                 return SubmitOutcome.ALREADY_EXISTS
             self.job_ids.add(request.job_id)
@@ -177,6 +179,7 @@ class RecordingSubmitter(JobSubmitter):
 
     def cancel(self, job_id: str) -> None:
         self.cancelled.append(job_id)
+        self.calls.append(("cancel", job_id))
 
     def lookup(self, job_id: str) -> RemoteJob | None:
         self.lookups.append(job_id)

@@ -247,7 +247,7 @@ def test_a_completion_that_beats_the_submitted_mark_keeps_its_outcome_and_gets_a
     world.store.jobs[(run_id, "a")] = job.__class__(**{**job.__dict__, "status": JobStatus.READY, "submitted_at": None})
     world.finish(run_id, "a")
     assert world.job(run_id, "a").submitted_at is None
-    assert world.store.transact(lambda tx: mark_submitted(tx, run_id, [("a", 1)], NOW)) == 0
+    assert world.store.transact(lambda tx: mark_submitted(tx, run_id, [("a", 1)], NOW)).moved == 0
     assert (world.job(run_id, "a").status, world.job(run_id, "a").submitted_at) == (JobStatus.SUCCEEDED, NOW)
 
 
@@ -314,3 +314,57 @@ def test_a_reason_bigquery_gave_is_not_looked_up(tmp_path: Path) -> None:
     world.finish(run_id, "a", error="rateLimitExceeded")
     assert world.submitter.lookups == []
     assert world.job(run_id, "a").attempt == 2
+
+
+def _cancelled_after_insert(calls: list[tuple[str, str]], job_id: str) -> bool:
+    inserted = calls.index(("insert", job_id))
+    return ("cancel", job_id) in calls[inserted:]
+
+
+def test_a_cancel_between_release_and_insert_still_stops_the_job_in_bigquery(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": [], "b": ["a"]}))
+    run_id = world.start()
+    b_id = bigquery_job_id("test", run_id, "b", 1)
+
+    def cancel_first(request: Any) -> None:
+        if request.job_id == b_id and world.store.runs[run_id].status == RunStatus.RUNNING:
+            world.orchestrator.cancel(run_id)  # lands after b's release committed, before its insert
+
+    world.submitter.refuse = cancel_first
+    world.finish(run_id, "a")
+
+    assert world.store.runs[run_id].status == RunStatus.CANCELLED
+    assert world.job(run_id, "b").status == JobStatus.CANCELLED
+    assert _cancelled_after_insert(world.submitter.calls, b_id), world.submitter.calls
+
+
+def test_a_cancel_while_checks_are_submitted_stops_them_in_bigquery(tmp_path: Path) -> None:
+    from baton.domain.naming import check_job_id
+
+    manifest = manifest_of({"a": []})
+    manifest["jobs"][0]["destination"] = "sales.orders"
+    manifest["jobs"][0]["checks"] = [{"name": "no_nulls", "not_null": "id"}]
+    world = World(tmp_path, manifest)
+    run_id = world.start()
+    check_id = check_job_id("test", run_id, "a", 1, "no_nulls")
+
+    def cancel_first(request: Any) -> None:
+        if request.job_id == check_id and world.store.runs[run_id].status == RunStatus.RUNNING:
+            world.orchestrator.cancel(run_id)
+
+    world.submitter.refuse = cancel_first
+    world.finish(run_id, "a")
+    assert _cancelled_after_insert(world.submitter.calls, check_id), world.submitter.calls
+
+
+def test_cancelling_a_run_whose_job_is_checking_cancels_its_checks(tmp_path: Path) -> None:
+    from baton.domain.naming import check_job_id
+
+    manifest = manifest_of({"a": []})
+    manifest["jobs"][0]["destination"] = "sales.orders"
+    manifest["jobs"][0]["checks"] = [{"name": "no_nulls", "not_null": "id"}]
+    world = World(tmp_path, manifest)
+    run_id = world.start()
+    world.finish(run_id, "a")
+    world.orchestrator.cancel(run_id)
+    assert world.submitter.cancelled == [check_job_id("test", run_id, "a", 1, "no_nulls")]

@@ -13,7 +13,7 @@ from typing import Any
 
 from baton import structured_log
 from baton.domain.naming import baton_labels, check_labels
-from baton.domain.records import CheckCompletion, CheckRecord, Completion, JobError, JobRecord, RunRecord
+from baton.domain.records import CheckCompletion, CheckRecord, Completion, JobError, JobRecord, RunRecord, RunStatus
 from baton.domain.specs import BoundParam
 from baton.domain.transitions.checks import apply_check_completion
 from baton.domain.transitions.completion import apply_completion
@@ -55,7 +55,8 @@ def submit(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord]) -> int
         if done:
             now = deps.clock()
             marks = [(job.job_key, job.attempt) for job in done]
-            deps.store.transact(lambda tx: mark_submitted(tx, run.run_id, marks, now))
+            marked = deps.store.transact(lambda tx: mark_submitted(tx, run.run_id, marks, now))
+            _cancel_raced(deps, run.run_id, marked.cancelled)
     for job, refused_by in refused:
         assert job.bigquery_job_id is not None
         error = JobError(refused_by.reason, refused_by.message)
@@ -63,15 +64,38 @@ def submit(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord]) -> int
     return len(done)
 
 
+def _cancel_raced(deps: Dependencies, run_id: str, job_ids: Sequence[str]) -> None:
+    """Stop in BigQuery what a cancel reached between its release and its insert.
+
+    Why the cancel path and this one agree, whatever their order. Cancel commits its jobs
+    CANCELLED (C1), then cancels in BigQuery what it found released (C2). Submit inserts
+    (S1), then commits the SUBMITTED mark (S2), which reads the job's row. C1 and S2
+    write the same row, so Spanner orders them:
+      - C1 before S2: S2 finds the job CANCELLED and this cancels it, after S1, so BigQuery
+        has it (C2 may have come before S1 and found nothing: a swallowed 404);
+      - S2 before C1: C1 finds the job SUBMITTED and C2, after C1 and so after S1,
+        cancels a job BigQuery has.
+    Left open: a submitter that dies between S1 and S2. Its job runs to its end, and its
+    completion is a no-op (`run_finished`).
+    """
+    for job_id in job_ids:
+        structured_log.warning(
+            "job cancelled while being submitted; cancelling it in BigQuery", run_id=run_id, bigquery_job_id=job_id
+        )
+        deps.submitter.cancel(job_id)
+
+
 def submit_checks(deps: Dependencies, run: RunRecord, job: JobRecord, checks: Sequence[CheckRecord]) -> None:
     """jobs.insert each check under its deterministic ID. Nothing waits on them: each reports by its own event.
 
     A check BigQuery refuses for good is recorded as a check that could not run (so it fails closed).
     """
+    inserted: list[str] = []
     for check in checks:
         fields = {"run_id": run.run_id, "job_key": job.job_key, "attempt": check.attempt, "check": check.name}
         try:
             outcome = deps.submitter.submit(check_request(run, job, check, deps.scratch_dataset))
+            inserted.append(check.bigquery_job_id)
         except JobRefused as exc:
             structured_log.error("check refused by BigQuery; it fails", reason=exc.reason, error=exc.message, **fields)
             refusal = CheckCompletion(
@@ -86,6 +110,12 @@ def submit_checks(deps: Dependencies, run: RunRecord, job: JobRecord, checks: Se
             _record_refusal(deps, refusal)
             continue
         structured_log.info("check submitted", bigquery_job_id=check.bigquery_job_id, outcome=str(outcome), **fields)
+    if inserted:
+        # The same ordering as jobs (see _cancel_raced): a cancel that committed before this read is seen
+        # here; one that commits after it finds the checks pending and cancels them itself.
+        current = deps.store.get_run(run.run_id)
+        if current is not None and current.status == RunStatus.CANCELLED:
+            _cancel_raced(deps, run.run_id, inserted)
 
 
 def _record_refusal(deps: Dependencies, event: Completion | CheckCompletion) -> None:
