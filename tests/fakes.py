@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -108,9 +109,15 @@ class InMemoryRunStore(RunStore):
     def list_jobs(self, run_id: str) -> list[JobRecord]:
         return sorted((j for (r, _), j in self.jobs.items() if r == run_id), key=lambda j: j.job_key)
 
-    def list_runs(self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None) -> list[RunRecord]:
+    def list_runs(
+        self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None, *, oldest_first: bool = False
+    ) -> list[RunRecord]:
+        """In the Spanner store's order: by creation time, newest first unless `oldest_first`, then run ID."""
         runs = [r for r in self.runs.values() if (manifest is None or r.manifest_name == manifest)]
         runs = [r for r in runs if status is None or r.status == status]
+        epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+        runs.sort(key=lambda r: r.run_id)
+        runs.sort(key=lambda r: r.created_at or epoch, reverse=not oldest_first)
         return runs[:limit]
 
     def jobs_in_status(self, status: JobStatus, limit: int) -> list[JobRecord]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import shlex
 from collections.abc import Mapping, Sequence
@@ -158,13 +157,21 @@ def _status_view(store: RunStore, run_id: str, width: int | None) -> tuple[RunRe
 
 
 def _depths(jobs: Sequence[JobRecord]) -> dict[str, int]:
-    needs = {job.job_key: job.spec.needs for job in jobs}
-
-    @functools.cache
-    def depth(key: str) -> int:
-        return 1 + max((depth(up) for up in needs.get(key, ()) if up in needs), default=-1)
-
-    return {key: depth(key) for key in needs}
+    """Each job's depth in the DAG (roots 0): iteratively, so a chain thousands of jobs deep renders too."""
+    needs = {job.job_key: list(job.spec.needs) for job in jobs}
+    depth: dict[str, int] = {}
+    for start in needs:
+        stack, on_stack = [start], {start}
+        while stack:
+            key = stack[-1]
+            waiting = [up for up in needs[key] if up in needs and up not in depth and up not in on_stack]
+            if waiting:
+                stack.extend(waiting)
+                on_stack.update(waiting)
+                continue
+            depth[key] = 1 + max((depth.get(up, -1) for up in needs[key] if up in needs), default=-1)
+            on_stack.discard(stack.pop())
+    return depth
 
 
 @root.app.command()

@@ -442,3 +442,24 @@ def test_describe_error_keeps_baton_errors_as_they_are() -> None:
     assert cli.describe_error(BatonError("run 'x' not found")) == "run 'x' not found"
     not_found = gexc.NotFound("Database not found: projects/p/instances/i/databases/d")  # type: ignore[no-untyped-call]
     assert cli.describe_error(not_found) == ("NotFound: 404 Database not found: projects/p/instances/i/databases/d")
+
+
+def test_status_renders_a_chain_ten_thousand_jobs_deep() -> None:
+    from rich.console import Console
+
+    from baton.domain.records import JobRecord, RunRecord
+    from baton.domain.specs import JobSpec
+    from baton_cli.render import status_view
+    from baton_cli.run_commands import _depths
+
+    keys = [f"j{i:05d}" for i in range(10_000)]
+    jobs = [
+        JobRecord("r", key, JobStatus.PENDING, 1, 1, JobSpec(key, "SELECT 1", (keys[i - 1],) if i else ()))
+        for i, key in enumerate(keys)
+    ]
+    depth = _depths(list(reversed(jobs)))  # deepest first: the worst order for a recursive walk
+    assert depth[keys[0]] == 0 and depth[keys[-1]] == 9_999
+    run = RunRecord("r", "m", "v", "dev", {}, RunStatus.RUNNING, 10_000, 10_000, created_at=dt.datetime.now(dt.UTC))
+    console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(status_view(run, sorted(jobs, key=lambda job: depth[job.job_key]), dt.datetime.now(dt.UTC), {}))
+    assert keys[-1] in console.export_text()

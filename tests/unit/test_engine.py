@@ -368,3 +368,24 @@ def test_cancelling_a_run_whose_job_is_checking_cancels_its_checks(tmp_path: Pat
     world.finish(run_id, "a")
     world.orchestrator.cancel(run_id)
     assert world.submitter.cancelled == [check_job_id("test", run_id, "a", 1, "no_nulls")]
+
+
+def test_the_first_redelivery_after_a_503_submits_what_the_first_delivery_released(tmp_path: Path) -> None:
+    from baton.domain.timing import PUBSUB_MINIMUM_BACKOFF_S, RESUBMIT_AFTER
+    from baton.errors import TransientError
+    from cdk.config import PushDelivery
+
+    assert PushDelivery().minimum_backoff_seconds == PUBSUB_MINIMUM_BACKOFF_S
+    assert RESUBMIT_AFTER.total_seconds() < PUBSUB_MINIMUM_BACKOFF_S
+    world = World(tmp_path, manifest_of({"a": [], "b": ["a"]}))
+    run_id = world.start()
+    world.submitter.fail_next = TransientError("BigQuery jobs.insert: 503")
+    with pytest.raises(TransientError):  # the handler answers 503
+        world.finish(run_id, "a")
+    assert world.job(run_id, "b").status == JobStatus.READY
+    world.clock.now += dt.timedelta(seconds=PUBSUB_MINIMUM_BACKOFF_S)  # the earliest redelivery
+
+    result = world.finish(run_id, "a")
+
+    assert result.verdict == Verdict.DUPLICATE
+    assert world.job(run_id, "b").status == JobStatus.SUBMITTED

@@ -239,7 +239,9 @@ class SpannerRunStore(RunStore):
             rows = list(snapshot.read("RunJobs", JOB_COLUMNS, spanner.KeySet(ranges=[prefix]), timeout=self._read_timeout))
         return [job_from_row(row) for row in rows]
 
-    def list_runs(self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None) -> list[RunRecord]:
+    def list_runs(
+        self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None, *, oldest_first: bool = False
+    ) -> list[RunRecord]:
         where: list[str] = []
         params: dict[str, Any] = {}
         types: dict[str, Any] = {}
@@ -252,7 +254,7 @@ class SpannerRunStore(RunStore):
             params["status"], types["status"] = str(status), spanner.param_types.STRING
         sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM Runs"
         sql += (" WHERE " + " AND ".join(where)) if where else ""
-        sql += " ORDER BY CreatedAt DESC LIMIT @limit"
+        sql += f" ORDER BY CreatedAt {'ASC' if oldest_first else 'DESC'}, RunId LIMIT @limit"
         params["limit"], types["limit"] = limit, spanner.param_types.INT64
         with self.database.snapshot() as snapshot:
             rows = list(snapshot.execute_sql(sql, params=params, param_types=types, timeout=self._read_timeout))

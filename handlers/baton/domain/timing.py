@@ -15,7 +15,13 @@ from baton.domain.records import JobRecord, JobStatus
 
 # A released job is left to the handler that released it this long; after that, a redelivered event
 # or the reconciler submits it again (a harmless 409 if the first submission made it after all).
-RESUBMIT_AFTER = dt.timedelta(seconds=30)
+# Shorter than Pub/Sub's minimum retry backoff (10 s, the push subscription's): when the releasing
+# handler's jobs.insert fails and it answers 503, the first redelivery comes at least 10 s after the
+# release, finds the lease over and submits what the first delivery released. With a lease longer than
+# the backoff, that redelivery found the job still leased, acknowledged, and left it to the reconciler.
+# A shorter lease costs at most a second insert of a slow handler's job, answered 409.
+RESUBMIT_AFTER = dt.timedelta(seconds=8)
+PUBSUB_MINIMUM_BACKOFF_S = 10.0  # the push subscription's (cdk/config.py PushDelivery.minimum_backoff_seconds)
 
 
 def lease_expired(since: dt.datetime | None, now: dt.datetime, lease: dt.timedelta = RESUBMIT_AFTER) -> bool:

@@ -61,7 +61,10 @@ class RunStore(abc.ABC):
         """Every job of a run: for operators and cancellation, never on the completion path."""
 
     @abc.abstractmethod
-    def list_runs(self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None) -> list[RunRecord]: ...
+    def list_runs(
+        self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None, *, oldest_first: bool = False
+    ) -> list[RunRecord]:
+        """Runs by creation time, newest first (operators), or oldest first (the reconciler's repairs)."""
 
     @abc.abstractmethod
     def jobs_in_status(self, status: JobStatus, limit: int) -> list[JobRecord]:

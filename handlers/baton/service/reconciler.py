@@ -44,13 +44,14 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
     """Heal what events missed, from Spanner's open jobs and BigQuery's own job state.
 
     Bounded: at most `max_pages` pages of `batch` rows per status and `batch` BigQuery
-    lookups. Safe beside event delivery and beside another reconciler, since every step
+    lookups (of jobs and checks together). Safe beside event delivery and beside another reconciler, since every step
     is an idempotent transition or a jobs.insert under the job's deterministic ID.
     """
     now = deps.clock()
     report = ReconcileReport()
     runs: dict[str, RunRecord | None] = {}
     busy: set[str] = set()  # runs with a job in flight
+    lookups = _Lookups(policy.batch)  # jobs.get calls, jobs' and checks' alike
 
     def live_run(run_id: str) -> RunRecord | None:
         if run_id not in runs:
@@ -70,20 +71,18 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
     def settle_checks(job: JobRecord) -> None:
         run = live_run(job.run_id)
         if run is not None and job.checks_started_at is not None and due_for_check(now - job.checks_started_at, policy):
-            _settle_checks(deps, run, job, report)
+            _settle_checks(deps, run, job, report, lookups)
 
     for job in _open_jobs(deps, JobStatus.READY, policy, report):
         busy.add(job.run_id)
         _heal(report, job, lambda job=job: submit_ready(job))  # type: ignore[misc]
 
-    lookups = 0
     for job in _open_jobs(deps, JobStatus.SUBMITTED, policy, report):
         busy.add(job.run_id)
         if job.submitted_at is None or job.bigquery_job_id is None:
             continue
-        if lookups >= policy.batch or not due_for_check(now - job.submitted_at, policy):
-            continue
-        lookups += 1  # a lookup that fails still counts: a failing job cannot make a pass unbounded
+        if not due_for_check(now - job.submitted_at, policy) or not lookups.take():
+            continue  # a lookup that fails still counts: a failing job cannot make a pass unbounded
         _heal(report, job, lambda job=job: settle_submitted(job))  # type: ignore[misc]
 
     for job in _open_jobs(deps, JobStatus.CHECKING, policy, report):
@@ -94,6 +93,19 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
     _isolated(report, "abandon stuck runs", lambda: _abandon_creating(deps, policy, now, report))
     structured_log.info("reconciled", **report.__dict__)
     return report
+
+
+class _Lookups:
+    """The pass's allowance of BigQuery lookups (`batch`): jobs.get of a job or of a check, each one."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
 
 
 def _open_jobs(deps: Dependencies, status: JobStatus, policy: ReconcilePolicy, report: ReconcileReport) -> Iterator[JobRecord]:
@@ -168,11 +180,13 @@ def _settle_submitted(deps: Dependencies, job: JobRecord, report: ReconcileRepor
         report.checked_running += 1
 
 
-def _settle_checks(deps: Dependencies, run: RunRecord, job: JobRecord, report: ReconcileReport) -> None:
+def _settle_checks(deps: Dependencies, run: RunRecord, job: JobRecord, report: ReconcileReport, lookups: _Lookups) -> None:
     """A CHECKING job whose check events were lost, or whose checks a crash left unsubmitted."""
     for check in deps.store.list_checks(job.run_id, job.job_key):
         if check.attempt != job.attempt or check.status != CheckStatus.PENDING:
             continue
+        if not lookups.take():
+            return  # the rest next pass
         remote = deps.submitter.lookup(check.bigquery_job_id)
         if remote is None:
             deps.submitter.submit(check_request(run, job, check, deps.scratch_dataset))
@@ -197,10 +211,19 @@ def _settle_checks(deps: Dependencies, run: RunRecord, job: JobRecord, report: R
 def _repair_stalled(
     deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, busy: set[str], report: ReconcileReport
 ) -> None:
-    """RUNNING runs with no job in flight cannot progress on events alone: release, skip or finish from their jobs."""
-    for run in deps.store.list_runs(limit=policy.batch, status=RunStatus.RUNNING):
+    """RUNNING runs with no job in flight cannot progress on events alone: release, skip or finish from their jobs.
+
+    Oldest first: with more RUNNING runs than `batch`, the newest wait, not the ones that have stalled longest.
+    Runs with a job in flight are skipped without counting, so old healthy runs cannot crowd the stalled
+    ones out: the read covers `batch` runs beyond the busy ones, and at most `batch` are examined.
+    """
+    examined = 0
+    for run in deps.store.list_runs(limit=policy.batch + len(busy), status=RunStatus.RUNNING, oldest_first=True):
         if run.run_id in busy or run.created_at is None or now - run.created_at < policy.stalled_after:
             continue
+        if examined >= policy.batch:
+            return
+        examined += 1
         try:
             _repair_one(deps, run, now, report)
         except Exception as exc:  # one run that cannot be repaired must not stop the repair of the others
@@ -239,7 +262,7 @@ def _abandon_creating(deps: Dependencies, policy: ReconcilePolicy, now: dt.datet
     """CREATING runs whose starter died: marked FAILED, each on its own."""
     stale = [
         run.run_id
-        for run in deps.store.list_runs(limit=policy.batch, status=RunStatus.CREATING)
+        for run in deps.store.list_runs(limit=policy.batch, status=RunStatus.CREATING, oldest_first=True)
         if run.created_at is not None and now - run.created_at >= policy.abandon_creating_after
     ]
     for run_id in stale:
