@@ -51,7 +51,7 @@ class Settings:
         if missing:
             raise ConfigError(f"missing environment variable(s): {', '.join(missing)}")
         environment = env["BATON_ENV"]
-        if not ENVIRONMENT_PATTERN.match(environment):
+        if not ENVIRONMENT_PATTERN.fullmatch(environment):
             raise ConfigError(f"BATON_ENV '{environment}' must be lowercase letters, digits or '_' (a label value)")
         return cls(
             environment=environment,

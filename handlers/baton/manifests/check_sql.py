@@ -27,7 +27,7 @@ def quote_table(table: str) -> str:
 
 
 def quote_column(column: str) -> str:
-    if not COLUMN_PATTERN.match(column):
+    if not COLUMN_PATTERN.fullmatch(column):
         raise ValueError(f"'{column}' is not a column name")
     return f"`{column}`"
 

@@ -72,7 +72,7 @@ class ManifestRepository:
         return sorted(p.stem for p in self.directory.iterdir() if p.suffix in (".yaml", ".yml"))
 
     def load(self, name: str) -> Manifest:
-        if not MANIFEST_NAME_PATTERN.match(name):
+        if not MANIFEST_NAME_PATTERN.fullmatch(name):
             raise ManifestNotFound(name)
         for suffix in (".yaml", ".yml"):
             path = self.directory / f"{name}{suffix}"

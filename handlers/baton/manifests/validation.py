@@ -40,18 +40,18 @@ _LISTED = 12  # an unknown job's message lists the manifest's jobs when there ar
 def _check_labels(labels: Mapping[str, str], job: str | None) -> list[Problem]:
     problems = []
     for key, value in labels.items():
-        if not LABEL_KEY_PATTERN.match(key):
+        if not LABEL_KEY_PATTERN.fullmatch(key):
             problems.append(Problem(f"label key '{key}' must be lowercase letters, digits, '_' or '-', at most 63", job))
         elif key.startswith("baton_"):
             problems.append(Problem(f"label key '{key}' is reserved for Baton", job))
-        if not LABEL_VALUE_PATTERN.match(value):
+        if not LABEL_VALUE_PATTERN.fullmatch(value):
             problems.append(Problem(f"label '{key}' value '{value}' must be lowercase letters, digits, '_' or '-'", job))
     return problems
 
 
 def _check_header(model: ManifestHeaderIn) -> list[Problem]:
     problems: list[Problem] = []
-    if not MANIFEST_NAME_PATTERN.match(model.name):
+    if not MANIFEST_NAME_PATTERN.fullmatch(model.name):
         problems.append(Problem(f"name '{model.name}' must be lowercase letters, digits, '_' or '-', starting with a letter"))
     if model.schedule is not None:
         problem = schedule_problem(model.schedule)
@@ -62,7 +62,7 @@ def _check_header(model: ManifestHeaderIn) -> list[Problem]:
         problems.append(Problem(problem))
     problems += _check_labels(model.labels, None)
     for name, spec in model.params.items():
-        if not PARAM_NAME_PATTERN.match(name):
+        if not PARAM_NAME_PATTERN.fullmatch(name):
             problems.append(Problem(f"params: '{name}' is not a valid query parameter name"))
         elif name.startswith(check_sql.PARAM_PREFIX):
             problems.append(Problem(f"params: '{name}' starts with '{check_sql.PARAM_PREFIX}', which is reserved for Baton"))
@@ -131,7 +131,7 @@ def _check_job(job: JobSpecIn, keys: set[str], manifest_params: Mapping[str, obj
     def add(message: str) -> None:
         problems.append(Problem(message, job.key))
 
-    if not JOB_KEY_PATTERN.match(job.key):
+    if not JOB_KEY_PATTERN.fullmatch(job.key):
         add(f"key must match {JOB_KEY_PATTERN.pattern} (it becomes a BigQuery label)")
     for upstream in job.needs:
         if upstream not in keys:
@@ -140,13 +140,13 @@ def _check_job(job: JobSpecIn, keys: set[str], manifest_params: Mapping[str, obj
             add("needs itself")
     if len(set(job.needs)) != len(job.needs):
         add("lists the same job twice in needs")
-    if job.destination is not None and not TABLE_PATTERN.match(job.destination):
+    if job.destination is not None and not TABLE_PATTERN.fullmatch(job.destination):
         add(f"destination '{job.destination}' is not a table id like dataset.table or project.dataset.table")
     if job.write_disposition is not None and job.destination is None:
         add("write_disposition needs a destination")
     problems += _check_labels(job.labels, job.key)
     for name, value in job.params.items():
-        if not PARAM_NAME_PATTERN.match(name):
+        if not PARAM_NAME_PATTERN.fullmatch(name):
             add(f"param '{name}' is not a valid query parameter name")
         elif name in manifest_params:
             add(f"param '{name}' shadows the manifest param of the same name")
@@ -203,7 +203,7 @@ def _compile_checks(job: JobSpecIn, problems: list[Problem]) -> tuple[CheckSpec,
         def add(message: str, check: CheckSpecIn = check) -> None:
             problems.append(Problem(message, job.key, check.name))
 
-        if not CHECK_NAME_PATTERN.match(check.name):
+        if not CHECK_NAME_PATTERN.fullmatch(check.name):
             add(f"name must match {CHECK_NAME_PATTERN.pattern} (it becomes a BigQuery label)")
         if check.name in seen:
             add("duplicate check name")
@@ -222,7 +222,7 @@ def _compile_checks(job: JobSpecIn, problems: list[Problem]) -> tuple[CheckSpec,
         elif table is None:
             add(f"{kind} needs the job's destination or an explicit 'table'")
             continue
-        elif not TABLE_PATTERN.match(table):
+        elif not TABLE_PATTERN.fullmatch(table):
             add(f"table '{table}' is not a table id like dataset.table or project.dataset.table")
             continue
         try:
@@ -257,7 +257,7 @@ def _check_sql(check: CheckSpecIn, kind: str, table: str) -> tuple[str, dict[str
         return check_sql.accepted_values(table, check.accepted_values.column, values)
     if check.relationships is not None:
         rel = check.relationships
-        if not TABLE_PATTERN.match(rel.to):
+        if not TABLE_PATTERN.fullmatch(rel.to):
             raise ValueError(f"relationships: to '{rel.to}' is not a table id like dataset.table or project.dataset.table")
         return check_sql.relationships(table, rel.column, rel.to, rel.field), {}
     assert check.row_count_above is not None
