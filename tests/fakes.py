@@ -21,6 +21,7 @@ class _MemoryTransaction:
         self.jobs: dict[tuple[str, str], JobRecord] = {}
         self.checks: dict[tuple[str, str, int, str], CheckRecord] = {}
         self.catalog: dict[str, CatalogEntry] = {}
+        self.outbox: dict[tuple[str, str], dict[str, Any]] = {}
         self.reads = 0
 
     def get_run(self, run_id: str) -> RunRecord | None:
@@ -67,6 +68,9 @@ class _MemoryTransaction:
     def put_catalog(self, entry: CatalogEntry) -> None:
         self.catalog[entry.table_ref] = entry
 
+    def put_event(self, event: Mapping[str, Any]) -> None:
+        self.outbox[(str(event["run_id"]), str(event["event_id"]))] = dict(event)
+
 
 class InMemoryRunStore(RunStore):
     """All-or-nothing commits under one lock, like a serializable database."""
@@ -77,6 +81,7 @@ class InMemoryRunStore(RunStore):
         self.dependents: dict[tuple[str, str], list[str]] = {}
         self.checks: dict[tuple[str, str, int, str], CheckRecord] = {}
         self.catalog: dict[str, CatalogEntry] = {}
+        self.outbox: dict[tuple[str, str], dict[str, Any]] = {}  # (run ID, event ID) -> event
         self.lock = threading.Lock()
         self.commits = 0
         self.paused_manifests: dict[str, str] = {}
@@ -91,6 +96,7 @@ class InMemoryRunStore(RunStore):
             self.jobs.update(tx.jobs)
             self.checks.update(tx.checks)
             self.catalog.update(tx.catalog)
+            self.outbox.update(tx.outbox)
             self.commits += 1
             self.largest_commit_jobs = max(self.largest_commit_jobs, len(tx.jobs))
             return result
@@ -138,6 +144,16 @@ class InMemoryRunStore(RunStore):
             self.paused_manifests.pop(manifest, None)
         else:
             self.paused_manifests[manifest] = reason
+
+    def unpublished_events(self, limit: int, written_before: dt.datetime) -> list[dict[str, Any]]:
+        with self.lock:
+            events = [e for e in self.outbox.values() if dt.datetime.fromisoformat(e["time"]) <= written_before]
+        return sorted(events, key=lambda e: (e["time"], e["event_id"]))[:limit]
+
+    def forget_events(self, keys: Sequence[tuple[str, str]]) -> None:
+        with self.lock:
+            for key in keys:
+                self.outbox.pop(key, None)
 
 
 class CollectingWorkQueue(WorkQueue):
@@ -201,8 +217,11 @@ class RecordingSubmitter(JobSubmitter):
 class RecordingPublisher(EventPublisher):
     def __init__(self) -> None:
         self.events: list[Mapping[str, Any]] = []
+        self.fail: Exception | None = None  # every publish raises it while set (Pub/Sub down)
 
     def publish(self, event: Mapping[str, Any]) -> None:
+        if self.fail is not None:
+            raise self.fail
         self.events.append(event)
 
     def types(self) -> list[str]:

@@ -389,3 +389,42 @@ def test_the_first_redelivery_after_a_503_submits_what_the_first_delivery_releas
 
     assert result.verdict == Verdict.DUPLICATE
     assert world.job(run_id, "b").status == JobStatus.SUBMITTED
+
+
+def test_run_events_survive_a_failed_publish_and_the_reconciler_publishes_them(tmp_path: Path) -> None:
+    from baton.domain.timing import ReconcilePolicy
+
+    world = World(tmp_path, manifest_of({"a": [], "b": ["a"]}))
+    run_id = world.start()
+    world.events.fail = RuntimeError("Pub/Sub: 503")
+
+    result = world.finish(run_id, "a", error="invalidQuery")  # the transition commits; the handler answers 200
+
+    assert result.run_finished and world.events.types() == ["run.started"]
+    waiting = sorted(event["type"] for event in world.store.outbox.values())
+    assert waiting == ["job.failed", "run.failed"]
+    world.events.fail = None
+    world.clock.now += dt.timedelta(minutes=1)
+    report = world.orchestrator.reconcile(ReconcilePolicy())
+    assert report.published_events == 2
+    assert world.events.types() == ["run.started", "job.failed", "run.failed"]
+    assert world.store.outbox == {}
+    assert world.events.events[1]["event_id"] == f"{run_id}:job.failed:a:1"
+    assert len({event["event_id"] for event in world.events.events}) == 3
+
+
+def test_a_failed_publish_on_cancel_still_cancels_in_bigquery(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": []}))
+    run_id = world.start()
+    world.events.fail = RuntimeError("Pub/Sub: 503")
+    world.orchestrator.cancel(run_id)
+    assert world.submitter.cancelled == [bigquery_job_id("test", run_id, "a", 1)]
+    assert [event["type"] for event in world.store.outbox.values()] == ["run.cancelled"]
+
+
+def test_every_published_event_leaves_the_outbox(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": []}))
+    run_id = world.start()
+    world.finish(run_id, "a")
+    assert world.events.types() == ["run.started", "run.succeeded"]
+    assert world.store.outbox == {}

@@ -30,7 +30,11 @@ class PubSubEventPublisher(EventPublisher):
 
     def publish(self, event: Mapping[str, Any]) -> None:
         data = json.dumps(event, sort_keys=True, default=str).encode()
-        attributes = {"type": str(event.get("type", "")), "run_id": str(event.get("run_id", ""))}
+        attributes = {
+            "type": str(event.get("type", "")),
+            "run_id": str(event.get("run_id", "")),
+            "event_id": str(event.get("event_id", "")),  # delivery is at least once: consumers deduplicate by it
+        }
         _publish(self.client, self.topic_path, data, attributes, self.budget)
 
 

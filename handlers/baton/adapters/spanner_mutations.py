@@ -23,6 +23,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "RunJobChecks": ("RunId", "JobKey", "Attempt", "CheckName"),
     "Catalog": ("TableRef",),
     "ManifestControls": ("ManifestName",),
+    "RunEventOutbox": ("RunId", "EventId"),
 }
 
 INDEXES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {

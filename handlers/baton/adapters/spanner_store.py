@@ -7,8 +7,9 @@ and they are flushed as mutations when its function returns.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
@@ -56,6 +57,7 @@ class SpannerTransaction:
         self._jobs: dict[tuple[str, str], JobRecord] = {}
         self._checks: dict[tuple[str, str, int, str], CheckRecord] = {}
         self._catalog: dict[str, CatalogEntry] = {}
+        self._events: dict[tuple[str, str], str] = {}  # the outbox: (run ID, event ID) -> JSON
         self.rows_read = 0
 
     def _read_one(self, table: str, columns: Sequence[str], key: list[Any]) -> list[Any] | None:
@@ -128,6 +130,9 @@ class SpannerTransaction:
     def put_catalog(self, entry: CatalogEntry) -> None:
         self._catalog[entry.table_ref] = entry
 
+    def put_event(self, event: Mapping[str, Any]) -> None:
+        self._events[(str(event["run_id"]), str(event["event_id"]))] = json.dumps(event, sort_keys=True, default=str)
+
     def flush(self) -> None:
         """Buffer the writes as mutations, after counting them: over the budget, nothing is written."""
         writes: list[tuple[str, str, tuple[str, ...], list[list[Any]]]] = []
@@ -143,6 +148,9 @@ class SpannerTransaction:
         if self._catalog:
             rows = [[*catalog_row(entry), spanner.COMMIT_TIMESTAMP] for entry in self._catalog.values()]
             writes.append(("insert_or_update", "Catalog", (*CATALOG_COLUMNS, "UpdatedAt"), rows))
+        if self._events:
+            rows = [[run_id, event_id, payload, spanner.COMMIT_TIMESTAMP] for (run_id, event_id), payload in self._events.items()]
+            writes.append(("insert_or_update", "RunEventOutbox", ("RunId", "EventId", "Payload", "CreatedAt"), rows))
         self.mutations = sum(row_mutations(table, columns) * len(rows) for _, table, columns, rows in writes)
         if self.mutations > self.mutation_budget:
             raise CommitTooLarge(self.mutations, self.mutation_budget)
@@ -316,6 +324,25 @@ class SpannerRunStore(RunStore):
                 ("ManifestName", "Paused", "Reason", "UpdatedAt"),
                 [[manifest, reason is not None, reason, spanner.COMMIT_TIMESTAMP]],
             )
+
+    def unpublished_events(self, limit: int, written_before: dt.datetime) -> list[dict[str, Any]]:
+        sql = "SELECT Payload FROM RunEventOutbox WHERE CreatedAt <= @before ORDER BY CreatedAt, RunId, EventId LIMIT @limit"
+        with self.database.snapshot() as snapshot:
+            rows = list(
+                snapshot.execute_sql(
+                    sql,
+                    params={"before": written_before, "limit": limit},
+                    param_types={"before": spanner.param_types.TIMESTAMP, "limit": spanner.param_types.INT64},
+                    timeout=self._read_timeout,
+                )
+            )
+        return [json.loads(row[0]) for row in rows]
+
+    def forget_events(self, keys: Sequence[tuple[str, str]]) -> None:
+        if not keys:
+            return
+        with self.database.batch() as batch:
+            batch.delete("RunEventOutbox", spanner.KeySet(keys=[list(key) for key in keys]))
 
     def list_catalog(self, limit: int = 100, prefix: str | None = None) -> list[CatalogEntry]:
         sql = f"SELECT {', '.join(CATALOG_COLUMNS)} FROM Catalog"

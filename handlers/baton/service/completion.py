@@ -5,11 +5,10 @@ from __future__ import annotations
 from baton import structured_log
 from baton.domain.outcomes import UNKNOWN_RESULT, completion_of
 from baton.domain.records import CheckCompletion, Completion
-from baton.domain.transitions.checks import apply_check_completion
-from baton.domain.transitions.completion import CompletionResult, Verdict, apply_completion
+from baton.domain.transitions.completion import CompletionResult, Verdict
 from baton.service.continuations import hand_on, submit_released
 from baton.service.dependencies import Dependencies
-from baton.service.events import outcome_events, publish_all
+from baton.service.events import apply_with_events, publish_recorded
 from baton.service.ports import RemoteState
 from baton.service.submission import submit_checks
 
@@ -22,11 +21,7 @@ def complete(deps: Dependencies, event: Completion | CheckCompletion, *, looked_
     if not looked_up:
         event = with_bigquery_answer(deps, event)
     now = deps.clock()
-    limit = deps.store.jobs_per_commit
-    if isinstance(event, CheckCompletion):
-        result = deps.store.transact(lambda tx: apply_check_completion(tx, event, now, limit))
-    else:
-        result = deps.store.transact(lambda tx: apply_completion(tx, event, now, limit))
+    result, events = deps.store.transact(lambda tx: apply_with_events(tx, event, now, deps.store.jobs_per_commit))
     fields: dict[str, object] = {
         "run_id": event.run_id,
         "job_key": event.job_key,
@@ -39,7 +34,10 @@ def complete(deps: Dependencies, event: Completion | CheckCompletion, *, looked_
         structured_log.warning("completion for a job Baton does not know; acknowledged", **fields)
     else:
         structured_log.info("completion applied", released=[job.job_key for job in result.ready], **fields)
-    publish_all(deps, outcome_events(result, now))
+    if result.run_finished and result.run is not None:
+        run = result.run
+        structured_log.info("run finished", run_id=run.run_id, status=str(run.status), manifest=run.manifest_name)
+    publish_recorded(deps, events)
     if result.checks and result.run is not None and result.job is not None:
         submit_checks(deps, result.run, result.job, result.checks)
     if result.continuation is not None:

@@ -7,6 +7,7 @@ use in-memory fakes that record what happened.
 from __future__ import annotations
 
 import abc
+import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -90,6 +91,14 @@ class RunStore(abc.ABC):
     @abc.abstractmethod
     def set_paused(self, manifest: str, reason: str | None) -> None:
         """Pause `manifest` with a reason, or resume it with None."""
+
+    @abc.abstractmethod
+    def unpublished_events(self, limit: int, written_before: dt.datetime) -> list[dict[str, Any]]:
+        """Run events still in the outbox that were written before `written_before`, oldest first."""
+
+    @abc.abstractmethod
+    def forget_events(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Delete published events from the outbox by (run ID, event ID)."""
 
 
 @dataclass(frozen=True)

@@ -11,18 +11,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from baton import structured_log
 from baton.domain.outcomes import completion_of
 from baton.domain.records import CheckStatus, JobRecord, JobStatus, RunRecord, RunStatus
 from baton.domain.run_events import finished_event_type, run_event
 from baton.domain.timing import ReconcilePolicy, awaiting_submission, due_for_check
-from baton.domain.transitions.repair import in_flight, repair_run
+from baton.domain.transaction import RunTransaction
+from baton.domain.transitions.repair import Repair, in_flight, repair_run
 from baton.domain.transitions.start import abandon_run
 from baton.errors import TransientError, one_line
 from baton.service.completion import complete
 from baton.service.continuations import submit_released
 from baton.service.dependencies import Dependencies
+from baton.service.events import publish_recorded, record
 from baton.service.ports import RemoteState
 from baton.service.submission import check_request, request_for, submit
 
@@ -37,6 +40,7 @@ class ReconcileReport:
     repaired_runs: int = 0  # RUNNING with nothing in flight: released, skipped or finished from their jobs
     scanned: int = 0  # open job rows read
     truncated: bool = False  # more open jobs than one invocation reads; the next one starts again from the oldest
+    published_events: int = 0  # run events left in the outbox by a failed publish or a crash
     errors: int = 0  # steps that failed (any error), each logged with its job and left for the next invocation
 
 
@@ -91,6 +95,7 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
 
     _isolated(report, "repair stalled runs", lambda: _repair_stalled(deps, policy, now, busy, report))
     _isolated(report, "abandon stuck runs", lambda: _abandon_creating(deps, policy, now, report))
+    _isolated(report, "publish the outbox", lambda: _publish_outbox(deps, policy, now, report))
     structured_log.info("reconciled", **report.__dict__)
     return report
 
@@ -236,9 +241,14 @@ def _repair_one(deps: Dependencies, run: RunRecord, now: dt.datetime, report: Re
     if any(in_flight(job) for job in jobs):
         return  # released after the scans read their pages
     keys = [job.job_key for job in jobs]
-    repair = deps.store.transact(
-        lambda tx, run_id=run.run_id, keys=keys: repair_run(tx, run_id, keys, now, deps.store.jobs_per_commit)  # type: ignore[misc]
-    )
+
+    def repaired(tx: RunTransaction) -> tuple[Repair, list[dict[str, Any]]]:
+        repair = repair_run(tx, run.run_id, keys, now, deps.store.jobs_per_commit)
+        finished = repair.finished and repair.run is not None
+        events = [run_event(finished_event_type(repair.run.status), repair.run, now)] if finished and repair.run else []
+        return repair, record(tx, events)
+
+    repair, events = deps.store.transact(repaired)
     if repair.missing_rows:
         structured_log.error("stalled run is missing job rows", run_id=run.run_id, missing=repair.missing_rows)
     if not repair.changed or repair.run is None:
@@ -253,7 +263,7 @@ def _repair_one(deps: Dependencies, run: RunRecord, now: dt.datetime, report: Re
         status=str(fixed.status),
     )
     if repair.finished:
-        deps.events.publish(run_event(finished_event_type(fixed.status), fixed, now))
+        publish_recorded(deps, events)
     elif repair.released:
         submit_released(deps, fixed, repair.released)
 
@@ -272,3 +282,10 @@ def _abandon_creating(deps: Dependencies, policy: ReconcilePolicy, now: dt.datet
         except Exception as exc:
             report.errors += 1
             _log_failure("abandoning a run failed; next time", exc, run_id=run_id)
+
+
+def _publish_outbox(deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, report: ReconcileReport) -> None:
+    """Run events a failed publish or a crash left in the outbox, oldest first. Only those older than the
+    resubmit lease: the handler that wrote a younger one may be publishing it right now."""
+    events = deps.store.unpublished_events(policy.batch, written_before=now - policy.resubmit_after)
+    report.published_events += publish_recorded(deps, events)

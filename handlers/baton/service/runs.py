@@ -14,7 +14,8 @@ from baton import structured_log
 from baton.domain.naming import new_run_id
 from baton.domain.records import JobStatus, RunRecord
 from baton.domain.run_events import run_event
-from baton.domain.transitions.cancel import cancel_run
+from baton.domain.transaction import RunTransaction
+from baton.domain.transitions.cancel import CancelResult, cancel_run
 from baton.domain.transitions.rerun import VersionChange, plan_rerun, version_change
 from baton.domain.transitions.retry import RETRYABLE_RUN_STATUSES, apply_retry, plan_retry
 from baton.domain.transitions.start import activate_run, plan_run
@@ -22,6 +23,7 @@ from baton.errors import CannotRerun, ManifestPaused, RunNotFound, RunNotRetryab
 from baton.manifests import selection
 from baton.service.continuations import submit_released
 from baton.service.dependencies import Dependencies
+from baton.service.events import publish_recorded, record
 
 
 def start(
@@ -39,12 +41,17 @@ def start(
     bound = manifest.bind_params(params, today=now.date())
     plan = plan_run(selection.select(manifest, select, exclude), bound, deps.environment, new_run_id(), now)
     deps.store.create_run(plan)
-    run = deps.store.transact(lambda tx: activate_run(tx, plan.run.run_id))
+
+    def activate(tx: RunTransaction) -> tuple[RunRecord | None, list[dict[str, Any]]]:
+        run = activate_run(tx, plan.run.run_id)
+        return run, record(tx, [run_event("run.started", run, now)] if run is not None else [])
+
+    run, events = deps.store.transact(activate)
     assert run is not None, "a run just created must activate"
     structured_log.info(
         "run started", run_id=run.run_id, manifest=run.manifest_name, jobs=run.total_jobs, version=run.manifest_version
     )
-    deps.events.publish(run_event("run.started", run, now))
+    publish_recorded(deps, events)
     submit_released(deps, run, [job for job in plan.jobs if job.status == JobStatus.READY])
     return run
 
@@ -77,7 +84,12 @@ def rerun(deps: Dependencies, run_id: str, from_key: str) -> tuple[RunRecord, Ve
     now = deps.clock()
     plan = plan_rerun(manifest, earlier_run, earlier, from_key, deps.environment, new_run_id(), now)
     deps.store.create_run(plan)
-    run = deps.store.transact(lambda tx: activate_run(tx, plan.run.run_id))
+
+    def activate(tx: RunTransaction) -> tuple[RunRecord | None, list[dict[str, Any]]]:
+        run = activate_run(tx, plan.run.run_id)
+        return run, record(tx, [run_event("run.started", run, now)] if run is not None else [])
+
+    run, events = deps.store.transact(activate)
     assert run is not None, "a run just created must activate"
     structured_log.info(
         "run started",
@@ -89,7 +101,7 @@ def rerun(deps: Dependencies, run_id: str, from_key: str) -> tuple[RunRecord, Ve
         rerun_from=from_key,
         reused=run.succeeded_jobs,
     )
-    deps.events.publish(run_event("run.started", run, now))
+    publish_recorded(deps, events)
     submit_released(deps, run, [job for job in plan.jobs if job.status == JobStatus.READY])
     return run, change
 
@@ -106,19 +118,26 @@ def cancel(deps: Dependencies, run_id: str) -> RunRecord:
     size = max(1, deps.store.jobs_per_commit)
     chunks = [open_keys[start : start + size] for start in range(0, len(open_keys), size)] or [[]]
     to_cancel: list[str] = []
+    events: list[dict[str, Any]] = []
     run: RunRecord | None = None
     changed = False
+
+    def cancelled(tx: RunTransaction, chunk: list[str]) -> tuple[CancelResult, list[dict[str, Any]]]:
+        result = cancel_run(tx, run_id, chunk, now)
+        flipped = result.changed and result.run is not None
+        return result, record(tx, [run_event("run.cancelled", result.run, now)] if flipped and result.run else [])
+
     for chunk in chunks:
-        result = deps.store.transact(lambda tx, chunk=chunk: cancel_run(tx, run_id, chunk, now))  # type: ignore[misc]
+        result, recorded = deps.store.transact(lambda tx, chunk=chunk: cancelled(tx, chunk))  # type: ignore[misc]
         if result.run is None:
             raise RunNotFound(run_id)
         run, changed = result.run, changed or result.changed
         to_cancel += result.to_cancel_in_bigquery
+        events += recorded
     assert run is not None
-    if changed:
-        deps.events.publish(run_event("run.cancelled", run, now))
-    for job_id in to_cancel:
+    for job_id in to_cancel:  # first: stopping BigQuery matters more than the event
         deps.submitter.cancel(job_id)
+    publish_recorded(deps, events)
     return run
 
 
@@ -148,12 +167,17 @@ def retry(deps: Dependencies, run_id: str) -> RunRecord:
     for chunk in chunks[:-1]:
         if deps.store.transact(lambda tx, chunk=chunk: apply_retry(tx, run_id, chunk, reopen=False)) is None:  # type: ignore[misc]
             raise RunNotRetryable(run_id, "it changed while being retried")
-    reopened = deps.store.transact(lambda tx: apply_retry(tx, run_id, chunks[-1], reopen=True))
+
+    def reopen(tx: RunTransaction) -> tuple[RunRecord | None, list[dict[str, Any]]]:
+        run = apply_retry(tx, run_id, chunks[-1], reopen=True)
+        return run, record(tx, [run_event("run.retried", run, now)] if run is not None else [])
+
+    reopened, events = deps.store.transact(reopen)
     if reopened is None:
         raise RunNotRetryable(run_id, "it changed while being retried")
     structured_log.info(
         "run retried", run_id=run_id, manifest=run.manifest_name, jobs=[job.job_key for job in planned], previous=str(run.status)
     )
-    deps.events.publish(run_event("run.retried", reopened, now))
+    publish_recorded(deps, events)
     submit_released(deps, reopened, [job for job in (*planned, *leftover) if job.status == JobStatus.READY])
     return reopened

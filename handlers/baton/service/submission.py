@@ -15,12 +15,10 @@ from baton import structured_log
 from baton.domain.naming import baton_labels, check_labels
 from baton.domain.records import CheckCompletion, CheckRecord, Completion, JobError, JobRecord, RunRecord, RunStatus
 from baton.domain.specs import BoundParam
-from baton.domain.transitions.checks import apply_check_completion
-from baton.domain.transitions.completion import apply_completion
 from baton.domain.transitions.submission import mark_submitted
 from baton.errors import JobRefused
 from baton.service.dependencies import Dependencies
-from baton.service.events import outcome_events, publish_all
+from baton.service.events import apply_with_events, publish_recorded
 from baton.service.ports import QueryParameter, SubmitRequest
 
 
@@ -122,12 +120,8 @@ def _record_refusal(deps: Dependencies, event: Completion | CheckCompletion) -> 
     """The refusal as the job's (or check's) failed completion: dependents skipped, the run failed,
     job.failed published, by the same transition an event of a failed job goes through."""
     now = deps.clock()
-    limit = deps.store.jobs_per_commit
-    if isinstance(event, CheckCompletion):
-        result = deps.store.transact(lambda tx: apply_check_completion(tx, event, now, limit))
-    else:
-        result = deps.store.transact(lambda tx: apply_completion(tx, event, now, limit))
-    publish_all(deps, outcome_events(result, now))
+    result, events = deps.store.transact(lambda tx: apply_with_events(tx, event, now, deps.store.jobs_per_commit))
+    publish_recorded(deps, events)
     if result.continuation is not None:  # a failure with more to skip than one commit holds
         from baton.service.continuations import hand_on  # continuations submits through this module
 
