@@ -244,3 +244,19 @@ def test_check_lookups_count_against_the_batch(tmp_path: Path) -> None:
     world.clock.now += dt.timedelta(seconds=3)
     world.orchestrator.reconcile(replace(SHORT, batch=2))
     assert len(world.submitter.lookups) == 2
+
+
+def test_a_lost_submission_that_bigquery_now_refuses_fails_the_job(tmp_path: Path) -> None:
+    from baton.errors import JobRefused
+
+    world = World(tmp_path, manifest_of({"a": [], "b": ["a"]}))
+    run_id = world.start()  # a is SUBMITTED, but BigQuery never got it (lookup answers None)
+    world.submitter.refuse = lambda request: JobRefused(request.job_id, "notFound", "Not found: Dataset p:gone")
+    world.clock.now += dt.timedelta(seconds=3)
+
+    report = world.orchestrator.reconcile(SHORT)
+
+    assert report.errors == 0
+    a = world.job(run_id, "a")
+    assert (a.status, a.error_reason) == (JobStatus.FAILED, "notFound")
+    assert world.store.runs[run_id].status == RunStatus.FAILED

@@ -15,19 +15,19 @@ from typing import Any
 
 from baton import structured_log
 from baton.domain.outcomes import completion_of
-from baton.domain.records import CheckStatus, JobRecord, JobStatus, RunRecord, RunStatus
+from baton.domain.records import CheckCompletion, CheckStatus, Completion, JobError, JobRecord, JobStatus, RunRecord, RunStatus
 from baton.domain.run_events import finished_event_type, run_event
 from baton.domain.timing import ReconcilePolicy, awaiting_submission, due_for_check
 from baton.domain.transaction import RunTransaction
 from baton.domain.transitions.repair import Repair, in_flight, repair_run
 from baton.domain.transitions.start import abandon_run
-from baton.errors import TransientError, one_line
+from baton.errors import JobRefused, TransientError, one_line
 from baton.service.completion import complete
 from baton.service.continuations import submit_released
 from baton.service.dependencies import Dependencies
 from baton.service.events import publish_recorded, record
 from baton.service.ports import RemoteState
-from baton.service.submission import check_request, request_for, submit
+from baton.service.submission import check_request, record_refusal, request_for, submit
 
 
 @dataclass
@@ -173,7 +173,12 @@ def _settle_submitted(deps: Dependencies, job: JobRecord, report: ReconcileRepor
     if remote is None:
         run = deps.store.get_run(job.run_id)
         if run is not None and run.status == RunStatus.RUNNING:
-            deps.submitter.submit(request_for(run, job))
+            try:
+                deps.submitter.submit(request_for(run, job))
+            except JobRefused as refusal:  # refused for good: the job fails, as on the event path
+                error = JobError(refusal.reason, refusal.message)
+                record_refusal(deps, Completion(job.run_id, job.job_key, job.attempt, job.bigquery_job_id, error=error))
+                return
             report.resubmitted_lost += 1
     elif remote.state == RemoteState.DONE:
         event = completion_of(
@@ -194,7 +199,13 @@ def _settle_checks(deps: Dependencies, run: RunRecord, job: JobRecord, report: R
             return  # the rest next pass
         remote = deps.submitter.lookup(check.bigquery_job_id)
         if remote is None:
-            deps.submitter.submit(check_request(run, job, check, deps.scratch_dataset))
+            try:
+                deps.submitter.submit(check_request(run, job, check, deps.scratch_dataset))
+            except JobRefused as refusal:
+                error = JobError(refusal.reason, refusal.message)
+                refused = CheckCompletion(job.run_id, job.job_key, check.attempt, check.name, check.bigquery_job_id, error=error)
+                record_refusal(deps, refused)
+                continue
             report.resubmitted_lost += 1
         elif remote.state == RemoteState.DONE:
             event = completion_of(

@@ -58,7 +58,7 @@ def submit(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord]) -> int
     for job, refused_by in refused:
         assert job.bigquery_job_id is not None
         error = JobError(refused_by.reason, refused_by.message)
-        _record_refusal(deps, Completion(job.run_id, job.job_key, job.attempt, job.bigquery_job_id, error=error))
+        record_refusal(deps, Completion(job.run_id, job.job_key, job.attempt, job.bigquery_job_id, error=error))
     return len(done)
 
 
@@ -105,7 +105,7 @@ def submit_checks(deps: Dependencies, run: RunRecord, job: JobRecord, checks: Se
                 rows=None,
                 error=JobError(exc.reason, exc.message),
             )
-            _record_refusal(deps, refusal)
+            record_refusal(deps, refusal)
             continue
         structured_log.info("check submitted", bigquery_job_id=check.bigquery_job_id, outcome=str(outcome), **fields)
     if inserted:
@@ -116,7 +116,7 @@ def submit_checks(deps: Dependencies, run: RunRecord, job: JobRecord, checks: Se
             _cancel_raced(deps, run.run_id, inserted)
 
 
-def _record_refusal(deps: Dependencies, event: Completion | CheckCompletion) -> None:
+def record_refusal(deps: Dependencies, event: Completion | CheckCompletion) -> None:
     """The refusal as the job's (or check's) failed completion: dependents skipped, the run failed,
     job.failed published, by the same transition an event of a failed job goes through."""
     now = deps.clock()
