@@ -428,3 +428,14 @@ def test_every_published_event_leaves_the_outbox(tmp_path: Path) -> None:
     world.finish(run_id, "a")
     assert world.events.types() == ["run.started", "run.succeeded"]
     assert world.store.outbox == {}
+
+
+def test_a_failure_stays_a_failure_when_jobs_get_names_no_reason(tmp_path: Path) -> None:
+    from baton.service.ports import RemoteJob, RemoteState
+
+    world = World(tmp_path, manifest_of({"a": []}))
+    run_id = world.start()
+    job_id = bigquery_job_id("test", run_id, "a", 1)
+    world.submitter.remote[job_id] = RemoteJob(job_id, RemoteState.DONE)  # no errorResult
+    world.orchestrator.complete(Completion(run_id, "a", 1, job_id, error=JobError("invalidQuery", "bad", reason_inferred=True)))
+    assert world.job(run_id, "a").status == JobStatus.FAILED

@@ -63,6 +63,8 @@ def with_bigquery_answer(deps: Dependencies, event: Completion | CheckCompletion
     remote = deps.submitter.lookup(event.bigquery_job_id)
     if remote is None or remote.state != RemoteState.DONE:
         return event
+    if event.error.reason_inferred and remote.error is None:
+        return event  # BigQuery names no reason: keep the entry's failure rather than read it as a success
     structured_log.info(
         "failure reason looked up",
         run_id=event.run_id,
