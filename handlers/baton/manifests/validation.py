@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from baton.domain.naming import CHECK_NAME_PATTERN, JOB_KEY_PATTERN
-from baton.domain.specs import CheckSpec, JobSpec, ParamValue
+from baton.domain.specs import CheckSpec, JobKind, JobSpec, ParamValue
 from baton.errors import ManifestInvalid
-from baton.manifests import check_sql
+from baton.manifests import check_sql, job_kinds
+from baton.manifests.datasets import DeclaredDatasets, dataset_problems
 from baton.manifests.limits import limit_problems
 from baton.manifests.model import Manifest
 from baton.manifests.params import coerce_param
@@ -63,7 +64,8 @@ def _check_labels(labels: Mapping[str, str], owner: str) -> list[str]:
     return problems
 
 
-def check_and_resolve(model: ManifestIn, where: str, base_dir: Path) -> Manifest:
+def check_and_resolve(model: ManifestIn, where: str, base_dir: Path, declared: DeclaredDatasets | None = None) -> Manifest:
+    """Every rule across fields; with `declared`, also that each dataset a job touches is declared."""
     problems: list[str] = []
     if not MANIFEST_NAME_PATTERN.match(model.name):
         problems.append(f"name '{model.name}' must be lowercase letters, digits, '_' or '-', starting with a letter")
@@ -115,7 +117,16 @@ def check_and_resolve(model: ManifestIn, where: str, base_dir: Path) -> Manifest
                 problems.append(f"{at}param '{name}' starts with '{check_sql.PARAM_PREFIX}', which is reserved for Baton")
             if isinstance(value, float) and value != value:
                 problems.append(f"{at}param '{name}' is NaN")
-        sql = _resolve_sql(job, base_dir, at, problems)
+        load = copy = extract = None
+        if job_kinds.declared_kind(job) in (None, JobKind.QUERY):
+            sql = _resolve_sql(job, base_dir, at, problems)
+        else:
+            sql = ""
+
+            def add(message: str, at: str = at, problems: list[str] = problems) -> None:
+                problems.append(at + message)
+
+            load, copy, extract = job_kinds.transfer_specs(job, add)
         compiled = _compile_checks(job, at, problems)
         if sql is not None:
             resolved.append(
@@ -129,10 +140,17 @@ def check_and_resolve(model: ManifestIn, where: str, base_dir: Path) -> Manifest
                     labels={**model.labels, **job.labels},
                     params=dict(job.params),
                     checks=compiled,
+                    load=load,
+                    copy=copy,
+                    extract=extract,
                 )
             )
 
     problems += limit_problems(resolved)
+    if declared is not None:
+        problems += [
+            f"job '{key}': {message}" for key, message in dataset_problems(resolved, declared.datasets, declared.project)
+        ]
     if not problems:
         problems += [f"job '{key}': part of a cycle {' -> '.join(cycle)}" for key, cycle in _find_cycles(resolved)]
     if problems:
@@ -149,8 +167,9 @@ def check_and_resolve(model: ManifestIn, where: str, base_dir: Path) -> Manifest
 
 
 def _resolve_sql(job: JobSpecIn, base_dir: Path, at: str, problems: list[str]) -> str | None:
-    if (job.sql is None) == (job.sql_file is None):
-        problems.append(f"{at}give exactly one of 'sql' or 'sql_file'")
+    problem = job_kinds.kind_problem(job)
+    if problem is not None:
+        problems.append(f"{at}{problem}")
         return None
     if job.sql is not None:
         sql = job.sql
