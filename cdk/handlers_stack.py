@@ -51,6 +51,7 @@ from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketI
 from cdktf_cdktf_provider_google.storage_bucket_object import StorageBucketObject
 from constructs import Construct
 
+from baton.manifests.datasets import DeclaredDatasets
 from baton.manifests.model import Manifest
 from baton.manifests.schema import TABLE_PATTERN
 from cdk.archive import HandlerArchive
@@ -72,6 +73,13 @@ def manifest_datasets(manifests: Sequence[Manifest], default_project: str) -> li
             if match:
                 found.add((match.group("project") or default_project, match.group("dataset")))
     return sorted(found)
+
+
+def declared_datasets_variable(config: EnvironmentConfig, manifests: Sequence[Manifest]) -> str:
+    """BATON_DATASETS: the datasets the functions are granted on, each in the environment's BigQuery location."""
+    datasets = {dataset for project, dataset in manifest_datasets(manifests, config.project) if project == config.project}
+    datasets |= {*config.read_datasets, *config.write_datasets}
+    return DeclaredDatasets({dataset: config.bigquery_location for dataset in datasets}).to_env()
 
 
 def start_request_body(manifest: Manifest) -> str:
@@ -164,6 +172,9 @@ class HandlersStack(TerraformStack):
                 # Continuations (the rest of a wide release, skip or submission) go here; the work push
                 # subscription brings them back to bigquery_job_completed.
                 "BATON_WORK_TOPIC": config.topic_path(config.work_topic),
+                # The environment's datasets with their location: manifests may read and write no other
+                # (checked when a manifest is loaded), and the local stack creates exactly these.
+                "BATON_DATASETS": declared_datasets_variable(config, manifests),
             },
             build_service_account=build_account.id,
             docker_repository=self.images.id,

@@ -66,7 +66,7 @@ def build(settings: Settings) -> Orchestrator:
             settings.project, settings.spanner_instance, settings.spanner_database, settings.mutation_budget
         ),
         submitter=BigQuerySubmitter.connect(settings.project, settings.bigquery_location, settings.bigquery_endpoint),
-        manifests=ManifestRepository(settings.manifests_dir),
+        manifests=ManifestRepository(settings.manifests_dir, settings.datasets),
         environment=settings.environment,
         events=events,
         work=_WorkQueueOnFirstUse(settings.project, settings.work_topic) if settings.work_topic else None,

@@ -12,6 +12,7 @@ from baton.domain.limits import MUTATION_LIMIT
 from baton.domain.naming import ENVIRONMENT_PATTERN
 from baton.domain.timing import ReconcilePolicy
 from baton.errors import BatonError
+from baton.manifests.datasets import DeclaredDatasets
 
 _HANDLERS_DIR = Path(__file__).resolve().parent.parent
 
@@ -41,6 +42,9 @@ class Settings:
     work_topic: str | None = None  # where continuations go (see service/continuations.py); None: carried out in-process
     mutation_budget: int = MUTATION_LIMIT  # what one Spanner commit may cost; lowered in tests so chunking shows
     reconcile: ReconcilePolicy = field(default_factory=ReconcilePolicy)
+    # BATON_DATASETS, from the environment's config (the handlers stack sets it): what manifests may touch.
+    # None (unset) leaves datasets unchecked, for a setup that declares none.
+    datasets: DeclaredDatasets | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -65,7 +69,19 @@ class Settings:
             work_topic=env.get("BATON_WORK_TOPIC") or None,
             mutation_budget=_mutation_budget(env),
             reconcile=reconcile_policy(env),
+            datasets=declared_datasets(env),
         )
+
+
+def declared_datasets(env: Mapping[str, str]) -> DeclaredDatasets | None:
+    """BATON_DATASETS (and BATON_PROJECT, whose datasets they are), or None when the environment declares none."""
+    raw = env.get("BATON_DATASETS")
+    if not raw:
+        return None
+    try:
+        return DeclaredDatasets.parse(raw, project=env.get("BATON_PROJECT") or None)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 # Reconciler policy overrides, in seconds (or rows and pages); unset ones keep ReconcilePolicy's defaults.
