@@ -46,6 +46,8 @@ from werkzeug.wrappers import Request, Response
 
 from devstack.audit_bridge import AuditJob, AuditLogBridge, DeliveryPolicy, JobErrorInfo, Publish, PubSubPublisher
 from devstack.bigquery_engine import BigQueryEngine
+from devstack.cloud_storage import StorageClient
+from devstack.transfer_jobs import TransferJobs, TransferResult, audit, job_type, resource_statistics, transfer_kind
 
 if TYPE_CHECKING:
     from devstack.processes import ProcessSupervisor
@@ -210,6 +212,7 @@ class _Outcome:
     results_id: str | None = None  # the engine job whose rows getQueryResults serves
     destination: dict[str, str] | None = None
     output_rows: int | None = None
+    transfer: TransferResult | None = None  # a load, copy or extract job's result (devstack/transfer_jobs.py)
 
 
 @dataclass
@@ -317,6 +320,8 @@ class BigQueryFacade:
         duration_fn: Callable[[str, Mapping[str, str]], float | None] | None = None,
         default_location: str = "US",
         principal_email: str = "developer@baton.local",
+        storage: StorageClient | None = None,
+        staging_dir: Path | None = None,
     ) -> None:
         self.engine_endpoint = engine_endpoint.rstrip("/")
         self.bridge = bridge
@@ -334,6 +339,8 @@ class BigQueryFacade:
         self._cond = threading.Condition()
         self._engine_lock = threading.Lock()
         self._session = requests.Session()
+        # Load, copy and extract jobs: files from and to the Cloud Storage emulator, staged where the engine reads them.
+        self._transfers = TransferJobs(self._engine_call, storage, staging_dir or Path(".devstack") / "bigquery-staging")
         self._stopped = False
         self._scheduler = threading.Thread(target=self._schedule_loop, name="bq-facade-scheduler", daemon=True)
         self._scheduler.start()
@@ -445,8 +452,11 @@ class BigQueryFacade:
         configuration = body.get("configuration")
         if not isinstance(configuration, dict):
             raise _BadRequestError("Job configuration is required")
+        if transfer_kind(configuration) and not configuration.get("dryRun"):
+            # Load, copy and extract jobs get the same job control plane (ID, 409, labels, states) as queries.
+            return self._insert_query_job(project, body, request.headers.get("User-Agent", ""))
         if "query" not in configuration or configuration.get("dryRun"):
-            return self._proxy(request)  # load/copy/extract and dry runs: the engine answers directly
+            return self._proxy(request)  # dry runs: the engine answers directly
         return self._insert_query_job(project, body, request.headers.get("User-Agent", ""))
 
     def _insert_query_job(self, project: str, body: Mapping[str, Any], user_agent: str) -> Response:
@@ -718,6 +728,8 @@ class BigQueryFacade:
 
     def _execute(self, job: _Job) -> _Outcome:
         """Run the job's query on the engine under an internal job ID (called by the scheduler only)."""
+        if transfer_kind(job.configuration):
+            return self._execute_transfer(job)
         configuration = copy.deepcopy(job.configuration)
         query_config = configuration["query"]
         destination = query_config.get("destinationTable")
@@ -765,6 +777,13 @@ class BigQueryFacade:
         outcome.query_stats.pop("numDmlAffectedRows", None)
         outcome.query_stats["statementType"] = "SELECT"
         return outcome
+
+    def _execute_transfer(self, job: _Job) -> _Outcome:
+        """A load, copy or extract job, done on the engine and the Cloud Storage emulator."""
+        result = self._transfers.run(job.project, job.location, job.internal_id, job.configuration)
+        if result.error is not None:
+            return _Outcome(error=result.error, transfer=result)
+        return _Outcome(destination=result.destination, output_rows=result.output_rows, transfer=result)
 
     def _run_engine_job(self, job: _Job, engine_job_id: str, configuration: dict[str, Any]) -> _Outcome:
         body = {
@@ -835,11 +854,19 @@ class BigQueryFacade:
     def _resource(self, job: _Job) -> dict[str, Any]:
         """The BigQuery Job resource as jobs.insert/get return it."""
         configuration = copy.deepcopy(job.configuration)
-        configuration.setdefault("jobType", "QUERY")
+        configuration.setdefault("jobType", job_type(configuration))
         statistics: dict[str, Any] = {"creationTime": _millis(job.created), "startTime": _millis(job.created)}
         status: dict[str, Any] = {"state": job.state}
         outcome = job.outcome
-        if job.state == "DONE" and outcome is not None and job.ended is not None:
+        if job.state == "DONE" and outcome is not None and job.ended is not None and outcome.transfer is not None:
+            statistics["endTime"] = _millis(job.ended)
+            if outcome.error is not None:
+                status["errorResult"] = outcome.error
+                status["errors"] = [outcome.error]
+            else:
+                statistics.update(resource_statistics(configuration, outcome.transfer))
+                statistics["totalSlotMs"] = str(self._slot_ms(job))
+        elif job.state == "DONE" and outcome is not None and job.ended is not None:
             statistics["endTime"] = _millis(job.ended)
             if outcome.error is not None:
                 status["errorResult"] = outcome.error
@@ -912,6 +939,9 @@ class BigQueryFacade:
             total_billed_bytes=int(query_stats.get("totalBytesBilled", 0)) if succeeded else None,
             output_row_count=outcome.output_rows if succeeded and outcome is not None else None,
             cache_hit=False if succeeded else None,
+            transfer=audit(job.configuration, job.project, outcome.transfer if outcome else None)
+            if transfer_kind(job.configuration)
+            else None,
         )
 
 
@@ -984,6 +1014,7 @@ class LocalBigQuery:
         engine_endpoint: str | None = None,
         supervisor: ProcessSupervisor | None = None,
         location: str = "US",
+        storage_endpoint: str | None = None,
     ) -> LocalBigQuery:
         """Start everything; `engine_endpoint` reuses a running engine (which then is not stopped here)."""
         engine = None if engine_endpoint else BigQueryEngine.start(Path(workdir), supervisor=supervisor)
@@ -994,6 +1025,8 @@ class LocalBigQuery:
             default_duration_s=default_duration_s,
             duration_fn=duration_fn,
             default_location=location,
+            storage=StorageClient(storage_endpoint) if storage_endpoint else None,
+            staging_dir=Path(workdir) / "staging",
         )
         try:
             facade.start(port=port)
