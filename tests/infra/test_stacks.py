@@ -132,6 +132,10 @@ def test_functions_get_the_handlers_settings(synth_dir: Path, env: str) -> None:
             "BATON_MAX_DELIVERY_ATTEMPTS": str(config.push.max_delivery_attempts),
             "BATON_RECONCILE_INTERVAL_S": "300",
             "BATON_WORK_TOPIC": f"projects/{config.project}/topics/baton-{env}-work",
+            "BATON_DATASETS": json.dumps(
+                {dataset: config.bigquery_location for dataset in ("consume", "events", "history", "landing", "trusted")},
+                separators=(",", ":"),
+            ),
         }
 
 
