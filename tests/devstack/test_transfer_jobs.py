@@ -226,3 +226,45 @@ def test_upload_folder_refuses_a_file_and_storage_client_reads_the_emulator_vari
     file.write_text("a\n")
     with pytest.raises(Exception, match="is not a folder"):
         upload_folder(client, file, "gs://bucket/x")
+
+
+def test_json_and_parquet_loads_append_and_the_reconciler_reads_a_load_job(
+    local: LocalBigQuery,
+    client: bigquery.Client,
+    submitter: BigQuerySubmitter,
+    published: CapturingPublisher,
+    storage: StorageEmulator,
+    tmp_path: Path,
+) -> None:
+    import duckdb
+
+    parquet = tmp_path / "events.parquet"
+    duckdb.sql(f"COPY (SELECT 3 AS id, 'gamma' AS name) TO '{parquet}' (FORMAT PARQUET)")
+    gcs = storage.client()
+    gcs.ensure_bucket("baton-formats")
+    gcs.upload("baton-formats", "events/a.json", b'{"id": 1, "name": "alpha"}\n{"id": 2, "name": null}\n')
+    gcs.upload("baton-formats", "events/c.parquet", parquet.read_bytes())
+    schema = (("id", "INT64"), ("name", "STRING"))
+    first = _request(
+        "land_json",
+        destination="xfer_landing.events",
+        write_disposition="WRITE_TRUNCATE",
+        load=LoadSpec(("gs://baton-formats/events/*.json",), "NEWLINE_DELIMITED_JSON", autodetect=True),
+    )
+    second = _request(
+        "land_parquet",
+        destination="xfer_landing.events",
+        write_disposition="WRITE_APPEND",
+        load=LoadSpec(("gs://baton-formats/events/c.parquet",), "PARQUET", schema),
+    )
+    for request in (first, second):
+        assert submitter.submit(request) == SubmitOutcome.SUBMITTED
+        _done_entry(local, published, request.job_id)
+    assert _rows(client, "SELECT id, name FROM xfer_landing.events ORDER BY id") == [
+        {"id": 1, "name": "alpha"},
+        {"id": 2, "name": None},
+        {"id": 3, "name": "gamma"},
+    ]
+    remote = submitter.lookup(second.job_id)
+    assert remote is not None and remote.state == "DONE" and remote.error_reason is None
+    assert remote.stats.end_time is not None

@@ -161,7 +161,9 @@ def test_a_manifest_from_scratch_loads_a_seeded_csv_and_runs_to_succeeded(stack:
 
 
 def test_a_manifest_writing_an_undeclared_dataset_is_refused_by_name(stack: LocalStack) -> None:
-    with pytest.raises(RuntimeError, match=r"start_manifest answered 400: .*dataset 'scratch' \(in scratch.one_row\) is not declared"):
+    with pytest.raises(
+        RuntimeError, match=r"start_manifest answered 400: .*dataset 'scratch' \(in scratch.one_row\) is not declared"
+    ):
         stack.start_run("shop_scratch", {})
     validated = baton(stack, "manifest", "validate", "shop_scratch")
     assert validated.exit_code == 1

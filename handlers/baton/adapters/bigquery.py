@@ -112,8 +112,14 @@ class BigQuerySubmitter(JobSubmitter):
         except gexc.NotFound:
             return None
         error = job.error_result or {}
-        if not isinstance(job, bigquery.QueryJob):
-            return RemoteJob(job_id=job_id, state=RemoteState(job.state), error_reason=error.get("reason"))
+        if not isinstance(job, bigquery.QueryJob):  # a load, copy or extract job: its destination is in its spec
+            return RemoteJob(
+                job_id=job_id,
+                state=RemoteState(job.state),
+                error_reason=error.get("reason"),
+                error_message=error.get("message"),
+                stats=JobStats(start_time=job.started, end_time=job.ended),
+            )
         return RemoteJob(
             job_id=job_id,
             state=RemoteState(job.state),
