@@ -76,7 +76,11 @@ def manifest_datasets(manifests: Sequence[Manifest], default_project: str) -> li
 
 
 def declared_datasets_variable(config: EnvironmentConfig, manifests: Sequence[Manifest]) -> str:
-    """BATON_DATASETS: the datasets the functions are granted on, each in the environment's BigQuery location."""
+    """BATON_DATASETS: the datasets the functions are granted on, each in the environment's BigQuery location.
+
+    Until the config lists every dataset itself, a packaged manifest's destinations count as declared, as they
+    are granted; with a `datasets` list in the config, this is that list and nothing else.
+    """
     datasets = {dataset for project, dataset in manifest_datasets(manifests, config.project) if project == config.project}
     datasets |= {*config.read_datasets, *config.write_datasets}
     return DeclaredDatasets({dataset: config.bigquery_location for dataset in datasets}).to_env()
