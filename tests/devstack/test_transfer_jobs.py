@@ -268,3 +268,22 @@ def test_json_and_parquet_loads_append_and_the_reconciler_reads_a_load_job(
     remote = submitter.lookup(second.job_id)
     assert remote is not None and remote.state == "DONE" and remote.error_reason is None
     assert remote.stats.end_time is not None
+
+
+def test_baton_upload_seeds_the_local_bucket_and_refuses_without_a_local_stack(storage: StorageEmulator, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from baton_cli.app import app
+
+    (tmp_path / "customers").mkdir()
+    (tmp_path / "customers" / "a.csv").write_text("id\n1\n")
+    result = CliRunner().invoke(app, ["upload", str(tmp_path), "gs://baton-upload/seed/"], env=storage.env())
+    assert result.exit_code == 0, result.output
+    assert "gs://baton-upload/seed/customers/a.csv" in result.output
+    assert storage.client().download("baton-upload", "seed/customers/a.csv") == b"id\n1\n"
+
+    # BATON_PROJECT set: the command must not find a baton dev that may run in this checkout.
+    alone = {"STORAGE_EMULATOR_HOST": "", "BATON_PROJECT": "acme-dev"}
+    refused = CliRunner().invoke(app, ["upload", str(tmp_path), "gs://baton-upload/seed"], env=alone)
+    assert refused.exit_code == 1
+    assert "no local Cloud Storage (STORAGE_EMULATOR_HOST is unset): start `baton dev`" in refused.output
