@@ -23,10 +23,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from baton.domain.bigquery_reasons import code_for_reason
 from devstack.logging_filter import LogFilter, parse_filter
+
+if TYPE_CHECKING:
+    from devstack.transfer_jobs import TransferAudit
 
 __all__ = [
     "AuditJob",
@@ -37,7 +40,6 @@ __all__ = [
     "JobErrorInfo",
     "PubSubPublisher",
     "Publish",
-    "TransferAudit",
     "entry_job_id",
     "job_change_entry",
     "job_insertion_entry",
@@ -58,21 +60,6 @@ Publish = Callable[[Mapping[str, Any]], None]
 class JobErrorInfo:
     reason: str
     message: str
-
-
-@dataclass(frozen=True)
-class TransferAudit:
-    """A load, extract or copy job's part of its audit entry, already in BigQueryAuditMetadata's JSON shape.
-
-    `job_type` is JobConfig.Type (IMPORT, EXPORT, COPY); `config_key` is `loadConfig`, `extractConfig` or
-    `tableCopyConfig`; `stats_key` is `loadStats` or `extractStats` (a copy job has no stats of its own).
-    """
-
-    job_type: str
-    config_key: str
-    config: Mapping[str, Any]
-    stats_key: str | None = None
-    stats: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from typing import Any
 
 import requests
 
-from devstack.audit_bridge import TransferAudit
 from devstack.cloud_storage import StorageClient, StorageError
 
 EngineCall = Callable[..., requests.Response]
@@ -41,6 +40,21 @@ _READERS = {
 _SUFFIX = {"CSV": ".csv", "NEWLINE_DELIMITED_JSON": ".json", "PARQUET": ".parquet"}
 _NUMERIC = {"INT64", "INTEGER", "FLOAT64", "FLOAT", "NUMERIC", "BIGNUMERIC"}
 _TYPE_ALIASES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
+
+
+@dataclass(frozen=True)
+class TransferAudit:
+    """A load, extract or copy job's part of its audit entry, already in BigQueryAuditMetadata's JSON shape.
+
+    `job_type` is JobConfig.Type (IMPORT, EXPORT, COPY); `config_key` is `loadConfig`, `extractConfig` or
+    `tableCopyConfig`; `stats_key` is `loadStats` or `extractStats` (a copy job has no stats of its own).
+    """
+
+    job_type: str
+    config_key: str
+    config: Mapping[str, Any]
+    stats_key: str | None = None
+    stats: Mapping[str, Any] = field(default_factory=dict)
 
 
 class TransferFailed(Exception):
