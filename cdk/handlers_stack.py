@@ -62,6 +62,7 @@ from cdktf_cdktf_provider_time.provider import TimeProvider
 from cdktf_cdktf_provider_time.sleep import Sleep
 from constructs import Construct
 
+from baton.manifests.datasets import DeclaredDatasets
 from baton.manifests.model import Manifest
 from baton.manifests.schema import TABLE_PATTERN
 from cdk.archive import HandlerArchive
@@ -86,6 +87,11 @@ def manifest_datasets(manifests: Sequence[Manifest], default_project: str) -> li
 
 class UndeclaredDataset(ValueError):
     """A manifest writes a dataset that cdk/config.py does not declare, so no stack would create it."""
+
+
+def declared_datasets_variable(config: EnvironmentConfig) -> str:
+    """BATON_DATASETS: the environment's datasets (cdk/config.py) with their location, as the functions read them."""
+    return DeclaredDatasets({d.dataset_id: d.location or config.bigquery_location for d in config.datasets}).to_env()
 
 
 def start_request_body(manifest: Manifest) -> str:
@@ -193,6 +199,9 @@ class HandlersStack(TerraformStack):
                 # mode every test exercises (the Spanner emulator retries concurrent read-write transactions only
                 # in it), and at Baton's rate of short transactions a session pool costs nothing that matters.
                 "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW": "false",
+                # The environment's datasets with their location: manifests may read and write no other
+                # (checked when a manifest is loaded), and the local stack creates exactly these.
+                "BATON_DATASETS": declared_datasets_variable(config),
             },
             build_service_account=build_account.id,
             docker_repository=self.images.id,

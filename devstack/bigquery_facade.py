@@ -53,7 +53,9 @@ from werkzeug.wrappers import Request, Response
 from devstack.audit_bridge import AuditJob, AuditLogBridge, DeliveryPolicy, JobErrorInfo, Publish, PubSubPublisher
 from devstack.bigquery_engine import BigQueryEngine
 from devstack.bigquery_error_shapes import engine_job_error, error_body, in_bigquery_words, rewrite_not_found_body
+from devstack.cloud_storage import StorageClient
 from devstack.faults import FaultBoard, FaultDocumentError
+from devstack.transfer_jobs import TransferJobs, TransferResult, audit, job_type, resource_statistics, transfer_kind
 
 if TYPE_CHECKING:
     from devstack.processes import ProcessSupervisor
@@ -208,6 +210,7 @@ class _Outcome:
     results_id: str | None = None  # the engine job whose rows getQueryResults serves
     destination: dict[str, str] | None = None
     output_rows: int | None = None
+    transfer: TransferResult | None = None  # a load, copy or extract job's result (devstack/transfer_jobs.py)
 
 
 @dataclass
@@ -319,6 +322,8 @@ class BigQueryFacade:
         default_location: str = "US",
         principal_email: str = "developer@baton.local",
         faults: FaultBoard | None = None,
+        storage: StorageClient | None = None,
+        staging_dir: Path | None = None,
     ) -> None:
         self.engine_endpoint = engine_endpoint.rstrip("/")
         self.faults = faults or FaultBoard()
@@ -339,6 +344,8 @@ class BigQueryFacade:
         self._cond = threading.Condition()
         self._engine_lock = threading.Lock()
         self._session = requests.Session()
+        # Load, copy and extract jobs: files from and to the Cloud Storage emulator, staged where the engine reads them.
+        self._transfers = TransferJobs(self._engine_call, storage, staging_dir or Path(".devstack") / "bigquery-staging")
         self._stopped = False
         self._scheduler = threading.Thread(target=self._schedule_loop, name="bq-facade-scheduler", daemon=True)
         self._scheduler.start()
@@ -462,8 +469,11 @@ class BigQueryFacade:
         configuration = body.get("configuration")
         if not isinstance(configuration, dict):
             raise _BadRequestError("Job configuration is required")
+        if transfer_kind(configuration) and not configuration.get("dryRun"):
+            # Load, copy and extract jobs get the same job control plane (ID, 409, labels, states) as queries.
+            return self._insert_query_job(project, body, request.headers.get("User-Agent", ""), _identity(request))
         if "query" not in configuration or configuration.get("dryRun"):
-            return self._proxy(request)  # load/copy/extract and dry runs: the engine answers directly
+            return self._proxy(request)  # dry runs: the engine answers directly
         return self._insert_query_job(project, body, request.headers.get("User-Agent", ""), _identity(request))
 
     def _insert_query_job(self, project: str, body: Mapping[str, Any], user_agent: str, identity: str) -> Response:
@@ -836,6 +846,8 @@ class BigQueryFacade:
 
     def _execute(self, job: _Job) -> _Outcome:
         """Run the job's query on the engine under an internal job ID (called by the scheduler only)."""
+        if transfer_kind(job.configuration):
+            return self._execute_transfer(job)
         configuration = copy.deepcopy(job.configuration)
         query_config = configuration["query"]
         destination = query_config.get("destinationTable")
@@ -883,6 +895,13 @@ class BigQueryFacade:
         outcome.query_stats.pop("numDmlAffectedRows", None)
         outcome.query_stats["statementType"] = "SELECT"
         return outcome
+
+    def _execute_transfer(self, job: _Job) -> _Outcome:
+        """A load, copy or extract job, done on the engine and the Cloud Storage emulator."""
+        result = self._transfers.run(job.project, job.location, job.internal_id, job.configuration)
+        if result.error is not None:
+            return _Outcome(error=result.error, transfer=result)
+        return _Outcome(destination=result.destination, output_rows=result.output_rows, transfer=result)
 
     def _run_engine_job(self, job: _Job, engine_job_id: str, configuration: dict[str, Any]) -> _Outcome:
         body = {
@@ -953,13 +972,21 @@ class BigQueryFacade:
     def _resource(self, job: _Job) -> dict[str, Any]:
         """The BigQuery Job resource as jobs.insert/get return it."""
         configuration = copy.deepcopy(job.configuration)
-        configuration.setdefault("jobType", "QUERY")
+        configuration.setdefault("jobType", job_type(configuration))
         statistics: dict[str, Any] = {"creationTime": _millis(job.created)}
         if job.started is not None:  # a queued (PENDING) job has not started
             statistics["startTime"] = _millis(job.started)
         status: dict[str, Any] = {"state": job.state}
         outcome = job.outcome
-        if job.state == "DONE" and outcome is not None and job.ended is not None:
+        if job.state == "DONE" and outcome is not None and job.ended is not None and outcome.transfer is not None:
+            statistics["endTime"] = _millis(job.ended)
+            if outcome.error is not None:
+                status["errorResult"] = outcome.error
+                status["errors"] = [outcome.error]
+            else:
+                statistics.update(resource_statistics(configuration, outcome.transfer))
+                statistics["totalSlotMs"] = str(self._slot_ms(job))
+        elif job.state == "DONE" and outcome is not None and job.ended is not None:
             statistics["endTime"] = _millis(job.ended)
             if outcome.error is not None:
                 status["errorResult"] = outcome.error
@@ -1032,6 +1059,9 @@ class BigQueryFacade:
             total_billed_bytes=int(query_stats.get("totalBytesBilled", 0)) if succeeded else None,
             output_row_count=outcome.output_rows if succeeded and outcome is not None else None,
             cache_hit=False if succeeded else None,
+            transfer=audit(job.configuration, job.project, outcome.transfer if outcome else None)
+            if transfer_kind(job.configuration)
+            else None,
         )
 
 
@@ -1095,6 +1125,7 @@ class LocalBigQuery:
         supervisor: ProcessSupervisor | None = None,
         location: str = "US",
         faults: FaultBoard | None = None,
+        storage_endpoint: str | None = None,
     ) -> LocalBigQuery:
         """Start everything; `engine_endpoint` reuses a running engine (which then is not stopped here)."""
         engine = None if engine_endpoint else BigQueryEngine.start(Path(workdir), supervisor=supervisor)
@@ -1106,6 +1137,8 @@ class LocalBigQuery:
             duration_fn=duration_fn,
             default_location=location,
             faults=faults,
+            storage=StorageClient(storage_endpoint) if storage_endpoint else None,
+            staging_dir=Path(workdir) / "staging",
         )
         try:
             facade.start(port=port)

@@ -22,6 +22,7 @@ from typing import Any
 
 from devstack.audit_bridge import DeliveryPolicy, PubSubPublisher
 from devstack.bigquery_facade import LocalBigQuery
+from devstack.cloud_storage import StorageEmulator
 from devstack.emulators import FunctionServer, PubSubEmulator, SpannerEmulator, create_spanner_database, emulator_env
 from devstack.faults import FaultBoard, FaultClient
 from devstack.function_front import FunctionFront
@@ -33,8 +34,6 @@ REPO = Path(__file__).resolve().parent.parent
 HANDLERS_MAIN = REPO / "handlers" / "main.py"
 CDK_APP_DIR = REPO / "cdk"
 ENTRY_POINTS = ("bigquery_job_completed", "start_manifest", "reconcile")
-# The example manifests' SQL reads and writes these datasets; creating them is the platform's job, not a run's.
-EXAMPLE_DATASETS = ("landing", "history", "consume", "events")
 
 
 def cdk_app() -> ModuleType:
@@ -97,6 +96,18 @@ class LocalStackOptions:
     # (minimum, maximum) redelivery backoff in seconds instead of the stack's, so that a test of dead-lettering
     # after the stack's max delivery attempts is bounded; None keeps the stack's retry policy.
     push_backoff_s: tuple[float, float] | None = None
+    # Datasets declared on top of the environment's (as a test environment's own config would), in its location.
+    extra_datasets: Sequence[str] = ()
+
+
+def _with_datasets(env: Mapping[str, str], extra: Sequence[str]) -> dict[str, str]:
+    from baton.config import declared_datasets
+    from baton.manifests.datasets import DeclaredDatasets
+
+    declared = declared_datasets(env)
+    location = env.get("BATON_BQ_LOCATION", "US")
+    datasets = {**(declared.datasets if declared else {}), **{name: location for name in extra}}
+    return {**env, "BATON_DATASETS": DeclaredDatasets(datasets).to_env()}
 
 
 class LocalStack:
@@ -109,6 +120,7 @@ class LocalStack:
         self.spanner: SpannerEmulator
         self.pubsub: PubSubEmulator
         self.bigquery: LocalBigQuery
+        self.storage: StorageEmulator
         self.pubsub_paths: PubSubTopology
         self.functions: dict[str, FunctionServer] = {}
         self.function_env: dict[str, dict[str, str]] = {}
@@ -137,6 +149,8 @@ class LocalStack:
             synth_dir = synthesize(options.work_dir / "cdktf.out", options.environment)
         self.topology = load_topology(synth_dir, options.environment)
         settings = function_settings(synth_dir, options.environment)
+        if options.extra_datasets:
+            settings = {entry: _with_datasets(env, options.extra_datasets) for entry, env in settings.items()}
         self.settings = dict(settings["bigquery_job_completed"])
         project = self.topology.project
 
@@ -153,6 +167,9 @@ class LocalStack:
         )
         self.migrate()
 
+        progress("starting the Cloud Storage emulator")
+        self.storage = StorageEmulator.start(self.supervisor)
+
         progress("starting the local BigQuery and its audit-log bridge")
         publisher = PubSubPublisher(project, self.topology.completion_topic, emulator_host=self.pubsub.host)
         self.bigquery = LocalBigQuery.start(
@@ -165,7 +182,10 @@ class LocalStack:
             supervisor=self.supervisor,
             location=self.settings.get("BATON_BQ_LOCATION", "US"),
             faults=self.faults,
+            storage_endpoint=self.storage.endpoint,
         )
+        progress("creating the environment's datasets")
+        self.create_datasets(sorted(self.declared_datasets()))
 
         progress("serving the handlers with functions-framework")
         for entry_point in ENTRY_POINTS:
@@ -238,6 +258,7 @@ class LocalStack:
             "BATON_MANIFESTS_DIR": str(self.options.manifests_dir),
             "BATON_COMPLETION_TOPIC": self.topology.completion_topic,
             "BATON_DEAD_LETTER_SUBSCRIPTION": self.topology.dead_letter_subscription,
+            **self.storage.env(),
         }
 
     def operator_settings(self) -> Any:
@@ -279,10 +300,23 @@ class LocalStack:
             location=self.settings.get("BATON_BQ_LOCATION", "US"),
         )
 
+    def declared_datasets(self) -> dict[str, str]:
+        """The environment's datasets (id -> location), as its config declares them to the functions (BATON_DATASETS)."""
+        from baton.config import declared_datasets
+
+        declared = declared_datasets(self.settings)
+        return dict(declared.datasets) if declared is not None else {}
+
     def create_datasets(self, names: Sequence[str]) -> None:
+        """Create datasets in the local BigQuery, each in its declared location (the environment's by default)."""
+        from google.cloud import bigquery
+
         client = self.bigquery_client()
+        locations = self.declared_datasets()
         for name in names:
-            client.create_dataset(name, exists_ok=True)
+            dataset = bigquery.Dataset(f"{self.topology.project}.{name}")
+            dataset.location = locations.get(name, self.settings.get("BATON_BQ_LOCATION", "US"))
+            client.create_dataset(dataset, exists_ok=True)
 
     def start_run(self, manifest: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Call start_manifest over HTTP, as Cloud Scheduler or the CLI would."""

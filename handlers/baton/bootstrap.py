@@ -71,7 +71,7 @@ def build(settings: Settings) -> Orchestrator:
         submitter=BigQuerySubmitter.connect(
             settings.project, settings.bigquery_location, settings.bigquery_endpoint, settings.budget
         ),
-        manifests=ManifestRepository(settings.manifests_dir),
+        manifests=ManifestRepository(settings.manifests_dir, settings.datasets),
         environment=settings.environment,
         events=events,
         work=_WorkQueueOnFirstUse(settings.project, settings.work_topic, settings.budget) if settings.work_topic else None,

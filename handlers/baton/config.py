@@ -12,6 +12,7 @@ from baton.domain.limits import MUTATION_LIMIT
 from baton.domain.naming import ENVIRONMENT_PATTERN
 from baton.domain.timing import ReconcilePolicy, TimeBudget
 from baton.errors import BatonError
+from baton.manifests.datasets import DeclaredDatasets
 
 _HANDLERS_DIR = Path(__file__).resolve().parent.parent
 
@@ -43,6 +44,9 @@ class Settings:
     scratch_dataset: str | None = None  # where check queries write their rows, readable by every Baton function
     reconcile: ReconcilePolicy = field(default_factory=ReconcilePolicy)
     budget: TimeBudget = field(default_factory=TimeBudget)  # the function's timeout and each Google call's share
+    # BATON_DATASETS, from the environment's config (the handlers stack sets it): what manifests may touch.
+    # None (unset) leaves datasets unchecked, for a setup that declares none.
+    datasets: DeclaredDatasets | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -69,7 +73,19 @@ class Settings:
             scratch_dataset=env.get("BATON_SCRATCH_DATASET") or None,
             reconcile=reconcile_policy(env),
             budget=time_budget(env),
+            datasets=declared_datasets(env),
         )
+
+
+def declared_datasets(env: Mapping[str, str]) -> DeclaredDatasets | None:
+    """BATON_DATASETS (and BATON_PROJECT, whose datasets they are), or None when the environment declares none."""
+    raw = env.get("BATON_DATASETS")
+    if not raw:
+        return None
+    try:
+        return DeclaredDatasets.parse(raw, project=env.get("BATON_PROJECT") or None)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 # Reconciler policy overrides, in seconds (or rows and pages); unset ones keep ReconcilePolicy's defaults.

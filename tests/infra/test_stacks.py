@@ -137,6 +137,10 @@ def test_functions_get_the_handlers_settings(synth_dir: Path, env: str) -> None:
             "BATON_WORK_TOPIC": f"projects/{config.project}/topics/baton-{env}-work",
             "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW": "false",  # the session mode the tests exercise
             "THREADS": str(body["service_config"].get("max_instance_request_concurrency", 1)),
+            "BATON_DATASETS": json.dumps(
+                {dataset: config.bigquery_location for dataset in ("consume", "events", "history", "landing", "trusted")},
+                separators=(",", ":"),
+            ),
         }
 
 

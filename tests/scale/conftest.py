@@ -70,6 +70,7 @@ def scale(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         synth_dir=synth_dir,
         push_backoff_s=(1.0, 2.0),
         extra_handler_env={"BATON_SPANNER_MUTATION_BUDGET": str(BUDGET)},
+        extra_datasets=("scale",),  # the gated manifest reads scale.gate
     )
     with LocalStack.start(options) as stack:
         yield ScaleStack(stack, SpannerRunStore(stack.database(), mutation_budget=BUDGET), manifests)

@@ -121,7 +121,7 @@ jobs:
         ("name: x\njobs: [{key: a, sql_file: ../../etc/passwd}]", "must stay inside"),
         ("name: x\nlabels: {baton_env: x}\njobs: [{key: a, sql: SELECT 1}]", "reserved for Baton"),
         ("name: x\njobs: [{key: a, sql: SELECT 1, needs: [a]}]", "needs itself"),
-        ("name: x\njobs: [{key: a}]", "job 'a': give exactly one of 'sql' or 'sql_file'"),
+        ("name: x\njobs: [{key: a}]", "job 'a': give exactly one of sql, sql_file, load, copy, extract"),
         ("name: x\njobs: [{key: a, sql: SELECT 1, needs: b}]", "job 'a': needs:"),
     ],
 )

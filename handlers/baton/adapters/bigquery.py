@@ -68,29 +68,89 @@ class BigQuerySubmitter(JobSubmitter):
         return cls(client, location, budget)
 
     def submit(self, request: SubmitRequest) -> SubmitOutcome:
-        config = bigquery.QueryJobConfig(
-            query_parameters=[_parameter(p) for p in request.parameters],
-            labels=dict(request.labels),
-        )
-        if request.destination:
-            config.destination = bigquery.TableReference.from_string(request.destination, default_project=self.client.project)
-            config.write_disposition = request.write_disposition
         try:
-            # An explicit job_id makes a Conflict surface instead of being "recovered" by the client.
-            self.client.query(
-                request.sql,
-                job_config=config,
-                job_id=request.job_id,
-                location=self.location,
-                job_retry=None,
-                retry=self.retry,
-                timeout=self.timeout,
-            )
+            if request.load is not None or request.copy is not None or request.extract is not None:
+                self._submit_transfer(request)
+            else:
+                config = bigquery.QueryJobConfig(
+                    query_parameters=[_parameter(p) for p in request.parameters],
+                    labels=dict(request.labels),
+                )
+                if request.destination:
+                    config.destination = self._table(request.destination)
+                    config.write_disposition = request.write_disposition
+                # An explicit job_id makes a Conflict surface instead of being "recovered" by the client.
+                self.client.query(
+                    request.sql,
+                    job_config=config,
+                    job_id=request.job_id,
+                    location=self.location,
+                    job_retry=None,
+                    retry=self.retry,
+                    timeout=self.timeout,
+                )
         except gexc.Conflict:
             return SubmitOutcome.ALREADY_EXISTS
         except gexc.GoogleAPICallError as exc:
             raise classify(exc, "jobs.insert", request.job_id) from exc
         return SubmitOutcome.SUBMITTED
+
+    def _table(self, table: str) -> bigquery.TableReference:
+        return bigquery.TableReference.from_string(table, default_project=self.client.project)
+
+    def _submit_transfer(self, request: SubmitRequest) -> None:
+        """A load, copy or extract job under Baton's job ID and labels; like a query, nothing waits on it."""
+        job_id, location = request.job_id, self.location
+        if request.load is not None:
+            load = request.load
+            assert request.destination is not None
+            load_config = bigquery.LoadJobConfig(
+                labels=dict(request.labels),
+                source_format=load.source_format,
+                write_disposition=request.write_disposition,
+                autodetect=load.autodetect or None,
+            )
+            if load.schema:
+                load_config.schema = [bigquery.SchemaField(name, type_) for name, type_ in load.schema]
+            if load.source_format == "CSV":
+                load_config.skip_leading_rows = load.skip_leading_rows
+            self.client.load_table_from_uri(
+                list(load.source_uris),
+                self._table(request.destination),
+                job_config=load_config,
+                job_id=job_id,
+                location=location,
+                retry=self.retry,
+                timeout=self.timeout,
+            )
+        elif request.copy is not None:
+            assert request.destination is not None
+            copy_config = bigquery.CopyJobConfig(labels=dict(request.labels), write_disposition=request.write_disposition)
+            sources = [self._table(source) for source in request.copy.source_tables]
+            self.client.copy_table(
+                sources,
+                self._table(request.destination),
+                job_config=copy_config,
+                job_id=job_id,
+                location=location,
+                retry=self.retry,
+                timeout=self.timeout,
+            )
+        else:
+            extract = request.extract
+            assert extract is not None
+            extract_config = bigquery.ExtractJobConfig(labels=dict(request.labels), destination_format=extract.destination_format)
+            if extract.destination_format == "CSV":
+                extract_config.print_header = extract.print_header
+            self.client.extract_table(
+                self._table(extract.source_table),
+                list(extract.destination_uris),
+                job_config=extract_config,
+                job_id=job_id,
+                location=location,
+                retry=self.retry,
+                timeout=self.timeout,
+            )
 
     def cancel(self, job_id: str) -> None:
         try:
@@ -109,8 +169,14 @@ class BigQuerySubmitter(JobSubmitter):
                 raise failure from exc
             raise
         error = job.error_result or {}
-        if not isinstance(job, bigquery.QueryJob):
-            return RemoteJob(job_id=job_id, state=RemoteState(job.state), error_reason=error.get("reason"))
+        if not isinstance(job, bigquery.QueryJob):  # a load, copy or extract job: its destination is in its spec
+            return RemoteJob(
+                job_id=job_id,
+                state=RemoteState(job.state),
+                error_reason=error.get("reason"),
+                error_message=error.get("message"),
+                stats=JobStats(start_time=job.started, end_time=job.ended),
+            )
         return RemoteJob(
             job_id=job_id,
             state=RemoteState(job.state),

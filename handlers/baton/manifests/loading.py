@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from baton.errors import ManifestInvalid, ManifestNotFound
+from baton.manifests.datasets import DeclaredDatasets
 from baton.manifests.model import Manifest
 from baton.manifests.schema import MANIFEST_NAME_PATTERN
 from baton.manifests.structure import parse_structure
@@ -38,7 +39,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def load_manifest(path: Path, display_name: str | None = None) -> Manifest:
+def load_manifest(path: Path, display_name: str | None = None, declared: DeclaredDatasets | None = None) -> Manifest:
     """Read, validate and resolve one manifest file; raise ManifestInvalid listing every problem."""
     where = display_name or str(path)
     try:
@@ -51,20 +52,24 @@ def load_manifest(path: Path, display_name: str | None = None) -> Manifest:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ManifestInvalid(where, [f"not valid YAML: {' '.join(str(exc).split())}"]) from exc
-    return parse_manifest(data, where, base_dir=path.parent)
+    return parse_manifest(data, where, base_dir=path.parent, declared=declared)
 
 
-def parse_manifest(data: object, where: str, base_dir: Path) -> Manifest:
+def parse_manifest(data: object, where: str, base_dir: Path, declared: DeclaredDatasets | None = None) -> Manifest:
     if not isinstance(data, dict):
         raise ManifestInvalid(where, ["the file must hold a mapping with 'name' and 'jobs'"])
-    return check_and_resolve(parse_structure(data), where, base_dir)
+    return check_and_resolve(parse_structure(data), where, base_dir, declared)
 
 
 class ManifestRepository:
-    """Manifests by name from one folder: `<name>.yaml` (or .yml)."""
+    """Manifests by name from one folder: `<name>.yaml` (or .yml).
 
-    def __init__(self, directory: Path) -> None:
+    With `declared`, a manifest touching a dataset the environment does not declare is invalid.
+    """
+
+    def __init__(self, directory: Path, declared: DeclaredDatasets | None = None) -> None:
         self.directory = directory
+        self.declared = declared
 
     def names(self) -> list[str]:
         if not self.directory.is_dir():
@@ -77,7 +82,7 @@ class ManifestRepository:
         for suffix in (".yaml", ".yml"):
             path = self.directory / f"{name}{suffix}"
             if path.is_file():
-                manifest = load_manifest(path, display_name=f"{self.directory.name}/{path.name}")
+                manifest = load_manifest(path, display_name=f"{self.directory.name}/{path.name}", declared=self.declared)
                 if manifest.name != name:
                     problem = f"name '{manifest.name}' differs from the file name '{name}'"
                     raise ManifestInvalid(f"{self.directory.name}/{path.name}", [problem])

@@ -82,10 +82,44 @@ class CheckSpecIn(_Strict):
     relationships: RelationshipsIn | None = None
 
 
+LoadFormat = Literal["CSV", "NEWLINE_DELIMITED_JSON", "PARQUET"]
+ExtractFormat = Literal["CSV", "NEWLINE_DELIMITED_JSON"]
+ColumnType = Literal["STRING", "INT64", "FLOAT64", "NUMERIC", "BOOL", "DATE", "DATETIME", "TIMESTAMP", "BYTES"]
+
+
+class LoadIn(_Strict):
+    """Files in Cloud Storage into the job's destination: `schema` (column: type, in order) or `autodetect`."""
+
+    source_uris: list[str] = Field(min_length=1)
+    format: LoadFormat = "CSV"
+    schema_: dict[str, ColumnType] | None = Field(default=None, alias="schema")
+    autodetect: bool = False
+    skip_leading_rows: int = Field(default=0, ge=0, strict=True)
+
+
+class CopyIn(_Strict):
+    """One table, or several (`sources`), copied into the job's destination."""
+
+    source: str | None = None
+    sources: list[str] | None = None
+
+
+class ExtractIn(_Strict):
+    """A table written to Cloud Storage (`*` in a URI shards the files, as in BigQuery)."""
+
+    source: str
+    destination_uris: list[str] = Field(min_length=1)
+    format: ExtractFormat = "CSV"
+    print_header: bool = True
+
+
 class JobSpecIn(_Strict):
     key: str
     sql: str | None = None
     sql_file: str | None = None
+    load: LoadIn | None = None
+    copy_: CopyIn | None = Field(default=None, alias="copy")
+    extract: ExtractIn | None = None
     destination: str | None = None
     write_disposition: WriteDisposition | None = None
     needs: tuple[str, ...] = ()

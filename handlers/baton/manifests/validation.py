@@ -12,9 +12,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from baton.domain.naming import CHECK_NAME_PATTERN, JOB_KEY_PATTERN
-from baton.domain.specs import CheckSpec, JobSpec, ParamValue
+from baton.domain.specs import CheckSpec, JobKind, JobSpec, ParamValue
 from baton.errors import ManifestInvalid, Problem
-from baton.manifests import check_sql
+from baton.manifests import check_sql, job_kinds
+from baton.manifests.datasets import DeclaredDatasets, dataset_problems
 from baton.manifests.limits import limit_problems
 from baton.manifests.model import Manifest
 from baton.manifests.params import coerce_param
@@ -74,8 +75,11 @@ def _check_header(model: ManifestHeaderIn) -> list[Problem]:
     return problems
 
 
-def check_and_resolve(parsed: Parsed, where: str, base_dir: Path) -> Manifest:
-    """The rules across fields, over whatever parsed; raise ManifestInvalid with every problem, structural ones first."""
+def check_and_resolve(parsed: Parsed, where: str, base_dir: Path, declared: DeclaredDatasets | None = None) -> Manifest:
+    """The rules across fields, over whatever parsed; raise ManifestInvalid with every problem, structural ones first.
+
+    With `declared`, also that each dataset a job touches is declared for the environment.
+    """
     problems = list(parsed.problems)
     header = parsed.header
     manifest_params = header.params if header is not None else {}
@@ -91,7 +95,16 @@ def check_and_resolve(parsed: Parsed, where: str, base_dir: Path) -> Manifest:
     resolved: list[JobSpec] = []
     for job in parsed.jobs:
         problems += _check_job(job, parsed.keys, manifest_params)
-        sql = _resolve_sql(job, base_dir, problems)
+        load = copy = extract = None
+        if job_kinds.declared_kind(job) in (None, JobKind.QUERY):
+            sql = _resolve_sql(job, base_dir, problems)
+        else:
+            sql = ""
+
+            def add(message: str, key: str = job.key, problems: list[Problem] = problems) -> None:
+                problems.append(Problem(message, key))
+
+            load, copy, extract = job_kinds.transfer_specs(job, add)
         compiled = _compile_checks(job, problems)
         if sql is not None:
             resolved.append(
@@ -105,10 +118,15 @@ def check_and_resolve(parsed: Parsed, where: str, base_dir: Path) -> Manifest:
                     labels={**(header.labels if header is not None else {}), **job.labels},
                     params=dict(job.params),
                     checks=compiled,
+                    load=load,
+                    copy=copy,
+                    extract=extract,
                 )
             )
 
     problems += limit_problems(resolved)
+    if declared is not None:
+        problems += [Problem(message, key) for key, message in dataset_problems(resolved, declared.datasets, declared.project)]
     cycles = _find_cycles(parsed.jobs)
     problems += [Problem(f"part of the cycle {' -> '.join(cycle)}", cycle[0]) for cycle in cycles]
     problems += _checks_read_upstreams(parsed.jobs, resolved)
@@ -169,8 +187,9 @@ def _resolve_sql(job: JobSpecIn, base_dir: Path, problems: list[Problem]) -> str
     def add(message: str) -> None:
         problems.append(Problem(message, job.key))
 
-    if (job.sql is None) == (job.sql_file is None):
-        add("give exactly one of 'sql' or 'sql_file'")
+    problem = job_kinds.kind_problem(job)
+    if problem is not None:
+        add(problem)
         return None
     if job.sql is not None:
         sql = job.sql

@@ -25,6 +25,7 @@ from baton.domain.records import (
     RunRecord,
     RunStatus,
 )
+from baton.domain.specs import CopySpec, ExtractSpec, LoadSpec
 from baton.domain.transaction import RunTransaction
 from baton.manifests.model import Manifest
 
@@ -110,12 +111,17 @@ class QueryParameter:
 
 @dataclass(frozen=True)
 class SubmitRequest:
+    """One jobs.insert: a query (`sql`), or a load, copy or extract job when its spec is set."""
+
     job_id: str
     sql: str
     labels: Mapping[str, str]
     parameters: Sequence[QueryParameter] = ()
     destination: str | None = None
     write_disposition: str | None = None
+    load: LoadSpec | None = None
+    copy: CopySpec | None = None
+    extract: ExtractSpec | None = None
 
 
 class SubmitOutcome(StrEnum):

@@ -140,6 +140,9 @@ def request_for(run: RunRecord, job: JobRecord) -> SubmitRequest:
         parameters=query_parameters(run.params, job.spec.params),
         destination=job.spec.destination,
         write_disposition=job.spec.write_disposition,
+        load=job.spec.load,
+        copy=job.spec.copy,
+        extract=job.spec.extract,
     )
 
 
