@@ -89,6 +89,19 @@ class RunNotRetryable(BatonError):
         self.reason = reason
 
 
+class CancelIncomplete(BatonError):
+    """The run is CANCELLED in Baton (nothing more is submitted), but BigQuery refused to cancel some of its jobs,
+    which may still run: `cancel` again asks BigQuery once more."""
+
+    def __init__(self, run_id: str, refused: Sequence[str]) -> None:
+        super().__init__(
+            f"run '{run_id}' is CANCELLED, but BigQuery did not accept the cancel of {len(refused)} job(s), which may "
+            f"still run: {'; '.join(refused[:5])}{' ...' if len(refused) > 5 else ''}; cancel it again to retry"
+        )
+        self.run_id = run_id
+        self.refused = list(refused)
+
+
 class CannotRerun(BatonError):
     """`rerun RUN --from JOB` needs a finished run and a job of its manifest's current version."""
 

@@ -86,3 +86,27 @@ def test_a_paused_manifest_starts_nothing_until_resumed(tmp_path: Path) -> None:
     assert world.job(running, "hist").status == JobStatus.SUBMITTED, "runs in flight go on"
     world.orchestrator.resume("m")
     assert world.orchestrator.start("m", {}).status == RunStatus.RUNNING
+
+
+def test_a_cancel_bigquery_refuses_is_recorded_and_a_second_cancel_asks_again(tmp_path: Path) -> None:
+    from baton.errors import CancelIncomplete, TransientError
+
+    world = World(tmp_path, manifest_of(EDGES))
+    run_id = world.start()
+    world.finish(run_id, "land")
+    refusing = {world.job(run_id, "hist").bigquery_job_id}
+    original = world.submitter.cancel
+
+    def cancel(job_id: str) -> None:
+        if job_id in refusing:
+            raise TransientError("BigQuery jobs.cancel: 503 backendError")
+        original(job_id)
+
+    world.submitter.cancel = cancel  # type: ignore[method-assign]
+    with pytest.raises(CancelIncomplete, match=r"did not accept the cancel of 1 job\(s\).*hist_1 \(BigQuery jobs.cancel: 503"):
+        world.orchestrator.cancel(run_id)
+    assert world.store.runs[run_id].status == RunStatus.CANCELLED, "nothing more is submitted meanwhile"
+    assert world.job(run_id, "side").bigquery_job_id in world.submitter.cancelled
+    refusing.clear()
+    assert world.orchestrator.cancel(run_id).status == RunStatus.CANCELLED
+    assert world.job(run_id, "hist").bigquery_job_id in world.submitter.cancelled, "the second cancel asked again"

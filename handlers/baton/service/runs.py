@@ -12,14 +12,14 @@ from typing import Any
 
 from baton import structured_log
 from baton.domain.naming import new_run_id
-from baton.domain.records import JobStatus, RunRecord
+from baton.domain.records import JobStatus, RunRecord, RunStatus
 from baton.domain.run_events import run_event
 from baton.domain.transaction import RunTransaction
 from baton.domain.transitions.cancel import CancelResult, cancel_run
 from baton.domain.transitions.rerun import VersionChange, plan_rerun, version_change
 from baton.domain.transitions.retry import RETRYABLE_RUN_STATUSES, apply_retry, plan_retry
 from baton.domain.transitions.start import activate_run, plan_run
-from baton.errors import CannotRerun, ManifestPaused, RunNotFound, RunNotRetryable
+from baton.errors import CancelIncomplete, CannotRerun, ManifestPaused, RunNotFound, RunNotRetryable, one_line
 from baton.manifests import selection
 from baton.service.continuations import submit_released
 from baton.service.dependencies import Dependencies
@@ -110,10 +110,14 @@ def cancel(deps: Dependencies, run_id: str) -> RunRecord:
     """Stop new submissions at once, then ask BigQuery to cancel what was released.
 
     The first commit makes the run CANCELLED, so no completion releases anything more;
-    its open jobs are closed `jobs_per_commit` at a time. Cancelling a CANCELLED run
-    again closes what an interrupted cancel left open.
+    its open jobs are closed `jobs_per_commit` at a time. Spanner goes first because it
+    stops new submissions; a BigQuery cancel that then fails is logged, and CancelIncomplete
+    names those jobs. Cancelling a CANCELLED run again closes what an interrupted cancel
+    left open and asks BigQuery once more to cancel every job of it that was submitted
+    (a job that already ended answers 400, which is nothing to do).
     """
-    open_keys = [job.job_key for job in deps.store.list_jobs(run_id) if not job.status.terminal]
+    jobs = deps.store.list_jobs(run_id)
+    open_keys = [job.job_key for job in jobs if not job.status.terminal]
     now = deps.clock()
     size = max(1, deps.store.jobs_per_commit)
     chunks = [open_keys[start : start + size] for start in range(0, len(open_keys), size)] or [[]]
@@ -135,9 +139,18 @@ def cancel(deps: Dependencies, run_id: str) -> RunRecord:
         to_cancel += result.to_cancel_in_bigquery
         events += recorded
     assert run is not None
-    for job_id in to_cancel:  # first: stopping BigQuery matters more than the event
-        deps.submitter.cancel(job_id)
+    if not changed and run.status == RunStatus.CANCELLED:  # again: everything of it BigQuery may still run
+        to_cancel += [str(job.bigquery_job_id) for job in jobs if job.status == JobStatus.CANCELLED and job.submitted_at]
+    refused: list[str] = []
+    for job_id in dict.fromkeys(to_cancel):  # first: stopping BigQuery matters more than the event
+        try:
+            deps.submitter.cancel(job_id)
+        except Exception as exc:  # any refusal: record it and go on with the others
+            structured_log.error("BigQuery did not accept a cancel", run_id=run_id, bigquery_job_id=job_id, error=str(exc))
+            refused.append(f"{job_id} ({one_line(str(exc), 200)})")
     publish_recorded(deps, events)
+    if refused:
+        raise CancelIncomplete(run_id, refused)
     return run
 
 
