@@ -129,6 +129,10 @@ class InMemoryRunStore(RunStore):
     def jobs_in_status(self, status: JobStatus, limit: int) -> list[JobRecord]:
         return [j for j in self.jobs.values() if j.status == status][:limit]
 
+    def jobs_past_deadline(self, now: dt.datetime, limit: int) -> list[JobRecord]:
+        late = [j for j in self.jobs.values() if j.status == JobStatus.SUBMITTED and j.deadline and j.deadline < now]
+        return late[:limit]
+
     def list_checks(self, run_id: str, job_key: str | None = None) -> list[CheckRecord]:
         keys = sorted(k for k in self.checks if k[0] == run_id and job_key in (None, k[1]))
         return [self.checks[k] for k in keys]

@@ -48,9 +48,10 @@ def test_the_counting_tables_mirror_the_ddl() -> None:
 
 
 def test_a_job_update_costs_its_columns_and_its_index_entries() -> None:
-    # Its columns and the commit timestamp, the generated OpenStatus, and the open-jobs index entry
-    # (OpenStatus, RunId, JobKey) removed and written (2 x 3).
-    assert row_mutations("RunJobs", JOB_UPDATE) == len(JOB_UPDATE) + 1 + 6
+    # Its columns and the commit timestamp, the generated OpenStatus and OpenDeadline, the open-jobs index entry
+    # (OpenStatus, RunId, JobKey) removed and written (2 x 3), and the deadline index entry (DeadlineShard,
+    # OpenDeadline, RunId, JobKey) removed and written (2 x 4).
+    assert row_mutations("RunJobs", JOB_UPDATE) == len(JOB_UPDATE) + 2 + 6 + 8
     assert row_mutations("RunJobs", ("RunId", "JobKey", "Error")) == 3, "no indexed column: no index entry"
 
 

@@ -103,3 +103,20 @@ def test_run_events_wait_in_the_outbox_committed_with_their_transition(spanner_d
     assert not [e for e in store.unpublished_events(100, NOW) if e["run_id"] == run_id], "written after NOW"
     store.forget_events([(run_id, event_id)])
     assert not [e for e in store.unpublished_events(100, later) if e["run_id"] == run_id]
+
+
+def test_jobs_past_their_deadline_are_found_through_the_deadline_index(spanner_database: Any, tmp_path: Any) -> None:
+    import dataclasses
+
+    from baton.domain.transitions.submission import mark_submitted
+
+    store = SpannerRunStore(spanner_database)
+    m = manifest({"a": [], "b": []}, tmp_path)
+    timed = dataclasses.replace(m, jobs=tuple(dataclasses.replace(job, timeout_seconds=60) for job in m.jobs[:1]) + m.jobs[1:])
+    plan = plan_run(timed, timed.bind_params({}, NOW.date()), "test", new_run_id(), NOW)
+    store.create_run(plan)
+    store.transact(lambda tx: activate_run(tx, plan.run.run_id))
+    store.transact(lambda tx: mark_submitted(tx, plan.run.run_id, [("a", 1), ("b", 1)], NOW))
+    assert store.jobs_past_deadline(NOW + dt.timedelta(seconds=59), 10) == []
+    late = store.jobs_past_deadline(NOW + dt.timedelta(seconds=61), 10)
+    assert [(job.job_key, job.deadline) for job in late] == [("a", NOW + dt.timedelta(seconds=60))], "b has no timeout"

@@ -110,3 +110,35 @@ def test_a_cancel_bigquery_refuses_is_recorded_and_a_second_cancel_asks_again(tm
     refusing.clear()
     assert world.orchestrator.cancel(run_id).status == RunStatus.CANCELLED
     assert world.job(run_id, "hist").bigquery_job_id in world.submitter.cancelled, "the second cancel asked again"
+
+
+def test_a_job_past_its_timeout_is_cancelled_in_bigquery_and_fails_with_reason_timeout(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from baton.domain.timing import ReconcilePolicy
+
+    world = World(tmp_path, manifest_of(EDGES, timeout="10m"))
+    run_id = world.start()
+    land = world.job(run_id, "land")
+    assert land.deadline == world.clock.now + dt.timedelta(minutes=10)
+    world.clock.now += dt.timedelta(minutes=9)
+    assert world.orchestrator.reconcile(ReconcilePolicy()).timed_out == 0
+    world.clock.now += dt.timedelta(minutes=2)
+    report = world.orchestrator.reconcile(ReconcilePolicy())
+    assert report.timed_out == 1 and land.bigquery_job_id in world.submitter.cancelled
+    land = world.job(run_id, "land")
+    assert (land.status, land.error_reason) == (JobStatus.FAILED, "timeout")
+    assert world.store.runs[run_id].status == RunStatus.FAILED, "everything behind it is skipped"
+    assert [e["type"] for e in world.events.events if e["type"] == "job.failed"] == ["job.failed"]
+    world.finish(run_id, "land", error="stopped")  # BigQuery's own event of the stopped job, later
+    assert world.job(run_id, "land").error_reason == "timeout"
+
+
+def test_a_bad_timeout_is_a_validation_problem(tmp_path: Path) -> None:
+    from baton.errors import ManifestInvalid
+    from baton.manifests.loading import parse_manifest
+
+    with pytest.raises(ManifestInvalid, match=r"timeout '2 days' must be seconds or a duration like 90s, 30m, 2h"):
+        parse_manifest(manifest_of({"a": []}, timeout="2 days"), "m.yaml", tmp_path)
+    manifest = parse_manifest({**manifest_of({"a": []}), "timeout": 90}, "m.yaml", tmp_path)
+    assert manifest.jobs[0].timeout_seconds == 90

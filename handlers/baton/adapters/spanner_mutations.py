@@ -28,12 +28,16 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
 
 INDEXES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "Runs": (("RunsByManifest", ("ManifestName", "CreatedAt")), ("OpenRuns", ("OpenStatus", "RunId"))),
-    "RunJobs": (("OpenRunJobs", ("OpenStatus", "RunId", "JobKey")),),
+    "RunJobs": (
+        ("OpenRunJobs", ("OpenStatus", "RunId", "JobKey")),
+        ("RunJobsByDeadline", ("DeadlineShard", "OpenDeadline")),
+    ),
 }
 # Stored generated columns: written (and counted) whenever a column they derive from is written.
 GENERATED: dict[str, dict[str, tuple[str, ...]]] = {
     "Runs": {"OpenStatus": ("Status",)},
-    "RunJobs": {"OpenStatus": ("Status",)},
+    # DeadlineShard derives from the key, which no update changes, so it is never rewritten.
+    "RunJobs": {"OpenStatus": ("Status",), "OpenDeadline": ("Status", "Deadline"), "DeadlineShard": ()},
 }
 
 

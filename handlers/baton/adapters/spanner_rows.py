@@ -44,6 +44,7 @@ JOB_COLUMNS = (
     "ChecksStartedAt",
     "ReleaseCursor",
     "ReusedFrom",
+    "Deadline",
 )
 # The spec is a snapshot written once at creation; transitions never rewrite it.
 JOB_UPDATE_COLUMNS = tuple(c for c in JOB_COLUMNS if c != "Spec")
@@ -121,6 +122,7 @@ def job_row(job: JobRecord, with_spec: bool = True) -> list[Any]:
         job.checks_started_at,
         job.release_cursor,
         job.reused_from,
+        job.deadline,
     ]
     return row
 
@@ -145,6 +147,7 @@ def job_from_row(row: Sequence[Any]) -> JobRecord:
         checks_started_at=row[15],
         release_cursor=row[16],
         reused_from=row[17],
+        deadline=row[18],
     )
 
 

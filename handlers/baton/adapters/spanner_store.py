@@ -161,6 +161,8 @@ class SpannerTransaction:
 # The open-jobs index (spanner_schema/0005) holds no terminal rows; an equality on OpenStatus never needs them.
 # The emulator cannot prove that and asks for its own hint, which Cloud Spanner ignores.
 _OPEN_JOBS_INDEX = "FORCE_INDEX=OpenRunJobs, spanner_emulator.disable_query_null_filtered_index_check=true"
+# The WHERE clause needs OpenDeadline, so no row the NULL_FILTERED index leaves out could match (the emulator cannot tell).
+_DEADLINE_INDEX = "FORCE_INDEX=RunJobsByDeadline, spanner_emulator.disable_query_null_filtered_index_check=true"
 
 
 class SpannerRunStore(RunStore):
@@ -279,6 +281,26 @@ class SpannerRunStore(RunStore):
                 sql,
                 params={"status": str(status), "limit": limit},
                 param_types={"status": spanner.param_types.STRING, "limit": spanner.param_types.INT64},
+                timeout=self._read_timeout,
+            )
+            return [job_from_row(row) for row in rows]
+
+    def jobs_past_deadline(self, now: dt.datetime, limit: int) -> list[JobRecord]:
+        """Along RunJobsByDeadline, one range per RunId shard (the index's first key: 16 hex digits)."""
+        columns = ", ".join(f"j.{c}" for c in JOB_COLUMNS)
+        sql = (
+            f"SELECT {columns} FROM RunJobs@{{{_DEADLINE_INDEX}}} AS j "
+            "WHERE j.DeadlineShard IN UNNEST(@shards) AND j.OpenDeadline < @now ORDER BY j.OpenDeadline LIMIT @limit"
+        )
+        with self.database.snapshot() as snapshot:
+            rows = snapshot.execute_sql(
+                sql,
+                params={"shards": list("0123456789abcdef"), "now": now, "limit": limit},
+                param_types={
+                    "shards": spanner.param_types.Array(spanner.param_types.STRING),
+                    "now": spanner.param_types.TIMESTAMP,
+                    "limit": spanner.param_types.INT64,
+                },
                 timeout=self._read_timeout,
             )
             return [job_from_row(row) for row in rows]

@@ -139,6 +139,7 @@ class JobRecord:
     # (in key order) are released, the rest is handed on as a Continuation. None: nothing is pending.
     release_cursor: str | None = None
     reused_from: str | None = None  # a rerun took this job's success from that earlier run instead of running it
+    deadline: dt.datetime | None = None  # submitted with a timeout: past this, the reconciler times it out
 
 
 class CheckStatus(StrEnum):

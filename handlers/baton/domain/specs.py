@@ -195,6 +195,7 @@ class JobSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, ParamValue] = field(default_factory=dict)
     checks: tuple[CheckSpec, ...] = ()
+    timeout_seconds: int | None = None  # past it, the reconciler cancels the job and fails it with reason `timeout`
     load: LoadSpec | None = None
     copy: CopySpec | None = None
     extract: ExtractSpec | None = None
@@ -229,6 +230,8 @@ class JobSpec:
             out["copy"] = self.copy.to_json()
         if self.extract is not None:
             out["extract"] = self.extract.to_json()
+        if self.timeout_seconds is not None:  # likewise
+            out["timeout_seconds"] = self.timeout_seconds
         return out
 
     @classmethod
@@ -246,4 +249,5 @@ class JobSpec:
             load=LoadSpec.from_json(data["load"]) if data.get("load") else None,
             copy=CopySpec.from_json(data["copy"]) if data.get("copy") else None,
             extract=ExtractSpec.from_json(data["extract"]) if data.get("extract") else None,
+            timeout_seconds=data.get("timeout_seconds"),
         )

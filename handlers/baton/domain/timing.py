@@ -119,3 +119,8 @@ class TimeBudget:
     def reserve_s(self) -> float:
         """What is left after the calls in sequence have all used their whole deadline."""
         return self.function_timeout_s - CALLS_IN_SEQUENCE * self.call_deadline_s
+
+
+# error_reason of a job failed for running past its manifest `timeout:` (BigQuery's own word for a deadline
+# it enforced; not retryable by default, so a job that hangs does not hang again).
+TIMEOUT_REASON = "timeout"

@@ -124,6 +124,7 @@ class JobSpecIn(_Strict):
     write_disposition: WriteDisposition | None = None
     needs: tuple[str, ...] = ()
     retry: RetryIn | None = None
+    timeout: int | str | None = None  # seconds, or "90s", "30m", "2h": past it the reconciler cancels the job
     labels: dict[str, str] = Field(default_factory=dict)
     params: dict[str, ParamValue] = Field(default_factory=dict)
     checks: list[CheckSpecIn] = Field(default_factory=list)
@@ -139,6 +140,7 @@ class ManifestHeaderIn(_Strict):
     time_zone: str = "Etc/UTC"
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     retry: RetryIn = RetryIn()
+    timeout: int | str | None = None  # every job's, unless a job sets its own
     labels: dict[str, str] = Field(default_factory=dict)
 
 

@@ -8,6 +8,7 @@ queries, the DAG checked for unknown upstreams and cycles, the schedule as cron.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -118,6 +119,9 @@ def check_and_resolve(parsed: Parsed, where: str, base_dir: Path, declared: Decl
                     labels={**(header.labels if header is not None else {}), **job.labels},
                     params=dict(job.params),
                     checks=compiled,
+                    timeout_seconds=_timeout(
+                        job.timeout if job.timeout is not None else header.timeout if header else None, job.key, problems
+                    ),
                     load=load,
                     copy=copy,
                     extract=extract,
@@ -173,6 +177,29 @@ def _check_job(job: JobSpecIn, keys: set[str], manifest_params: Mapping[str, obj
         if isinstance(value, float) and value != value:
             add(f"param '{name}' is NaN")
     return problems
+
+
+_DURATION = re.compile(r"^(?P<amount>[1-9][0-9]{0,6})(?P<unit>[smh])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+MAX_TIMEOUT_S = 7 * 24 * 3600  # a week: longer than any BigQuery job may run (6 hours), room for queueing
+
+
+def _first(*values: int | str | None) -> int | str | None:
+    return next((value for value in values if value is not None), None)
+
+
+def _timeout(value: int | str | None, key: str, problems: list[Problem]) -> int | None:
+    """`timeout:` as seconds: an integer, or a duration like 90s, 30m, 2h."""
+    if value is None:
+        return None
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    seconds = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if match:
+        seconds = int(match["amount"]) * _UNIT_SECONDS[match["unit"]]
+    if seconds is None or not 1 <= seconds <= MAX_TIMEOUT_S:
+        problems.append(Problem(f"timeout '{value}' must be seconds or a duration like 90s, 30m, 2h, at most 168h", key))
+        return None
+    return seconds
 
 
 def _suggestion(name: str, valid: Sequence[str], what: str) -> str:

@@ -72,6 +72,10 @@ class RunStore(abc.ABC):
     def jobs_in_status(self, status: JobStatus, limit: int) -> list[JobRecord]:
         """Jobs in one status across runs, oldest update first: the reconciler's work list."""
 
+    @abc.abstractmethod
+    def jobs_past_deadline(self, now: dt.datetime, limit: int) -> list[JobRecord]:
+        """SUBMITTED jobs whose timeout ran out before `now`, across runs: the reconciler times them out."""
+
     def jobs_page(self, status: JobStatus, limit: int, page_token: str | None = None) -> tuple[list[JobRecord], str | None]:
         """One page of `jobs_in_status` and the token of the next (None: no more), so the reconciler
         reaches jobs behind long-running ones. A store that cannot page serves the first page only."""

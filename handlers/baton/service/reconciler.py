@@ -17,7 +17,7 @@ from baton import structured_log
 from baton.domain.outcomes import completion_of
 from baton.domain.records import CheckCompletion, CheckStatus, Completion, JobError, JobRecord, JobStatus, RunRecord, RunStatus
 from baton.domain.run_events import finished_event_type, run_event
-from baton.domain.timing import ReconcilePolicy, awaiting_submission, due_for_check
+from baton.domain.timing import TIMEOUT_REASON, ReconcilePolicy, awaiting_submission, due_for_check
 from baton.domain.transaction import RunTransaction
 from baton.domain.transitions.repair import Repair, in_flight, repair_run
 from baton.domain.transitions.start import abandon_run
@@ -41,6 +41,7 @@ class ReconcileReport:
     scanned: int = 0  # open job rows read
     truncated: bool = False  # more open jobs than one invocation reads; the next one starts again from the oldest
     published_events: int = 0  # run events left in the outbox by a failed publish or a crash
+    timed_out: int = 0  # SUBMITTED past their manifest timeout: cancelled in BigQuery, failed with reason `timeout`
     errors: int = 0  # steps that failed (any error), each logged with its job and left for the next invocation
 
 
@@ -93,11 +94,33 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
         busy.add(job.run_id)
         _heal(report, job, lambda job=job: settle_checks(job))  # type: ignore[misc]
 
+    _isolated(report, "time out late jobs", lambda: _time_out(deps, policy, now, report))
     _isolated(report, "repair stalled runs", lambda: _repair_stalled(deps, policy, now, busy, report))
     _isolated(report, "abandon stuck runs", lambda: _abandon_creating(deps, policy, now, report))
     _isolated(report, "publish the outbox", lambda: _publish_outbox(deps, policy, now, report))
     structured_log.info("reconciled", **report.__dict__)
     return report
+
+
+def _time_out(deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, report: ReconcileReport) -> None:
+    """Jobs past their timeout, found through the deadline index (no new polling: this pass already runs).
+
+    Each is cancelled in BigQuery first, then failed like a job BigQuery failed, with reason `timeout`:
+    dependents skipped, the run failed, `job.failed` published. BigQuery's own event of the stopped job
+    arrives later and is a duplicate.
+    """
+    for job in deps.store.jobs_past_deadline(now, policy.batch):
+        _heal(report, job, lambda job=job: _time_out_one(deps, job, report))  # type: ignore[misc]
+
+
+def _time_out_one(deps: Dependencies, job: JobRecord, report: ReconcileReport) -> None:
+    assert job.bigquery_job_id is not None
+    deps.submitter.cancel(job.bigquery_job_id)
+    timeout = job.spec.timeout_seconds
+    error = JobError(TIMEOUT_REASON, f"ran past its timeout of {timeout} s; cancelled in BigQuery")
+    complete(deps, Completion(job.run_id, job.job_key, job.attempt, job.bigquery_job_id, error=error))
+    structured_log.warning("job timed out", run_id=job.run_id, job_key=job.job_key, bigquery_job_id=job.bigquery_job_id)
+    report.timed_out += 1
 
 
 class _Lookups:

@@ -32,7 +32,9 @@ def mark_submitted(tx: RunTransaction, run_id: str, submitted: Sequence[tuple[st
         if job is None or job.attempt != attempt:
             continue
         if job.status == JobStatus.READY:
-            tx.put_job(replace(job, status=JobStatus.SUBMITTED, submitted_at=now))
+            timeout = job.spec.timeout_seconds
+            deadline = now + dt.timedelta(seconds=timeout) if timeout else None
+            tx.put_job(replace(job, status=JobStatus.SUBMITTED, submitted_at=now, deadline=deadline))
             marked.moved += 1
         elif job.status == JobStatus.CANCELLED and job.bigquery_job_id:
             marked.cancelled.append(job.bigquery_job_id)
