@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -107,9 +108,12 @@ class InMemoryRunStore(RunStore):
     def list_jobs(self, run_id: str) -> list[JobRecord]:
         return sorted((j for (r, _), j in self.jobs.items() if r == run_id), key=lambda j: j.job_key)
 
-    def list_runs(self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None) -> list[RunRecord]:
+    def list_runs(
+        self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None, since: dt.datetime | None = None
+    ) -> list[RunRecord]:
         runs = [r for r in self.runs.values() if (manifest is None or r.manifest_name == manifest)]
         runs = [r for r in runs if status is None or r.status == status]
+        runs = [r for r in runs if since is None or (r.created_at is not None and r.created_at >= since)]
         return runs[:limit]
 
     def jobs_in_status(self, status: JobStatus, limit: int) -> list[JobRecord]:

@@ -9,7 +9,7 @@ status, never a traceback (BATON_DEBUG=1 shows it).
 
 from __future__ import annotations
 
-from baton_cli import deadletter_commands, manifest_commands, report_commands, run_commands
+from baton_cli import deadletter_commands, inspect_commands, manifest_commands, report_commands, run_commands
 from baton_cli.root import EXIT_RUN_NOT_SUCCEEDED, ID_TOKEN_VAR, app, describe_error
 
 COMMAND_MODULES = (
@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     run_commands,
     deadletter_commands,
     report_commands,
+    inspect_commands,
 )  # importing them registers their commands
 __all__ = ["EXIT_RUN_NOT_SUCCEEDED", "ID_TOKEN_VAR", "app", "describe_error", "main"]
 

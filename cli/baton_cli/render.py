@@ -95,7 +95,7 @@ def _known_job_id(job: JobRecord) -> str:
     return job.bigquery_job_id if known and job.bigquery_job_id else NONE
 
 
-def run_header(run: RunRecord, now: dt.datetime) -> RenderableType:
+def run_header(run: RunRecord, now: dt.datetime, cost: str | None = None) -> RenderableType:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
@@ -112,6 +112,8 @@ def run_header(run: RunRecord, now: dt.datetime) -> RenderableType:
     grid.add_row("finished", f"{timestamp(run.finished_at)}  (took {took})" if run.finished_at else f"-  (running for {took})")
     if run.params:
         grid.add_row("params", "  ".join(f"{name}={_param_text(bound.value)}" for name, bound in sorted(run.params.items())))
+    if cost is not None:
+        grid.add_row("cost", cost)
     return grid
 
 
@@ -134,7 +136,11 @@ def checks_text(checks: Sequence[CheckRecord]) -> Text:
 
 
 def jobs_table(
-    jobs: Sequence[JobRecord], run: RunRecord, now: dt.datetime, checks: Mapping[str, Sequence[CheckRecord]] | None = None
+    jobs: Sequence[JobRecord],
+    run: RunRecord,
+    now: dt.datetime,
+    checks: Mapping[str, Sequence[CheckRecord]] | None = None,
+    costs: Mapping[str, str] | None = None,
 ) -> Table:
     day = run.created_at.astimezone(dt.UTC).date() if run.created_at else None
     table = Table(title=f"{len(jobs)} jobs", title_justify="left", expand=False)
@@ -143,6 +149,8 @@ def jobs_table(
     table.add_column("BigQuery job id", overflow="fold")
     if checks is not None:
         table.add_column("checks", overflow="fold")
+    if costs is not None:
+        table.add_column("cost", justify="right", no_wrap=True)
     table.add_column("error", overflow="fold")
     for job in jobs:
         row: list[RenderableType] = [
@@ -156,24 +164,34 @@ def jobs_table(
         ]
         if checks is not None:
             row.append(checks_text(checks.get(job.job_key, ())))
+        if costs is not None:
+            row.append(costs.get(job.job_key, NONE))
         row.append(Text(job.error or "", style="red" if job.status == JobStatus.FAILED else ""))
         table.add_row(*row)
     return table
 
 
 def status_view(
-    run: RunRecord, jobs: Sequence[JobRecord], now: dt.datetime, checks: Mapping[str, Sequence[CheckRecord]] | None = None
+    run: RunRecord,
+    jobs: Sequence[JobRecord],
+    now: dt.datetime,
+    checks: Mapping[str, Sequence[CheckRecord]] | None = None,
+    cost: str | None = None,
+    costs: Mapping[str, str] | None = None,
 ) -> RenderableType:
-    return Group(run_header(run, now), Text(""), jobs_table(jobs, run, now, checks))
+    """`cost` is the run's priced usage for the header, `costs` each job's for a column (cost_view.py writes them)."""
+    return Group(run_header(run, now, cost), Text(""), jobs_table(jobs, run, now, checks, costs))
 
 
-def runs_table(runs: Iterable[RunRecord], now: dt.datetime) -> Table:
+def runs_table(runs: Iterable[RunRecord], now: dt.datetime, costs: Mapping[str, str] | None = None) -> Table:
     table = Table(expand=False)
-    for column in ("run", "manifest", "version", "status", "done", "failed", "skipped", "created", "took"):
+    columns = ("run", "manifest", "version", "status", "done", "failed", "skipped", "created", "took")
+    for column in (*columns, "cost") if costs is not None else columns:
         table.add_column(
-            column, no_wrap=column != "manifest", justify="right" if column in ("done", "failed", "skipped") else "left"
+            column, no_wrap=column != "manifest", justify="right" if column in ("done", "failed", "skipped", "cost") else "left"
         )
     for run in runs:
+        cells = [] if costs is None else [costs.get(run.run_id, NONE)]
         table.add_row(
             run.run_id,
             run.manifest_name,
@@ -184,6 +202,7 @@ def runs_table(runs: Iterable[RunRecord], now: dt.datetime) -> Table:
             str(run.skipped_jobs),
             timestamp(run.created_at),
             run_duration(run, now),
+            *cells,
         )
     return table
 

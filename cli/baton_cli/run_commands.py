@@ -11,12 +11,14 @@ import typer
 from rich.live import Live
 
 from baton.config import default_manifests_dir
+from baton.domain.cost import Pricing
 from baton.domain.records import CheckRecord, JobRecord, RunRecord, RunStatus
 from baton.errors import BatonError, one_line
 from baton.manifests.loading import ManifestRepository
 from baton.manifests.model import Manifest
 from baton.service.ports import RunStore
 from baton_cli import root
+from baton_cli.cost_view import cost_cell, job_usage, usage_line
 from baton_cli.render import catalog_table, runs_table, status_view
 
 
@@ -130,13 +132,15 @@ def _checks(store: RunStore, run_id: str, jobs: Sequence[JobRecord]) -> dict[str
     return by_job
 
 
-def _status_view(store: RunStore, run_id: str) -> tuple[RunRecord, Any]:
+def _status_view(store: RunStore, run_id: str, pricing: Pricing) -> tuple[RunRecord, Any]:
     run = root.existing_run(store, run_id)
     jobs = store.list_jobs(run_id)
     # Upstreams before dependents, the way the manifest reads: by depth, then by key.
     depth = _depths(jobs)
     jobs = sorted(jobs, key=lambda job: (depth[job.job_key], job.job_key))
-    return run, status_view(run, jobs, root.now(), _checks(store, run_id, jobs))
+    checks = _checks(store, run_id, jobs)
+    costs = {job.job_key: cost_cell(pricing, job_usage(job, (checks or {}).get(job.job_key, ()))) for job in jobs}
+    return run, status_view(run, jobs, root.now(), checks, usage_line(pricing, run.usage), costs)
 
 
 def _depths(jobs: Sequence[JobRecord]) -> dict[str, int]:
@@ -156,17 +160,18 @@ def status(
     interval: Annotated[float, typer.Option("--interval", min=0.2, help="Seconds between refreshes with --watch.")] = 2.0,
 ) -> None:
     """A run's header and its jobs: status, attempt, times, BigQuery job id, error."""
-    store = root.build_store(root.settings())
+    settings = root.settings()
+    store = root.build_store(settings)
     console = root.console()
     if not watch:
-        _, view = _status_view(store, run_id)
+        _, view = _status_view(store, run_id, settings.pricing)
         console.print(view)
         return
-    run, view = _status_view(store, run_id)
+    run, view = _status_view(store, run_id, settings.pricing)
     with Live(view, console=console, auto_refresh=False) as live:
         while not run.status.terminal:
             root.sleep(interval)
-            run, view = _status_view(store, run_id)
+            run, view = _status_view(store, run_id, settings.pricing)
             live.update(view, refresh=True)
     if run.status != RunStatus.SUCCEEDED:
         raise typer.Exit(root.EXIT_RUN_NOT_SUCCEEDED)
@@ -181,12 +186,14 @@ def runs(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 20,
 ) -> None:
     """Recent runs, newest first."""
-    store = root.build_store(root.settings())
+    settings = root.settings()
+    store = root.build_store(settings)
     found = store.list_runs(limit=limit, manifest=manifest, status=run_status)
     if not found:
         typer.echo("no runs", err=True)
         return
-    root.console().print(runs_table(found, root.now()))
+    costs = {run.run_id: cost_cell(settings.pricing, run.usage) for run in found}
+    root.console().print(runs_table(found, root.now(), costs))
 
 
 @root.app.command()

@@ -70,6 +70,7 @@ def build(settings: Settings) -> Orchestrator:
         environment=settings.environment,
         events=events,
         work=_WorkQueueOnFirstUse(settings.project, settings.work_topic) if settings.work_topic else None,
+        pricing=settings.pricing,
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from baton.domain.cost import ON_DEMAND_USD_PER_TIB, Pricing
 from baton.domain.limits import MUTATION_LIMIT
 from baton.domain.naming import ENVIRONMENT_PATTERN
 from baton.domain.timing import ReconcilePolicy
@@ -41,6 +42,7 @@ class Settings:
     work_topic: str | None = None  # where continuations go (see service/continuations.py); None: carried out in-process
     mutation_budget: int = MUTATION_LIMIT  # what one Spanner commit may cost; lowered in tests so chunking shows
     reconcile: ReconcilePolicy = field(default_factory=ReconcilePolicy)
+    pricing: Pricing = field(default_factory=Pricing)  # what a TiB billed (or a slot-hour) costs
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -65,7 +67,28 @@ class Settings:
             work_topic=env.get("BATON_WORK_TOPIC") or None,
             mutation_budget=_mutation_budget(env),
             reconcile=reconcile_policy(env),
+            pricing=pricing(env),
         )
+
+
+def pricing(env: Mapping[str, str]) -> Pricing:
+    """BATON_PRICE_PER_TIB (on demand, default 6.25 USD); BATON_SLOT_HOUR_PRICE switches to slot-hour pricing."""
+    per_tib = _optional_price(env, "BATON_PRICE_PER_TIB")
+    per_slot_hour = _optional_price(env, "BATON_SLOT_HOUR_PRICE")
+    return Pricing(per_tib=ON_DEMAND_USD_PER_TIB if per_tib is None else per_tib, per_slot_hour=per_slot_hour)
+
+
+def _optional_price(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} '{raw}' is not a price") from None
+    if not 0 <= value < 10**6:  # also refuses nan and inf
+        raise ConfigError(f"{name} must be a non-negative price, got {raw}")
+    return value
 
 
 # Reconciler policy overrides, in seconds (or rows and pages); unset ones keep ReconcilePolicy's defaults.

@@ -6,7 +6,17 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from baton.domain.records import CatalogEntry, CheckRecord, CheckStatus, JobRecord, JobStats, JobStatus, RunRecord, RunStatus
+from baton.domain.records import (
+    CatalogEntry,
+    CheckRecord,
+    CheckStatus,
+    JobRecord,
+    JobStats,
+    JobStatus,
+    RunRecord,
+    RunStatus,
+    Usage,
+)
 from baton.domain.specs import BoundParam, JobSpec, Severity
 
 RUN_COLUMNS = (
@@ -24,6 +34,9 @@ RUN_COLUMNS = (
     "CancelledJobs",
     "CreatedAt",
     "FinishedAt",
+    "BytesProcessed",
+    "BytesBilled",
+    "SlotMs",
 )
 JOB_COLUMNS = (
     "RunId",
@@ -80,6 +93,9 @@ def run_row(run: RunRecord) -> list[Any]:
         run.cancelled_jobs,
         run.created_at,
         run.finished_at,
+        run.usage.bytes_processed,
+        run.usage.bytes_billed,
+        run.usage.slot_ms,
     ]
 
 
@@ -100,6 +116,7 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
         cancelled_jobs=row[11],
         created_at=row[12],
         finished_at=row[13],
+        usage=Usage(row[14] or 0, row[15] or 0, row[16] or 0),
     )
 
 

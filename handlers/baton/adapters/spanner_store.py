@@ -7,6 +7,7 @@ and they are flushed as mutations when its function returns.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -223,10 +224,15 @@ class SpannerRunStore(RunStore):
             rows = list(snapshot.read("RunJobs", JOB_COLUMNS, spanner.KeySet(ranges=[prefix])))
         return [job_from_row(row) for row in rows]
 
-    def list_runs(self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None) -> list[RunRecord]:
+    def list_runs(
+        self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None, since: dt.datetime | None = None
+    ) -> list[RunRecord]:
         where: list[str] = []
         params: dict[str, Any] = {}
         types: dict[str, Any] = {}
+        if since is not None:
+            where.append("CreatedAt >= @since")
+            params["since"], types["since"] = since, spanner.param_types.TIMESTAMP
         if manifest is not None:
             where.append("ManifestName = @manifest")
             params["manifest"], types["manifest"] = manifest, spanner.param_types.STRING

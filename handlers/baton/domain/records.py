@@ -84,6 +84,30 @@ class JobStats:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """What BigQuery metered for a set of jobs: the quantities a price applies to (see domain/cost.py)."""
+
+    bytes_processed: int = 0
+    bytes_billed: int = 0
+    slot_ms: int = 0
+
+    def plus(self, *stats: JobStats | None) -> Usage:
+        """This usage with each job's reported figures added; a figure BigQuery left out counts as 0."""
+        processed, billed, slot_ms = self.bytes_processed, self.bytes_billed, self.slot_ms
+        for one in stats:
+            if one is not None:
+                processed += one.total_bytes_processed or 0
+                billed += one.total_bytes_billed or 0
+                slot_ms += one.total_slot_ms or 0
+        return Usage(processed, billed, slot_ms)
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.bytes_processed + other.bytes_processed, self.bytes_billed + other.bytes_billed, self.slot_ms + other.slot_ms
+        )
+
+
+@dataclass(frozen=True)
 class Completion:
     """A BigQuery job reached DONE. `error` is None on success."""
 
@@ -111,6 +135,8 @@ class RunRecord:
     cancelled_jobs: int = 0
     created_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
+    # Every attempt's job and checks whose completion was recorded, retried attempts included.
+    usage: Usage = field(default_factory=Usage)
 
 
 @dataclass(frozen=True)

@@ -54,4 +54,4 @@ def _publish_outcome(deps: Dependencies, result: CompletionResult, now: dt.datet
         deps.events.publish(run_event("job.warning", run, now, job=job, checks=result.failed_checks))
     if result.run_finished and run.status != RunStatus.RUNNING:
         structured_log.info("run finished", run_id=run.run_id, status=str(run.status), manifest=run.manifest_name)
-        deps.events.publish(run_event(finished_event_type(run.status), run, now))
+        deps.events.publish(run_event(finished_event_type(run.status), run, now, pricing=deps.pricing))

@@ -77,7 +77,7 @@ def _carry_out(deps: Dependencies, item: Continuation) -> list[Continuation]:
         structured_log.info("skip continued", run_id=item.run_id, cause=item.cause, skipped=len(step.skipped))
         if step.run.status.terminal:
             structured_log.info("run finished", run_id=step.run.run_id, status=str(step.run.status))
-            deps.events.publish(run_event(finished_event_type(step.run.status), step.run, now))
+            deps.events.publish(run_event(finished_event_type(step.run.status), step.run, now, pricing=deps.pricing))
         return [step.continuation] if step.continuation else []
     raise ValueError(f"unknown continuation kind '{item.kind}'")
 

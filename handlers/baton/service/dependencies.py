@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from baton.domain.cost import Pricing
 from baton.service.ports import EventPublisher, JobSubmitter, ManifestSource, NoEventPublisher, RunStore, WorkQueue
 
 
@@ -22,3 +23,4 @@ class Dependencies:
     events: EventPublisher = field(default_factory=NoEventPublisher)
     clock: Callable[[], dt.datetime] = utc_now
     work: WorkQueue | None = None  # None: continuations run in-process (see service/continuations.py)
+    pricing: Pricing = field(default_factory=Pricing)  # prices the usage that run events report

@@ -7,6 +7,7 @@ use in-memory fakes that record what happened.
 from __future__ import annotations
 
 import abc
+import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -61,7 +62,10 @@ class RunStore(abc.ABC):
         """Every job of a run: for operators and cancellation, never on the completion path."""
 
     @abc.abstractmethod
-    def list_runs(self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None) -> list[RunRecord]: ...
+    def list_runs(
+        self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None, since: dt.datetime | None = None
+    ) -> list[RunRecord]:
+        """Newest first; `since` keeps runs created at or after it."""
 
     @abc.abstractmethod
     def jobs_in_status(self, status: JobStatus, limit: int) -> list[JobRecord]:

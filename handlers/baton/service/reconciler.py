@@ -195,6 +195,6 @@ def _repair_stalled(
             status=str(fixed.status),
         )
         if repair.finished:
-            deps.events.publish(run_event(finished_event_type(fixed.status), fixed, now))
+            deps.events.publish(run_event(finished_event_type(fixed.status), fixed, now, pricing=deps.pricing))
         elif repair.released:
             submit_released(deps, fixed, repair.released)

@@ -61,7 +61,7 @@ def cancel(deps: Dependencies, run_id: str) -> RunRecord:
         to_cancel += result.to_cancel_in_bigquery
     assert run is not None
     if changed:
-        deps.events.publish(run_event("run.cancelled", run, now))
+        deps.events.publish(run_event("run.cancelled", run, now, pricing=deps.pricing))
     for job_id in to_cancel:
         deps.submitter.cancel(job_id)
     return run

@@ -51,6 +51,8 @@ def apply_check_completion(tx: RunTransaction, event: CheckCompletion, now: dt.d
         return result
 
     outcomes = tx.get_checks(job.run_id, job.job_key, job.attempt)
+    # The run's usage takes the attempt's checks at once, with the last of them: no run write per check.
+    run = replace(run, usage=run.usage.plus(*(c.stats for c in outcomes)))
     result.failed_checks = [c for c in outcomes if c.status == CheckStatus.FAILED]
     blocking = [c for c in result.failed_checks if c.severity == Severity.ERROR]
     if blocking:

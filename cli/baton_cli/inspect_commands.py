@@ -1,0 +1,107 @@
+"""`baton cost|show|logs|lineage`: what runs cost, what one job did, what the handlers said, what tables feed which."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from baton.domain.cost import Pricing, money
+from baton.domain.records import CheckRecord, RunRecord, Usage
+from baton.service.ports import RunStore
+from baton_cli import root
+from baton_cli.cost_view import byte_size, job_usage, slot_time
+
+MAX_RUNS = 10_000  # `baton cost` reads at most this many runs; it says so when it reached it
+
+
+def parse_since(text: str) -> dt.datetime:
+    """A date (midnight UTC) or an ISO 8601 time (UTC unless it says otherwise)."""
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"'{text}' is not a date (YYYY-MM-DD) or an ISO 8601 time", param_hint="--since") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def _usage_table(first_column: str, rows: Iterable[tuple[str, int, Usage]], pricing: Pricing) -> Table:
+    table = Table(expand=False, caption=f"priced {pricing.describe()}", caption_justify="left")
+    table.add_column(first_column)
+    for column in ("runs", "bytes processed", "bytes billed", "slot time", "cost"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for name, runs, usage in rows:
+        table.add_row(
+            name,
+            str(runs) if runs else "",
+            byte_size(usage.bytes_processed),
+            byte_size(usage.bytes_billed),
+            slot_time(usage.slot_ms),
+            money(pricing.cost(usage), pricing.currency),
+        )
+    return table
+
+
+def by_manifest(runs: Sequence[RunRecord]) -> list[tuple[str, int, Usage]]:
+    sums: dict[str, tuple[int, Usage]] = {}
+    for run in runs:
+        count, usage = sums.get(run.manifest_name, (0, Usage()))
+        sums[run.manifest_name] = (count + 1, usage + run.usage)
+    rows = [(name, count, usage) for name, (count, usage) in sorted(sums.items())]
+    return [*rows, ("total", len(runs), _sum(usage for _, _, usage in rows))]
+
+
+def by_job(store: RunStore, runs: Sequence[RunRecord]) -> list[tuple[str, int, Usage]]:
+    """Each job's last attempt and all of its checks, per run; what earlier attempts cost is the rest of the runs'
+    own totals (a job record keeps only its last attempt's statistics)."""
+    sums: dict[str, tuple[int, Usage]] = {}
+    for run in runs:
+        checks: dict[str, list[CheckRecord]] = {}
+        for check in store.list_checks(run.run_id):
+            checks.setdefault(check.job_key, []).append(check)
+        for job in store.list_jobs(run.run_id):
+            usage = job_usage(job, checks.get(job.job_key, ()))
+            if usage is None:
+                continue
+            count, total = sums.get(job.job_key, (0, Usage()))
+            sums[job.job_key] = (count + 1, total + usage)
+    rows = [(key, count, usage) for key, (count, usage) in sorted(sums.items())]
+    jobs_total = _sum(usage for _, _, usage in rows)
+    runs_total = _sum(run.usage for run in runs)
+    earlier = Usage(
+        max(runs_total.bytes_processed - jobs_total.bytes_processed, 0),
+        max(runs_total.bytes_billed - jobs_total.bytes_billed, 0),
+        max(runs_total.slot_ms - jobs_total.slot_ms, 0),
+    )
+    if earlier != Usage():
+        rows.append(("(earlier attempts)", 0, earlier))
+    return [*rows, ("total", len(runs), runs_total if runs_total != Usage() else jobs_total)]
+
+
+def _sum(usages: Iterable[Usage]) -> Usage:
+    return sum(usages, Usage())
+
+
+@root.app.command()
+def cost(
+    manifest: Annotated[str | None, typer.Option("--manifest", "-m", help="Only this manifest's runs, summed by job.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Runs created at or after this date (YYYY-MM-DD, UTC) or ISO time.")
+    ] = None,
+) -> None:
+    """What BigQuery metered for runs and its price: by manifest, or by job with --manifest."""
+    settings = root.settings()
+    store = root.build_store(settings)
+    start = parse_since(since) if since else None
+    runs = store.list_runs(limit=MAX_RUNS, manifest=manifest, since=start)
+    if not runs:
+        typer.echo("no runs" + (f" of {manifest}" if manifest else "") + (f" since {since}" if since else ""), err=True)
+        return
+    if len(runs) == MAX_RUNS:
+        typer.echo(f"note: summed the newest {MAX_RUNS} runs only; narrow with --since", err=True)
+    if manifest is None:
+        root.console().print(_usage_table("manifest", by_manifest(runs), settings.pricing))
+    else:
+        root.console().print(_usage_table(f"{manifest}: job", by_job(store, runs), settings.pricing))
