@@ -96,6 +96,9 @@ class CrashingSubmitter(JobSubmitter):
     def lookup(self, job_id: str) -> RemoteJob | None:
         return self.inner.lookup(job_id)
 
+    def sample_rows(self, job_id: str, limit: int) -> list[dict[str, Any]]:
+        return self.inner.sample_rows(job_id, limit)
+
 
 _real_build = bootstrap.build
 

@@ -9,3 +9,7 @@ ALTER TABLE Runs ADD COLUMN BytesProcessed INT64;
 ALTER TABLE Runs ADD COLUMN BytesBilled INT64;
 
 ALTER TABLE Runs ADD COLUMN SlotMs INT64;
+
+-- Up to 10 offending rows of a failed check (a JSON list of objects, at most 8 KB: domain/samples.py),
+-- read from the check's own result when it found rows.
+ALTER TABLE RunJobChecks ADD COLUMN SampleRows STRING(MAX);

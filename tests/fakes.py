@@ -147,6 +147,8 @@ class RecordingSubmitter(JobSubmitter):
         self.fail_next: Exception | None = None
         self.remote: dict[str, RemoteJob] = {}  # what lookup() answers; unknown IDs answer None
         self.lookups: list[str] = []
+        self.results: dict[str, Any] = {}  # job ID -> rows sample_rows() answers (or an exception it raises)
+        self.sampled: list[str] = []
         self.lock = threading.Lock()
 
     def submit(self, request: SubmitRequest) -> SubmitOutcome:
@@ -166,6 +168,14 @@ class RecordingSubmitter(JobSubmitter):
     def lookup(self, job_id: str) -> RemoteJob | None:
         self.lookups.append(job_id)
         return self.remote.get(job_id)
+
+    def sample_rows(self, job_id: str, limit: int) -> list[dict[str, Any]]:
+        """What `results` holds for the job (the test sets it), as BigQuery's first page would; a test can make it raise."""
+        self.sampled.append(job_id)
+        rows = self.results.get(job_id, [])
+        if isinstance(rows, Exception):
+            raise rows
+        return rows[:limit]
 
     def submitted_keys(self) -> list[str]:
         return [r.labels["baton_job"] for r in self.requests]

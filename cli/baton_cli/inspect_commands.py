@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
+import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,9 +14,12 @@ from rich.table import Table
 
 from baton.domain.cost import Pricing, money
 from baton.domain.records import CheckRecord, RunRecord, Usage
+from baton.errors import BatonError
 from baton.service.ports import RunStore
 from baton_cli import root
 from baton_cli.cost_view import byte_size, job_usage, slot_time
+from baton_cli.handler_logs import cloud_filter, cloud_lines, gcloud_command, local_lines
+from baton_cli.inspect_view import show_view
 
 MAX_RUNS = 10_000  # `baton cost` reads at most this many runs; it says so when it reached it
 
@@ -105,3 +111,69 @@ def cost(
         root.console().print(_usage_table("manifest", by_manifest(runs), settings.pricing))
     else:
         root.console().print(_usage_table(f"{manifest}: job", by_job(store, runs), settings.pricing))
+
+
+@root.app.command()
+def show(
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    job_key: Annotated[str, typer.Argument(help="Job key.")],
+) -> None:
+    """One job of a run: its snapshot SQL and params, every attempt's BigQuery job ID, times, error, checks and cost."""
+    settings = root.settings()
+    store = root.build_store(settings)
+    run = root.existing_run(store, run_id)
+    found = store.get_jobs(run_id, [job_key])
+    if not found:
+        known = ", ".join(sorted(job.job_key for job in store.list_jobs(run_id)))
+        raise BatonError(f"run '{run_id}' has no job '{job_key}' (its jobs: {known})")
+    checks = store.list_checks(run_id, job_key)
+    root.console().print(show_view(run, found[0], checks, settings.pricing))
+
+
+def _local_logs_dir() -> Path | None:
+    """The log folder of the `baton dev` of this checkout (running, or the last one that ran)."""
+    try:
+        from devstack.dev_state import checkout_root, dev_dir, read_state
+    except ImportError:  # installed without the local stack
+        return None
+    checkout = checkout_root(Path.cwd())
+    if checkout is None:
+        return None
+    state = read_state(checkout)
+    logs = Path(state.logs) if state is not None else dev_dir(checkout) / "stack" / "logs"
+    return logs if logs.is_dir() else None
+
+
+@root.app.command()
+def logs(
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    job_key: Annotated[str | None, typer.Argument(help="Only this job's lines.")] = None,
+    logs_dir: Annotated[
+        Path | None,
+        typer.Option("--logs-dir", help="A local stack's log folder (default: this checkout's baton dev).", file_okay=False),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Cloud Logging: at most this many lines.")] = 1000,
+) -> None:
+    """The handlers' log lines of a run (or one job): the local stack's function logs, or Cloud Logging's."""
+    settings = root.settings()
+    local = logs_dir
+    if local is None and os.environ.get("SPANNER_EMULATOR_HOST"):  # a local stack: its functions log to files
+        local = _local_logs_dir()
+        if local is None:
+            raise BatonError("no local stack logs found here; give the stack's log folder with --logs-dir")
+    if local is not None:
+        lines = local_lines(local, run_id, job_key)
+        where = str(local)
+    else:
+        query = cloud_filter(settings.environment, run_id, job_key)
+        if importlib.util.find_spec("google.cloud.logging") is None:
+            typer.echo("google-cloud-logging is not installed; read the lines with:", err=True)
+            typer.echo(gcloud_command(settings.project, query))
+            return
+        lines = cloud_lines(settings.project, query, limit)
+        where = f"Cloud Logging ({query})"
+    if not lines:
+        typer.echo(f"no log lines of run {run_id}" + (f" job {job_key}" if job_key else "") + f" in {where}", err=True)
+        return
+    for line in lines:
+        typer.echo(line.text())

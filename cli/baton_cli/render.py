@@ -232,8 +232,17 @@ def dead_letters_table(letters: Iterable[DeadLetter]) -> Table:
     table.add_column("message id", no_wrap=True)
     table.add_column("published", no_wrap=True)
     table.add_column("deliveries", justify="right")
+    table.add_column("reason", overflow="fold")
+    table.add_column("kind", no_wrap=True)
     table.add_column("payload", overflow="fold")
     for letter in letters:
         count = letter.delivery_count
-        table.add_row(letter.message_id, timestamp(letter.publish_time), NONE if count is None else str(count), letter.summary)
+        table.add_row(
+            letter.message_id,
+            timestamp(letter.publish_time),
+            NONE if count is None else str(count),
+            letter.reason,
+            letter.payload_kind,
+            letter.summary,
+        )
     return table

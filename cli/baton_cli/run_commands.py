@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import typer
+from rich.console import Group
 from rich.live import Live
 
 from baton.config import default_manifests_dir
@@ -19,6 +20,7 @@ from baton.manifests.model import Manifest
 from baton.service.ports import RunStore
 from baton_cli import root
 from baton_cli.cost_view import cost_cell, job_usage, usage_line
+from baton_cli.inspect_view import failed_checks_view
 from baton_cli.render import catalog_table, runs_table, status_view
 
 
@@ -140,7 +142,9 @@ def _status_view(store: RunStore, run_id: str, pricing: Pricing) -> tuple[RunRec
     jobs = sorted(jobs, key=lambda job: (depth[job.job_key], job.job_key))
     checks = _checks(store, run_id, jobs)
     costs = {job.job_key: cost_cell(pricing, job_usage(job, (checks or {}).get(job.job_key, ()))) for job in jobs}
-    return run, status_view(run, jobs, root.now(), checks, usage_line(pricing, run.usage), costs)
+    view = status_view(run, jobs, root.now(), checks, usage_line(pricing, run.usage), costs)
+    failed = failed_checks_view(checks)
+    return run, view if failed is None else Group(view, failed)
 
 
 def _depths(jobs: Sequence[JobRecord]) -> dict[str, int]:

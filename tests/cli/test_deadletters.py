@@ -14,6 +14,7 @@ import pytest
 from google.api_core.exceptions import DeadlineExceeded
 from google.pubsub_v1 import PubsubMessage, Subscription
 
+from baton.entrypoints.dead_letters import GAVE_UP, attributes_for
 from baton_cli import deadletters as cli_deadletters
 from baton_cli.deadletters import DELIVERY_COUNT_ATTRIBUTE, completion_topic_name, dead_letter_subscription_name, summarize
 from devstack.emulators import PubSubEmulator
@@ -132,17 +133,27 @@ def test_list_shows_dead_letters_with_their_delivery_count_and_payload(topology:
     assert result.exit_code == 0, result.output
     rows = table_rows(result.stdout)
     assert set(rows) == {audit_id, garbage_id}
-    _, published, deliveries, payload = rows[audit_id]
+    _, published, deliveries, reason, kind, payload = rows[audit_id]
+    assert (reason, kind) == (f"not acknowledged after {MAX_DELIVERIES} deliveries", "message_data")
     assert f"run {labels['baton_run']} job {labels['baton_job']} attempt {labels['baton_attempt']}" in payload
     assert "failed: backendError" in payload
     assert deliveries == str(MAX_DELIVERIES)
     assert published.startswith(dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"))
-    assert rows[garbage_id][3].startswith("not json at all") and "…" in rows[garbage_id][3]
+    assert rows[garbage_id][5].startswith("not json at all") and "…" in rows[garbage_id][5]
 
     # Listing acknowledged nothing and handed the leases back: both can be read again at once.
     again = topology.on_hold()
     assert set(again) == {audit_id, garbage_id}
     assert {message.attributes[DELIVERY_COUNT_ATTRIBUTE] for message in again.values()} == {str(MAX_DELIVERIES)}
+
+
+def test_list_shows_the_reason_and_payload_kind_the_handler_gave(topology: Topology) -> None:
+    attributes = attributes_for(GAVE_UP, "ServiceUnavailable: Spanner is down", payload="push_body")
+    (letter,) = topology.dead_letter((b'{"message": "not a push body"}', attributes))
+    rows = table_rows(invoke("deadletters", "list").stdout)
+    _, _, _, reason, kind, _ = rows[letter]
+    assert reason == "gave_up: ServiceUnavailable: Spanner is down"
+    assert kind == "push_body"
 
 
 def test_list_limit_and_an_empty_hold(topology: Topology) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from baton.domain.naming import check_job_id
@@ -70,3 +73,88 @@ def test_cost_sums_by_manifest_and_by_job_since_a_date(core: Core) -> None:
     assert {first, second, failed}
     bad = invoke("cost", "--since", "last tuesday")
     assert bad.exit_code == 2 and "not a date" in bad.output
+
+
+def failing_check_run(core: Core) -> str:
+    run = core.orchestrator.start("checked", {"run_date": RUN_DATE})
+    finish(core, run.run_id, "load", stats=billed(1))
+    check_id = check_job_id("test", run.run_id, "load", 1, "id_not_null")
+    core.submitter.results[check_id] = [{"id": None, "name": f"row {n}"} for n in range(12)]
+    core.orchestrator.complete(CheckCompletion(run.run_id, "load", 1, "id_not_null", check_id, 12, None, billed(1)))
+    return run.run_id
+
+
+def test_status_shows_a_failed_checks_offending_rows_and_its_job_id(core: Core) -> None:
+    run_id = failing_check_run(core)
+    result = invoke("status", run_id)
+    assert result.exit_code == 0, result.output
+    check_id = check_job_id("test", run_id, "load", 1, "id_not_null")
+    assert (
+        f"check 'id_not_null' of load (attempt 1, error) FAILED: 12 offending row(s) · BigQuery job {check_id}" in result.stdout
+    )
+    assert "offending rows (the first 10 of 12):" in result.stdout
+    assert "row 9" in result.stdout and "row 10" not in result.stdout
+    assert "NULL" in result.stdout
+
+
+def test_show_prints_a_jobs_sql_params_attempts_checks_and_cost(core: Core) -> None:
+    run_id = failing_check_run(core)
+    core.orchestrator.retry(run_id)
+    finish(core, run_id, "load", error=JobError("invalidQuery", "Unrecognized name: idd"), stats=billed(1))
+    result = invoke("show", run_id, "load")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "SELECT 1 AS id" in out, "the snapshot SQL"
+    assert "@run_date=2026-11-27" in out and "@full_refresh=False" in out
+    assert "attempt      2 of at most 3" in out
+    for attempt in (1, 2):
+        assert f"baton_test_{run_id}_load_{attempt}" in out
+    assert "invalidQuery: Unrecognized name: idd" in out
+    assert "id_not_null FAILED (12 rows)" in out and "row 0" in out
+    assert "0.006104 USD" in out, "the last attempt: 1 GiB billed"
+    missing = invoke("show", run_id, "nope")
+    assert missing.exit_code == 1 and "has no job 'nope' (its jobs: load, report)" in missing.stderr
+
+
+def test_logs_reads_the_local_stacks_function_logs(core: Core, tmp_path: Path) -> None:
+    run_id, other = "a" * 32, "b" * 32
+    logs = tmp_path / "logs"
+    logs.mkdir()
+
+    def line(time: str, message: str, run: str, **fields: object) -> str:
+        labels = {"run_id": run, **{k: str(v) for k, v in fields.items()}}
+        entry = {"severity": "INFO", "message": message, "time": time, "run_id": run, **fields}
+        return json.dumps({**entry, "logging.googleapis.com/labels": labels})
+
+    (logs / "fn-start_manifest.log").write_text(
+        "Serving Flask app\n" + line("2026-12-03T01:00:00.000Z", "run started", run_id) + "\n"
+    )
+    (logs / "fn-bigquery_job_completed.log").write_text(
+        "\n".join(
+            [
+                line("2026-12-03T01:00:02.000Z", "completion applied", run_id, job_key="load", attempt=1),
+                line("2026-12-03T01:00:01.000Z", "completion applied", other, job_key="load", attempt=1),
+                line("2026-12-03T01:00:03.000Z", "completion applied", run_id, job_key="report", attempt=1),
+                "not json {",
+            ]
+        )
+    )
+    result = invoke("logs", run_id, "--logs-dir", str(logs))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [text.split()[2] for text in lines] == ["start_manifest", "bigquery_job_completed", "bigquery_job_completed"]
+    assert "job_key=load" in lines[1] and "job_key=report" in lines[2] and other not in result.stdout
+    one_job = invoke("logs", run_id, "report", "--logs-dir", str(logs)).stdout.splitlines()
+    assert len(one_job) == 1 and "job_key=report" in one_job[0]
+
+
+def test_logs_in_the_cloud_names_the_query_when_cloud_logging_is_not_installed(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SPANNER_EMULATOR_HOST")  # not the local stack: Cloud Logging
+    run_id = "c" * 32
+    result = invoke("logs", run_id, "load")
+    assert result.exit_code == 0, result.output
+    expected = f'labels.run_id="{run_id}" AND resource.labels.service_name=~"^baton-test-" AND labels.job_key="load"'
+    assert result.stdout.startswith("gcloud logging read ") and expected in result.stdout
+    assert "google-cloud-logging is not installed" in result.stderr

@@ -137,6 +137,19 @@ def test_a_failed_check_stops_the_run_and_retry_finishes_it_once_the_data_is_fix
     lines = {row[0]: " ".join(row) for row in cells if row and row[0] in jobs}
     assert "FAILED" in lines["trusted_orders"] and "one_row_per_order" in status
     assert "SKIPPED" in lines["customer_revenue"]
+    # The failed check kept its offending row, read from its own result, and its BigQuery job ID.
+    duplicate = checks["one_row_per_order"]
+    assert duplicate.sample_rows is not None and [row["order_id"] for row in duplicate.sample_rows] == [200]
+    assert all(check.sample_rows is None for name, check in checks.items() if name != "one_row_per_order")
+    assert f"BigQuery job {duplicate.bigquery_job_id}" in status and "offending rows" in status
+    shown = baton_cli(local_stack, "show", run_id, "trusted_orders")
+    assert (
+        "snapshot SQL" in shown
+        and duplicate.bigquery_job_id in shown
+        and bigquery_job_id("dev", run_id, "trusted_orders", 1) in shown
+    )
+    logged = baton_cli(local_stack, "logs", run_id, "trusted_orders", "--logs-dir", str(local_stack.options.work_dir / "logs"))
+    assert "bigquery_job_completed" in logged and "completion applied" in logged and "check=one_row_per_order" in logged
 
     run_sql(local_stack, "DELETE FROM landing.orders WHERE load_date = @d AND order_id = 200 AND quantity = 9")
     assert run_id in baton_cli(local_stack, "retry", run_id)
@@ -166,8 +179,10 @@ def test_a_failed_check_stops_the_run_and_retry_finishes_it_once_the_data_is_fix
     assert (written.run_id, written.job_key, written.rows_affected) == (run_id, "trusted_orders", 3)
     assert written.bigquery_job_id == bigquery_job_id("dev", run_id, "trusted_orders", 2)
     assert catalog[f"{project}.trusted.customer_revenue"].rows_affected == 3
-    # Checks report through their own events: no handler (nor the operator) ever asked BigQuery about a job.
-    assert stats.get_calls("baton-handlers") == 0
+    # Checks report through their own events: no handler polled a job. The one jobs.get is the failed check's,
+    # DONE already, whose offending rows the handler read.
+    assert stats.get_calls("baton-handlers") == 1
+    assert stats.get_calls_before_done("baton-handlers") == 0
 
     events = run_events(local_stack, subscription, run_id, until="run.succeeded")
     types = [e["type"] for e in events]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -84,6 +85,19 @@ class BigQuerySubmitter(JobSubmitter):
             ),
             output_rows=self._check_rows(job),
         )
+
+    def sample_rows(self, job_id: str, limit: int) -> list[dict[str, Any]]:
+        """jobs.getQueryResults of a finished query, first page only: called for a failed check, which is DONE."""
+        try:
+            job = self.client.get_job(job_id, location=self.location)
+            if not isinstance(job, bigquery.QueryJob) or job.state != "DONE" or job.error_result:
+                return []
+            rows = job.result(max_results=limit, page_size=limit, timeout=60, job_retry=None)
+            return [dict(row.items()) for row in itertools.islice(rows, limit)]
+        except gexc.NotFound:
+            return []
+        except _TRANSIENT as exc:
+            raise TransientError(f"BigQuery getQueryResults {job_id}: {exc}") from exc
 
     def _check_rows(self, job: bigquery.QueryJob) -> int | None:
         """How many rows a finished data check returned: its verdict. The job is DONE, so nothing waits."""

@@ -73,6 +73,7 @@ CHECK_COLUMNS = (
     "Stats",
     "CreatedAt",
     "FinishedAt",
+    "SampleRows",
 )
 CATALOG_COLUMNS = ("TableRef", "RunId", "JobKey", "BigQueryJobId", "RowsAffected", "BytesProcessed", "WrittenAt")
 
@@ -176,6 +177,7 @@ def check_row(check: CheckRecord) -> list[Any]:
         json.dumps(check.stats.to_json()) if check.stats else None,
         check.created_at,
         check.finished_at,
+        json.dumps(list(check.sample_rows), sort_keys=True) if check.sample_rows is not None else None,
     ]
 
 
@@ -193,6 +195,7 @@ def check_from_row(row: Sequence[Any]) -> CheckRecord:
         stats=JobStats.from_json(json.loads(row[9])) if row[9] else None,
         created_at=row[10],
         finished_at=row[11],
+        sample_rows=tuple(json.loads(row[12])) if row[12] else None,
     )
 
 

@@ -184,6 +184,8 @@ class CheckRecord:
     stats: JobStats | None = None
     created_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
+    # A failed check's first offending rows (domain/samples.py bounds them); None: not read.
+    sample_rows: tuple[Mapping[str, Any], ...] | None = None
 
     def describe(self) -> str:
         if self.error:
@@ -216,6 +218,12 @@ class CheckCompletion:
     rows: int | None = None  # outputRowCount; proto3 JSON omits zero, so None reads as 0
     error: JobError | None = None
     stats: JobStats = field(default_factory=JobStats)
+    sample_rows: tuple[Mapping[str, Any], ...] | None = None  # read from the check's result when it failed
+
+    @property
+    def found_rows(self) -> bool:
+        """It ran and returned offending rows: the only case with rows to keep."""
+        return self.error is None and bool(self.rows)
 
     @property
     def passed(self) -> bool:

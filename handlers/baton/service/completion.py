@@ -11,11 +11,13 @@ from baton.domain.transitions.checks import apply_check_completion
 from baton.domain.transitions.completion import CompletionResult, Verdict, apply_completion
 from baton.service.continuations import hand_on, submit_released
 from baton.service.dependencies import Dependencies
+from baton.service.observations import observe
 from baton.service.submission import submit_checks
 
 
 def complete(deps: Dependencies, event: Completion | CheckCompletion) -> CompletionResult:
     """Record a finished BigQuery job (or data check), then submit what it released and its checks."""
+    event = observe(deps, event)
     now = deps.clock()
     limit = deps.store.jobs_per_commit
     if isinstance(event, CheckCompletion):

@@ -141,6 +141,10 @@ class JobSubmitter(abc.ABC):
     def lookup(self, job_id: str) -> RemoteJob | None:
         """BigQuery's state of a job, None if it does not exist. Only the reconciler calls this."""
 
+    @abc.abstractmethod
+    def sample_rows(self, job_id: str, limit: int) -> list[dict[str, Any]]:
+        """The first `limit` rows of a finished query's result (a failed check's offending rows); never waits."""
+
 
 class EventPublisher(abc.ABC):
     """Run events (started, succeeded, failed, cancelled, job failed) for alerting."""

@@ -41,6 +41,7 @@ def apply_check_completion(tx: RunTransaction, event: CheckCompletion, now: dt.d
         error=event.error.to_text() if event.error else None,
         stats=event.stats,
         finished_at=now,
+        sample_rows=event.sample_rows,
     )
     tx.put_check(check)
     result = CompletionResult(Verdict.RECORDED, job=job, run=run)
