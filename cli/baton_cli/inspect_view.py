@@ -36,10 +36,10 @@ def _cell(value: object) -> str:
 
 
 def failed_check_view(check: CheckRecord, *, with_job: bool = True) -> RenderableType:
-    """`check 'x' of load (attempt 1) FAILED: 3 offending row(s) · BigQuery job ID`, then the rows it kept."""
-    owner = f" of {check.job_key}" if with_job else ""
+    """`load: check 'x' (attempt 1, error) FAILED: 3 offending row(s) · BigQuery job ID`, then the rows it kept."""
+    owner = f"{check.job_key}: " if with_job else ""
     verdict = f"could not run: {check.error}" if check.error else f"{check.rows or 0} offending row(s)"
-    line = Text(f"check '{check.name}'{owner} (attempt {check.attempt}, {check.severity}) FAILED: ", style="bold")
+    line = Text(f"{owner}check '{check.name}' (attempt {check.attempt}, {check.severity}) FAILED: ", style="bold")
     line.append(verdict, style="red")
     line.append(f" · BigQuery job {check.bigquery_job_id}", style="")
     parts: list[RenderableType] = [line]
