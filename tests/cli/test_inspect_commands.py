@@ -89,9 +89,7 @@ def test_status_shows_a_failed_checks_offending_rows_and_its_job_id(core: Core) 
     result = invoke("status", run_id)
     assert result.exit_code == 0, result.output
     check_id = check_job_id("test", run_id, "load", 1, "id_not_null")
-    assert (
-        f"load: check 'id_not_null' (attempt 1, error) FAILED: 12 offending row(s) · BigQuery job {check_id}" in result.stdout
-    )
+    assert f"load: check 'id_not_null' (attempt 1, error) FAILED: 12 offending row(s) · BigQuery job {check_id}" in result.stdout
     assert "offending rows (the first 10 of 12):" in result.stdout
     assert "row 9" in result.stdout and "row 10" not in result.stdout
     assert "NULL" in result.stdout
