@@ -13,3 +13,11 @@ ALTER TABLE Runs ADD COLUMN SlotMs INT64;
 -- Up to 10 offending rows of a failed check (a JSON list of objects, at most 8 KB: domain/samples.py),
 -- read from the check's own result when it found rows.
 ALTER TABLE RunJobChecks ADD COLUMN SampleRows STRING(MAX);
+
+-- The table's size after the write (tables.get: BigQuery's numRows and numBytes), and the tables the
+-- writing job read (its referencedTables): what `baton catalog` and `baton lineage` show.
+ALTER TABLE Catalog ADD COLUMN TableRows INT64;
+
+ALTER TABLE Catalog ADD COLUMN TableBytes INT64;
+
+ALTER TABLE Catalog ADD COLUMN UpstreamTables ARRAY<STRING(1024)>;

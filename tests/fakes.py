@@ -9,7 +9,16 @@ from typing import Any, TypeVar
 
 from baton.domain.records import CatalogEntry, CheckRecord, Continuation, JobRecord, JobStatus, NewRun, RunRecord, RunStatus
 from baton.domain.transaction import RunTransaction
-from baton.service.ports import EventPublisher, JobSubmitter, RemoteJob, RunStore, SubmitOutcome, SubmitRequest, WorkQueue
+from baton.service.ports import (
+    EventPublisher,
+    JobSubmitter,
+    RemoteJob,
+    RunStore,
+    SubmitOutcome,
+    SubmitRequest,
+    TableSize,
+    WorkQueue,
+)
 
 T = TypeVar("T")
 
@@ -149,6 +158,8 @@ class RecordingSubmitter(JobSubmitter):
         self.lookups: list[str] = []
         self.results: dict[str, Any] = {}  # job ID -> rows sample_rows() answers (or an exception it raises)
         self.sampled: list[str] = []
+        self.tables: dict[str, TableSize] = {}  # what table_size() answers; unknown tables answer None
+        self.sized: list[str] = []
         self.lock = threading.Lock()
 
     def submit(self, request: SubmitRequest) -> SubmitOutcome:
@@ -168,6 +179,10 @@ class RecordingSubmitter(JobSubmitter):
     def lookup(self, job_id: str) -> RemoteJob | None:
         self.lookups.append(job_id)
         return self.remote.get(job_id)
+
+    def table_size(self, table_ref: str) -> TableSize | None:
+        self.sized.append(table_ref)
+        return self.tables.get(table_ref)
 
     def sample_rows(self, job_id: str, limit: int) -> list[dict[str, Any]]:
         """What `results` holds for the job (the test sets it), as BigQuery's first page would; a test can make it raise."""

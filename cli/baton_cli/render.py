@@ -221,8 +221,8 @@ def catalog_table(entries: Iterable[CatalogEntry]) -> Table:
             entry.run_id,
             entry.job_key,
             timestamp(entry.written_at),
-            _count(entry.rows_affected),
-            _count(entry.bytes_processed),
+            _count(entry.table_rows if entry.table_rows is not None else entry.rows_affected),
+            _count(entry.table_bytes),
         )
     return table
 

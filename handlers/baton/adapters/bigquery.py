@@ -14,7 +14,15 @@ from google.cloud import bigquery
 from baton.domain.naming import LABEL_CHECK
 from baton.domain.records import JobStats
 from baton.errors import TransientError
-from baton.service.ports import JobSubmitter, QueryParameter, RemoteJob, RemoteState, SubmitOutcome, SubmitRequest
+from baton.service.ports import (
+    JobSubmitter,
+    QueryParameter,
+    RemoteJob,
+    RemoteState,
+    SubmitOutcome,
+    SubmitRequest,
+    TableSize,
+)
 
 USER_AGENT = "baton-handlers/0.1"
 _TRANSIENT = (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.TooManyRequests, gexc.BadGateway, gexc.GatewayTimeout)
@@ -82,6 +90,7 @@ class BigQuerySubmitter(JobSubmitter):
                 destination_table=_table_id(job.destination),
                 start_time=job.started,
                 end_time=job.ended,
+                referenced_tables=tuple(f"{t.project}.{t.dataset_id}.{t.table_id}" for t in job.referenced_tables or ()),
             ),
             output_rows=self._check_rows(job),
         )
@@ -98,6 +107,16 @@ class BigQuerySubmitter(JobSubmitter):
             return []
         except _TRANSIENT as exc:
             raise TransientError(f"BigQuery getQueryResults {job_id}: {exc}") from exc
+
+    def table_size(self, table_ref: str) -> TableSize | None:
+        """tables.get: rows and logical bytes now; None if the table is gone."""
+        try:
+            table = self.client.get_table(table_ref)
+        except gexc.NotFound:
+            return None
+        except _TRANSIENT as exc:
+            raise TransientError(f"BigQuery tables.get {table_ref}: {exc}") from exc
+        return TableSize(rows=table.num_rows, bytes=table.num_bytes)
 
     def _check_rows(self, job: bigquery.QueryJob) -> int | None:
         """How many rows a finished data check returned: its verdict. The job is DONE, so nothing waits."""

@@ -75,7 +75,18 @@ CHECK_COLUMNS = (
     "FinishedAt",
     "SampleRows",
 )
-CATALOG_COLUMNS = ("TableRef", "RunId", "JobKey", "BigQueryJobId", "RowsAffected", "BytesProcessed", "WrittenAt")
+CATALOG_COLUMNS = (
+    "TableRef",
+    "RunId",
+    "JobKey",
+    "BigQueryJobId",
+    "RowsAffected",
+    "BytesProcessed",
+    "WrittenAt",
+    "TableRows",
+    "TableBytes",
+    "UpstreamTables",
+)
 
 
 def run_row(run: RunRecord) -> list[Any]:
@@ -208,6 +219,9 @@ def catalog_row(entry: CatalogEntry) -> list[Any]:
         entry.rows_affected,
         entry.bytes_processed,
         entry.written_at,
+        entry.table_rows,
+        entry.table_bytes,
+        list(entry.upstream_tables),
     ]
 
 
@@ -220,4 +234,7 @@ def catalog_from_row(row: Sequence[Any]) -> CatalogEntry:
         rows_affected=row[4],
         bytes_processed=row[5],
         written_at=row[6],
+        table_rows=row[7],
+        table_bytes=row[8],
+        upstream_tables=tuple(row[9] or ()),
     )

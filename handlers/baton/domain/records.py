@@ -64,11 +64,17 @@ class JobStats:
     destination_table: str | None = None
     start_time: dt.datetime | None = None
     end_time: dt.datetime | None = None
+    referenced_tables: tuple[str, ...] = ()  # `project.dataset.table` the job read (the audit entry's referencedTables)
+    table_rows: int | None = None  # the destination's size after the job (tables.get), for the catalog
+    table_bytes: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, value in self.__dict__.items():
-            if value is not None:
+            if isinstance(value, tuple):
+                if value:
+                    out[name] = list(value)
+            elif value is not None:
                 out[name] = value.isoformat() if isinstance(value, dt.datetime) else value
         return out
 
@@ -79,6 +85,8 @@ class JobStats:
             value = data.get(name)
             if value is not None and name in ("start_time", "end_time"):
                 value = dt.datetime.fromisoformat(value)
+            if name == "referenced_tables":
+                value = tuple(value or ())
             values[name] = value
         return cls(**values)
 
@@ -204,6 +212,9 @@ class CatalogEntry:
     written_at: dt.datetime
     rows_affected: int | None = None
     bytes_processed: int | None = None
+    table_rows: int | None = None  # the table's size after the write
+    table_bytes: int | None = None
+    upstream_tables: tuple[str, ...] = ()  # what the writing job read: the catalog's lineage edges
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,12 @@ class RemoteJob:
         return JobError(self.error_reason, self.error_message or "") if self.error_reason else None
 
 
+@dataclass(frozen=True)
+class TableSize:
+    rows: int | None
+    bytes: int | None
+
+
 class JobSubmitter(abc.ABC):
     @abc.abstractmethod
     def submit(self, request: SubmitRequest) -> SubmitOutcome: ...
@@ -144,6 +150,10 @@ class JobSubmitter(abc.ABC):
     @abc.abstractmethod
     def sample_rows(self, job_id: str, limit: int) -> list[dict[str, Any]]:
         """The first `limit` rows of a finished query's result (a failed check's offending rows); never waits."""
+
+    @abc.abstractmethod
+    def table_size(self, table_ref: str) -> TableSize | None:
+        """A table's rows and bytes now (tables.get), None if it does not exist: what the catalog records."""
 
 
 class EventPublisher(abc.ABC):
