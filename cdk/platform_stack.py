@@ -83,6 +83,10 @@ class PlatformStack(TerraformStack):
         self.run_events_topic = PubsubTopic(
             self, "run_events_topic", project=config.project, name=config.run_events_topic, depends_on=apis
         )
+        # OpenLineage run events of every job, for a lineage backend (Marquez, Dataplex) to subscribe to.
+        self.lineage_topic = PubsubTopic(
+            self, "lineage_topic", project=config.project, name=config.lineage_topic, depends_on=apis
+        )
         # Work a transition could not finish in one commit or one invocation (a 10,000-wide release).
         self.work_topic = PubsubTopic(self, "work_topic", project=config.project, name=config.work_topic, depends_on=apis)
 
@@ -138,4 +142,5 @@ class PlatformStack(TerraformStack):
         TerraformOutput(self, "dead_letter_subscription_name", value=config.dead_letter_subscription)
         TerraformOutput(self, "run_events_topic_id", value=self.run_events_topic.id)
         TerraformOutput(self, "work_topic_id", value=self.work_topic.id)
+        TerraformOutput(self, "lineage_topic_id", value=self.lineage_topic.id)
         TerraformOutput(self, "spanner_database_id", value=self.spanner_database.id)

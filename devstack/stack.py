@@ -111,6 +111,7 @@ class LocalStack:
         self.functions: dict[str, FunctionServer] = {}
         self.function_env: dict[str, dict[str, str]] = {}
         self.settings: dict[str, str] = {}
+        self.lineage_file = options.work_dir / "lineage.jsonl"  # every function's OpenLineage events, one per line
 
     @classmethod
     def start(cls, options: LocalStackOptions, progress: Callable[[str], None] = lambda _: None) -> LocalStack:
@@ -170,6 +171,8 @@ class LocalStack:
                 **self.pubsub.env(),
                 "BATON_BIGQUERY_ENDPOINT": self.bigquery.endpoint,
                 "BATON_MANIFESTS_DIR": str(options.manifests_dir),
+                # OpenLineage events go to a file locally (it wins over the deployed lineage topic).
+                "BATON_LINEAGE_FILE": str(self.lineage_file),
                 "PYTHONUNBUFFERED": "1",
                 **options.extra_handler_env,
             }
@@ -229,6 +232,7 @@ class LocalStack:
             "BATON_MANIFESTS_DIR": str(self.options.manifests_dir),
             "BATON_COMPLETION_TOPIC": self.topology.completion_topic,
             "BATON_DEAD_LETTER_SUBSCRIPTION": self.topology.dead_letter_subscription,
+            "BATON_LINEAGE_FILE": str(self.lineage_file),  # jobs the CLI submits (start, retry) write lineage there too
         }
 
     def migrate(self) -> None:

@@ -7,11 +7,13 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from baton.domain.lineage import LineageEvent
 from baton.domain.records import CatalogEntry, CheckRecord, Continuation, JobRecord, JobStatus, NewRun, RunRecord, RunStatus
 from baton.domain.transaction import RunTransaction
 from baton.service.ports import (
     EventPublisher,
     JobSubmitter,
+    LineageEmitter,
     RemoteJob,
     RunStore,
     SubmitOutcome,
@@ -205,3 +207,11 @@ class RecordingPublisher(EventPublisher):
 
     def types(self) -> list[str]:
         return [str(e["type"]) for e in self.events]
+
+
+class RecordingLineage(LineageEmitter):
+    def __init__(self) -> None:
+        self.events: list[LineageEvent] = []
+
+    def emit(self, event: LineageEvent) -> None:
+        self.events.append(event)

@@ -20,8 +20,10 @@ from baton_cli import root
 from baton_cli.cost_view import byte_size, job_usage, slot_time
 from baton_cli.handler_logs import cloud_filter, cloud_lines, gcloud_command, local_lines
 from baton_cli.inspect_view import show_view
+from baton_cli.lineage_view import LineageGraph, lineage_view
 
 MAX_RUNS = 10_000  # `baton cost` reads at most this many runs; it says so when it reached it
+MAX_CATALOG = 100_000  # `baton lineage` reads the whole catalog (one row per table Baton wrote)
 
 
 def parse_since(text: str) -> dt.datetime:
@@ -177,3 +179,18 @@ def logs(
         return
     for line in lines:
         typer.echo(line.text())
+
+
+@root.app.command()
+def lineage(
+    table: Annotated[str, typer.Argument(help="Table reference: project.dataset.table (or dataset.table).")],
+    depth: Annotated[int, typer.Option("--depth", "-d", min=1, max=20, help="How many hops up and down.")] = 3,
+) -> None:
+    """The tables upstream and downstream of a table and the jobs between them, from the catalog's last writes."""
+    settings = root.settings()
+    store = root.build_store(settings)
+    graph = LineageGraph(store.list_catalog(limit=MAX_CATALOG))
+    name = graph.resolve(table, settings.project)
+    if name is None:
+        raise BatonError(f"'{table}' is neither in the catalog nor read by a job in it")
+    root.console().print(lineage_view(graph, name, depth))

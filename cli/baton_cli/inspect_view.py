@@ -109,6 +109,13 @@ def show_view(run: RunRecord, job: JobRecord, checks: Sequence[CheckRecord], pri
             f"{byte_size(stats.total_bytes_processed)} processed · {byte_size(stats.total_bytes_billed)} billed · "
             f"{slot_time(stats.total_slot_ms)} slot time",
         )
+        if stats.referenced_tables:
+            grid.add_row("read", ", ".join(stats.referenced_tables))
+        if stats.destination_table:
+            size = (
+                f"{stats.table_rows:,} rows, {byte_size(stats.table_bytes)}" if stats.table_rows is not None else "size unknown"
+            )
+            grid.add_row("wrote", f"{stats.destination_table} ({size})")
     current = [check for check in checks if check.attempt == job.attempt]
     grid.add_row("cost", f"{cost_cell(pricing, job_usage(job, current))} (last attempt and its checks; {pricing.describe()})")
     parts: list[RenderableType] = [grid, Text(""), _attempt_rows(run, job, checks)]

@@ -43,6 +43,8 @@ class Settings:
     mutation_budget: int = MUTATION_LIMIT  # what one Spanner commit may cost; lowered in tests so chunking shows
     reconcile: ReconcilePolicy = field(default_factory=ReconcilePolicy)
     pricing: Pricing = field(default_factory=Pricing)  # what a TiB billed (or a slot-hour) costs
+    lineage_topic: str | None = None  # OpenLineage run events of each job go here (projects/P/topics/T) ...
+    lineage_file: str | None = None  # ... or, locally, to this file (it wins over the topic)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +70,8 @@ class Settings:
             mutation_budget=_mutation_budget(env),
             reconcile=reconcile_policy(env),
             pricing=pricing(env),
+            lineage_topic=env.get("BATON_LINEAGE_TOPIC") or None,
+            lineage_file=env.get("BATON_LINEAGE_FILE") or None,
         )
 
 

@@ -156,3 +156,30 @@ def test_logs_in_the_cloud_names_the_query_when_cloud_logging_is_not_installed(
     expected = f'labels.run_id="{run_id}" AND resource.labels.service_name=~"^baton-test-" AND labels.job_key="load"'
     assert result.stdout.startswith("gcloud logging read ") and expected in result.stdout
     assert "google-cloud-logging is not installed" in result.stderr
+
+
+def test_lineage_shows_upstream_and_downstream_tables_and_the_jobs_between(core: Core) -> None:
+    run = core.orchestrator.start("elt_daily", {"run_date": RUN_DATE})
+    project = "baton-local"
+
+    def write(key: str, table: str, *read: str) -> None:
+        stats = JobStats(destination_table=f"{project}.{table}", referenced_tables=tuple(f"{project}.{r}" for r in read))
+        finish(core, run.run_id, key, stats=stats)
+
+    write("land_raw", "landing.raw", "sources.orders_feed")
+    for key in ("hist_customers", "hist_products"):
+        finish(core, run.run_id, key)
+    write("hist_orders", "history.orders", "landing.raw")
+    write("consume_order_lines", "consume.order_lines", "history.orders", "history.customers")
+    result = invoke("lineage", "history.orders", env={"BATON_PROJECT": project})
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    upstream, downstream = out.split("downstream")
+    assert f"{project}.history.orders  written by hist_orders (run {run.run_id}" in upstream
+    assert f"{project}.landing.raw  written by land_raw" in upstream
+    assert f"{project}.sources.orders_feed  (not written by Baton)" in upstream
+    assert f"{project}.consume.order_lines  by consume_order_lines" in downstream
+    shallow = invoke("lineage", f"{project}.history.orders", "--depth", "1", env={"BATON_PROJECT": project}).stdout
+    assert "landing.raw" in shallow and "orders_feed" not in shallow
+    unknown = invoke("lineage", "nowhere.table", env={"BATON_PROJECT": project})
+    assert unknown.exit_code == 1 and "neither in the catalog nor read by a job in it" in unknown.stderr

@@ -11,7 +11,7 @@ from baton.domain.transitions.checks import apply_check_completion
 from baton.domain.transitions.completion import CompletionResult, Verdict, apply_completion
 from baton.service.continuations import hand_on, submit_released
 from baton.service.dependencies import Dependencies
-from baton.service.observations import observe
+from baton.service.observations import lineage_finished, observe
 from baton.service.submission import submit_checks
 
 
@@ -38,6 +38,8 @@ def complete(deps: Dependencies, event: Completion | CheckCompletion) -> Complet
         structured_log.info("completion applied", released=[job.job_key for job in result.ready], **fields)
     if result.run is not None and result.verdict in (Verdict.RECORDED, Verdict.RETRYING):
         _publish_outcome(deps, result, now)
+        if isinstance(event, Completion) and result.job is not None:
+            lineage_finished(deps, result.run, result.job, event, now)
     if result.checks and result.run is not None and result.job is not None:
         submit_checks(deps, result.run, result.job, result.checks)
     if result.continuation is not None:

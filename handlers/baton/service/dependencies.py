@@ -7,7 +7,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from baton.domain.cost import Pricing
-from baton.service.ports import EventPublisher, JobSubmitter, ManifestSource, NoEventPublisher, RunStore, WorkQueue
+from baton.service.ports import (
+    EventPublisher,
+    JobSubmitter,
+    LineageEmitter,
+    ManifestSource,
+    NoEventPublisher,
+    NoLineage,
+    RunStore,
+    WorkQueue,
+)
 
 
 def utc_now() -> dt.datetime:
@@ -24,3 +33,4 @@ class Dependencies:
     clock: Callable[[], dt.datetime] = utc_now
     work: WorkQueue | None = None  # None: continuations run in-process (see service/continuations.py)
     pricing: Pricing = field(default_factory=Pricing)  # prices the usage that run events report
+    lineage: LineageEmitter = field(default_factory=NoLineage)  # OpenLineage events of each job's start and end

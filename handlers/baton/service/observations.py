@@ -10,10 +10,12 @@ decision depends on it.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
 
 from baton import structured_log
-from baton.domain.records import CheckCompletion, Completion
+from baton.domain.lineage import LineageEvent, job_finished, job_started
+from baton.domain.records import CheckCompletion, Completion, JobRecord, RunRecord
 from baton.domain.samples import MAX_SAMPLE_ROWS, bounded_sample
 from baton.service.dependencies import Dependencies
 
@@ -53,3 +55,26 @@ def _with_sample_rows(deps: Dependencies, event: CheckCompletion) -> CheckComple
         _log_unread(message, event.run_id, event.job_key, event.attempt, exc, **fields)
         return event
     return replace(event, sample_rows=bounded_sample(rows))
+
+
+def lineage_started(deps: Dependencies, run: RunRecord, job: JobRecord, now: dt.datetime) -> None:
+    """OpenLineage START of a job BigQuery accepted."""
+    _emit(deps, job_started(run, job, now))
+
+
+def lineage_finished(deps: Dependencies, run: RunRecord, job: JobRecord, event: Completion, now: dt.datetime) -> None:
+    """OpenLineage COMPLETE or FAIL of the attempt `event` reports (a retry's job row has moved on to the next)."""
+    error = event.error.to_text() if event.error else None
+    _emit(deps, job_finished(run, job, event.bigquery_job_id, event.stats, error, now))
+
+
+def _emit(deps: Dependencies, event: LineageEvent) -> None:
+    try:
+        deps.lineage.emit(event)
+    except Exception as exc:  # lineage is a report: a transport that fails must not fail the job
+        structured_log.warning(
+            "could not emit an OpenLineage event",
+            event_type=event.event_type,
+            bigquery_job_id=event.bigquery_job_id,
+            error=f"{type(exc).__name__}: {exc}",
+        )

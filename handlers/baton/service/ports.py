@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
+from baton.domain.lineage import LineageEvent
 from baton.domain.records import (
     CatalogEntry,
     CheckRecord,
@@ -167,6 +168,20 @@ class NoEventPublisher(EventPublisher):
     """Used when no run-events topic is configured."""
 
     def publish(self, event: Mapping[str, Any]) -> None:
+        return None
+
+
+class LineageEmitter(abc.ABC):
+    """Where each job's OpenLineage run events go (adapters/openlineage.py): a topic, or a file locally."""
+
+    @abc.abstractmethod
+    def emit(self, event: LineageEvent) -> None: ...
+
+
+class NoLineage(LineageEmitter):
+    """No lineage transport configured."""
+
+    def emit(self, event: LineageEvent) -> None:
         return None
 
 

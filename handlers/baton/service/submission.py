@@ -16,7 +16,8 @@ from baton.domain.records import CheckRecord, JobRecord, RunRecord
 from baton.domain.specs import BoundParam
 from baton.domain.transitions.submission import mark_submitted
 from baton.service.dependencies import Dependencies
-from baton.service.ports import QueryParameter, SubmitRequest
+from baton.service.observations import lineage_started
+from baton.service.ports import QueryParameter, SubmitOutcome, SubmitRequest
 
 
 def submit(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord]) -> None:
@@ -39,6 +40,8 @@ def submit(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord]) -> Non
                 outcome=str(outcome),
             )
             done.append(job)
+            if outcome == SubmitOutcome.SUBMITTED:
+                lineage_started(deps, run, job, deps.clock())
     finally:
         if done:
             now = deps.clock()
