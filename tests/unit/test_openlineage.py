@@ -94,19 +94,26 @@ def test_each_job_emits_start_at_submission_and_complete_or_fail_when_bigquery_f
     world.finish(run_id, "report")
     seen = [(e.event_type, e.job_name, e.bigquery_job_id) for e in lineage.events]
     report = bigquery_job_id("test", run_id, "report", 1)
-    assert seen == [
-        ("START", "m.load", first),
-        ("FAIL", "m.load", first),
-        ("START", "m.load", second),
-        ("COMPLETE", "m.load", second),
-        ("START", "m.report", report),
-        ("COMPLETE", "m.report", report),
-    ]
-    complete = lineage.events[3]
+    assert sorted(seen) == sorted(
+        [
+            ("START", "m.load", first),
+            ("FAIL", "m.load", first),
+            ("START", "m.load", second),
+            ("COMPLETE", "m.load", second),
+            ("START", "m.report", report),
+            ("COMPLETE", "m.report", report),
+        ]
+    )
+    # Each attempt's START comes before its end; a completion emits its own end last (after what it released).
+    for job_id in (first, second, report):
+        kinds = [kind for kind, _, emitted in seen if emitted == job_id]
+        assert kinds[0] == "START" and len(kinds) == 2
+    by_kind = {(e.event_type, e.bigquery_job_id): e for e in lineage.events}
+    complete, started = by_kind[("COMPLETE", second)], by_kind[("START", second)]
     assert complete.inputs == (f"{PROJECT}.landing.raw",)
     assert [(o.name, o.rows, o.bytes) for o in complete.outputs] == [(f"{PROJECT}.sales.orders", 7, 512)]
-    assert complete.run_id == lineage.events[2].run_id == attempt_run_id(second) != lineage.events[0].run_id
-    assert lineage.events[1].error == "backendError: x" and lineage.events[1].outputs == ()
+    assert complete.run_id == started.run_id == attempt_run_id(second) != by_kind[("START", first)].run_id
+    assert by_kind[("FAIL", first)].error == "backendError: x" and by_kind[("FAIL", first)].outputs == ()
     assert {e.parent_run_id for e in lineage.events} == {str(uuid.UUID(hex=run_id))}
 
 
@@ -119,10 +126,11 @@ def test_events_written_by_the_client_validate_against_its_schema(tmp_path: Path
     world.submitter.tables[f"{PROJECT}.sales.orders"] = TableSize(rows=7, bytes=512)
     world.orchestrator.complete(Completion(run_id, "load", 1, bigquery_job_id("test", run_id, "load", 1), None, stats))
     documents = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [d["eventType"] for d in documents] == ["START", "COMPLETE", "START"]
+    assert sorted(d["eventType"] for d in documents) == ["COMPLETE", "START", "START"]
     for document in documents:
         validated(document)
-    start, complete = documents[0], documents[1]
+    load = [d for d in documents if d["job"]["name"] == "m.load"]
+    start, complete = sorted(load, key=lambda d: d["eventType"] != "START")
     assert start["outputs"] == [
         {"namespace": DATASET_NAMESPACE, "name": f"{PROJECT}.sales.orders", "facets": {}, "outputFacets": {}}
     ]

@@ -36,16 +36,20 @@ def complete(deps: Dependencies, event: Completion | CheckCompletion) -> Complet
         structured_log.warning("completion for a job Baton does not know; acknowledged", **fields)
     else:
         structured_log.info("completion applied", released=[job.job_key for job in result.ready], **fields)
-    if result.run is not None and result.verdict in (Verdict.RECORDED, Verdict.RETRYING):
+    recorded = result.run is not None and result.verdict in (Verdict.RECORDED, Verdict.RETRYING)
+    if recorded:
         _publish_outcome(deps, result, now)
-        if isinstance(event, Completion) and result.job is not None:
+    try:
+        if result.checks and result.run is not None and result.job is not None:
+            submit_checks(deps, result.run, result.job, result.checks)
+        if result.continuation is not None:
+            hand_on(deps, [result.continuation])
+        if result.ready and result.run is not None:
+            submit_released(deps, result.run, result.ready)
+    finally:
+        # Last, so that a new instance's first import of the OpenLineage client delays no submission.
+        if recorded and isinstance(event, Completion) and result.run is not None and result.job is not None:
             lineage_finished(deps, result.run, result.job, event, now)
-    if result.checks and result.run is not None and result.job is not None:
-        submit_checks(deps, result.run, result.job, result.checks)
-    if result.continuation is not None:
-        hand_on(deps, [result.continuation])
-    if result.ready and result.run is not None:
-        submit_released(deps, result.run, result.ready)
     return result
 
 

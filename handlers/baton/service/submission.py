@@ -27,6 +27,7 @@ def submit(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord]) -> Non
     error propagates so the caller's message is redelivered for the rest.
     """
     done: list[JobRecord] = []
+    started: list[JobRecord] = []  # accepted by BigQuery now (not a 409): their OpenLineage START
     try:
         for job in jobs:
             assert job.bigquery_job_id is not None
@@ -41,12 +42,15 @@ def submit(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord]) -> Non
             )
             done.append(job)
             if outcome == SubmitOutcome.SUBMITTED:
-                lineage_started(deps, run, job, deps.clock())
+                started.append(job)
     finally:
         if done:
             now = deps.clock()
             marks = [(job.job_key, job.attempt) for job in done]
             deps.store.transact(lambda tx: mark_submitted(tx, run.run_id, marks, now))
+            # After the mark: a new instance's first import of the OpenLineage client must not delay it.
+            for job in started:
+                lineage_started(deps, run, job, now)
 
 
 def submit_checks(deps: Dependencies, run: RunRecord, job: JobRecord, checks: Sequence[CheckRecord]) -> None:
