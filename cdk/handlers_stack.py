@@ -193,6 +193,7 @@ class HandlersStack(TerraformStack):
                 # mode every test exercises (the Spanner emulator retries concurrent read-write transactions only
                 # in it), and at Baton's rate of short transactions a session pool costs nothing that matters.
                 "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW": "false",
+                "BATON_LINEAGE_TOPIC": config.topic_path(config.lineage_topic),
             },
             build_service_account=build_account.id,
             docker_repository=self.images.id,
@@ -333,14 +334,15 @@ class HandlersStack(TerraformStack):
                 role="roles/spanner.databaseUser",
                 member=function.member,
             )
-            PubsubTopicIamMember(
-                self,
-                f"{prefix}_run_events",
-                project=config.project,
-                topic=config.run_events_topic,
-                role="roles/pubsub.publisher",
-                member=function.member,
-            )
+            for topic in ("run_events", "lineage"):
+                PubsubTopicIamMember(
+                    self,
+                    f"{prefix}_{topic}",
+                    project=config.project,
+                    topic=getattr(config, f"{topic}_topic"),
+                    role="roles/pubsub.publisher",
+                    member=function.member,
+                )
             # Every function submits jobs (roots, dependents, retries); job creation is a project permission.
             ProjectIamMember(
                 self, f"{prefix}_bigquery_jobs", project=config.project, role="roles/bigquery.jobUser", member=function.member

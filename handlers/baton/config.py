@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from baton.domain.cost import ON_DEMAND_USD_PER_TIB, Pricing
 from baton.domain.limits import MUTATION_LIMIT
 from baton.domain.naming import ENVIRONMENT_PATTERN
 from baton.domain.timing import ReconcilePolicy, TimeBudget
@@ -43,6 +44,9 @@ class Settings:
     scratch_dataset: str | None = None  # where check queries write their rows, readable by every Baton function
     reconcile: ReconcilePolicy = field(default_factory=ReconcilePolicy)
     budget: TimeBudget = field(default_factory=TimeBudget)  # the function's timeout and each Google call's share
+    pricing: Pricing = field(default_factory=Pricing)  # what a TiB billed (or a slot-hour) costs
+    lineage_topic: str | None = None  # OpenLineage run events of each job go here (projects/P/topics/T) ...
+    lineage_file: str | None = None  # ... or, locally, to this file (it wins over the topic)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -69,7 +73,30 @@ class Settings:
             scratch_dataset=env.get("BATON_SCRATCH_DATASET") or None,
             reconcile=reconcile_policy(env),
             budget=time_budget(env),
+            pricing=pricing(env),
+            lineage_topic=env.get("BATON_LINEAGE_TOPIC") or None,
+            lineage_file=env.get("BATON_LINEAGE_FILE") or None,
         )
+
+
+def pricing(env: Mapping[str, str]) -> Pricing:
+    """BATON_PRICE_PER_TIB (on demand, default 6.25 USD); BATON_SLOT_HOUR_PRICE switches to slot-hour pricing."""
+    per_tib = _optional_price(env, "BATON_PRICE_PER_TIB")
+    per_slot_hour = _optional_price(env, "BATON_SLOT_HOUR_PRICE")
+    return Pricing(per_tib=ON_DEMAND_USD_PER_TIB if per_tib is None else per_tib, per_slot_hour=per_slot_hour)
+
+
+def _optional_price(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} '{raw}' is not a price") from None
+    if not 0 <= value < 10**6:  # also refuses nan and inf
+        raise ConfigError(f"{name} must be a non-negative price, got {raw}")
+    return value
 
 
 # Reconciler policy overrides, in seconds (or rows and pages); unset ones keep ReconcilePolicy's defaults.
