@@ -76,7 +76,7 @@ def build(settings: Settings) -> Orchestrator:
         if settings.lineage_file:
             lineage = OpenLineageEmitter(settings.project, file_path=settings.lineage_file)
         else:
-            lineage = OpenLineageEmitter(settings.project, topic=settings.lineage_topic)
+            lineage = OpenLineageEmitter(settings.project, topic=settings.lineage_topic, budget=settings.budget)
     events: EventPublisher = NoEventPublisher()
     if settings.run_events_topic:
         events = _PublisherOnFirstEvent(settings.project, settings.run_events_topic, settings.budget)

@@ -11,18 +11,23 @@ from __future__ import annotations
 from typing import Any
 
 from baton.domain.lineage import DATASET_NAMESPACE, PRODUCER, LineageEvent
+from baton.domain.timing import TimeBudget
 from baton.service.ports import LineageEmitter
 
 
 class OpenLineageEmitter(LineageEmitter):
-    """`file_path`: append each event as a JSON line there; else publish it to `topic` (projects/P/topics/T)."""
+    """`file_path`: append each event as a JSON line there; else publish it to `topic` (projects/P/topics/T),
+    within `budget` like every other publish."""
 
-    def __init__(self, project: str, *, file_path: str | None = None, topic: str | None = None) -> None:
+    def __init__(
+        self, project: str, *, file_path: str | None = None, topic: str | None = None, budget: TimeBudget | None = None
+    ) -> None:
         if (file_path is None) == (topic is None):
             raise ValueError("give exactly one of file_path and topic")
         self.project = project
         self.file_path = file_path
         self.topic = topic
+        self.budget = budget or TimeBudget()
         self._transport: Any = None
         self._publisher: Any = None
 
@@ -38,11 +43,14 @@ class OpenLineageEmitter(LineageEmitter):
         from google.cloud import pubsub_v1
         from openlineage.client.serde import Serde
 
+        from baton.adapters.pubsub import publish_within_budget
+
+        assert self.topic is not None
         if self._publisher is None:
             self._publisher = pubsub_v1.PublisherClient()
         data = Serde.to_json(run_event).encode()
         attributes = {"eventType": event.event_type, "job": event.job_name, "bigquery_job_id": event.bigquery_job_id}
-        self._publisher.publish(self.topic, data, **attributes).result(timeout=30)
+        publish_within_budget(self._publisher, self.topic, data, attributes, self.budget)
 
 
 def qualified(table: str, project: str) -> str:
