@@ -108,3 +108,22 @@ def test_the_run_page_header_prices_the_run() -> None:
     assert re.search(r'id="run-cost">6\.25 USD\s+\(1\.0 TiB billed', page), "1 TiB billed at the default price"
     reserved = render_run_page(run, jobs, checks, run.created_at, project="p", location="US", pricing=Pricing(per_slot_hour=2.0))  # type: ignore[arg-type]
     assert 'id="run-cost">2.00 USD' in reserved and "slot-hours at 2 USD per slot-hour" in reserved
+
+
+def test_the_outbox_keeps_a_finished_runs_cost_when_pub_sub_is_down(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_with_checks([{"name": "ids_present", "not_null": "id"}]))
+    world.orchestrator.pricing = Pricing(per_tib=8.0)
+    run_id = world.start()
+    world.events.fail = RuntimeError("Pub/Sub is down")
+    failing = bigquery_job_id("test", run_id, "load", 1)
+    world.orchestrator.complete(Completion(run_id, "load", 1, failing, JobError("invalidQuery", "no"), stats(1, 10)))
+    (held,) = [event for event in world.store.outbox.values() if event["type"] == "run.failed"]
+    assert held["cost"]["bytes_billed"] == GIB and held["cost"]["amount"] == round(8.0 / 1024, 6), "priced in the transaction"
+
+
+def test_a_cancelled_runs_event_carries_its_cost(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_with_checks([{"name": "ids_present", "not_null": "id"}]))
+    run_id = world.start()
+    world.orchestrator.cancel(run_id)
+    cancelled = world.events.events[-1]
+    assert cancelled["type"] == "run.cancelled" and cancelled["cost"]["amount"] == 0
