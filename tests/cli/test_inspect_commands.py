@@ -44,13 +44,31 @@ def test_status_and_runs_price_what_bigquery_billed(core: Core) -> None:
     # 4 GiB billed at 6.25 USD per TiB.
     assert "cost      0.02441 USD  (4.0 GiB billed" in status.stdout
     assert "on-demand at 6.25 USD per TiB billed" in status.stdout
-    load = next(line for line in status.stdout.splitlines() if " load " in line)
+    load = next(line for line in status.stdout.splitlines() if line.startswith("load "))
     assert "0.01221 USD" in load, "the job's cost includes its check's"
     runs = invoke("runs", env={"BATON_SLOT_HOUR_PRICE": "0.06"})
     assert runs.exit_code == 0, runs.output
-    assert "cost" in runs.stdout.splitlines()[1]
+    assert "cost" in runs.stdout.splitlines()[0].split()
     row = next(line for line in runs.stdout.splitlines() if run_id in line)
     assert "0.003 USD" in row, "3 slot-minutes at 0.06 is 0.003 USD per slot-hour"
+
+
+def test_status_and_runs_json_carry_the_cost_of_the_run_and_of_each_job(core: Core) -> None:
+    run_id = checked_run(core)
+    document = json.loads(invoke("status", run_id, "--json").stdout)
+    assert document["run"]["cost"] == {
+        "bytes_processed": 4 * GIB,
+        "bytes_billed": 4 * GIB,
+        "slot_ms": 180_000,
+        "amount": round(4 / 1024 * 6.25, 6),
+        "currency": "USD",
+        "pricing": "on-demand",
+    }
+    load = next(job for job in document["jobs"] if job["key"] == "load")
+    assert load["cost"]["bytes_billed"] == 2 * GIB, "the job's last attempt and its check"
+    assert load["checks"][0]["sample_rows"] is None, "a passing check keeps no rows"
+    (run,) = [run for run in json.loads(invoke("runs", "--json").stdout)["runs"] if run["run_id"] == run_id]
+    assert run["cost"] == document["run"]["cost"]
 
 
 def test_cost_sums_by_manifest_and_by_job_since_a_date(core: Core) -> None:
