@@ -182,6 +182,11 @@ class EnvironmentConfig:
         return f"baton-{self.name}-run-events"
 
     @property
+    def lineage_topic(self) -> str:
+        """OpenLineage run events of each BigQuery job, for a lineage backend to subscribe to."""
+        return f"baton-{self.name}-lineage"
+
+    @property
     def push_subscription(self) -> str:
         return f"baton-{self.name}-job-completed-push"
 

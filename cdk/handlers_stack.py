@@ -202,6 +202,7 @@ class HandlersStack(TerraformStack):
                 # The environment's datasets with their location: manifests may read and write no other
                 # (checked when a manifest is loaded), and the local stack creates exactly these.
                 "BATON_DATASETS": declared_datasets_variable(config),
+                "BATON_LINEAGE_TOPIC": config.topic_path(config.lineage_topic),
             },
             build_service_account=build_account.id,
             docker_repository=self.images.id,
@@ -342,14 +343,15 @@ class HandlersStack(TerraformStack):
                 role="roles/spanner.databaseUser",
                 member=function.member,
             )
-            PubsubTopicIamMember(
-                self,
-                f"{prefix}_run_events",
-                project=config.project,
-                topic=config.run_events_topic,
-                role="roles/pubsub.publisher",
-                member=function.member,
-            )
+            for topic in ("run_events", "lineage"):
+                PubsubTopicIamMember(
+                    self,
+                    f"{prefix}_{topic}",
+                    project=config.project,
+                    topic=getattr(config, f"{topic}_topic"),
+                    role="roles/pubsub.publisher",
+                    member=function.member,
+                )
             # Every function submits jobs (roots, dependents, retries); job creation is a project permission.
             ProjectIamMember(
                 self, f"{prefix}_bigquery_jobs", project=config.project, role="roles/bigquery.jobUser", member=function.member

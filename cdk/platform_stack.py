@@ -90,6 +90,8 @@ class PlatformStack(TerraformStack):
             expiration_policy=PubsubSubscriptionExpirationPolicy(ttl=""),  # never expires for lack of pulls
         )
         self.run_events_topic = self._topic("run_events_topic", config.run_events_topic)
+        # OpenLineage run events of every job, for a lineage backend (Marquez, Dataplex) to subscribe to.
+        self.lineage_topic = self._topic("lineage_topic", config.lineage_topic)
         # Work a transition could not finish in one commit or one invocation (a 10,000-wide release).
         self.work_topic = self._topic("work_topic", config.work_topic)
 
@@ -180,6 +182,7 @@ class PlatformStack(TerraformStack):
         TerraformOutput(self, "dead_letter_subscription_name", value=config.dead_letter_subscription)
         TerraformOutput(self, "run_events_topic_id", value=self.run_events_topic.id)
         TerraformOutput(self, "work_topic_id", value=self.work_topic.id)
+        TerraformOutput(self, "lineage_topic_id", value=self.lineage_topic.id)
         TerraformOutput(self, "spanner_database_id", value=self.spanner_database.id)
 
     def _needs(self, *resource_types: str) -> list[ITerraformDependable]:

@@ -91,6 +91,7 @@ class AuditJob:
     cache_hit: bool | None = None
     parent_job_id: str | None = None
     transfer: TransferAudit | None = None
+    referenced_tables: Sequence[Mapping[str, str]] = ()  # {projectId, datasetId, tableId} the query read
 
 
 def _timestamp(value: dt.datetime) -> str:
@@ -150,6 +151,8 @@ def _job_payload(job: AuditJob, state: str) -> dict[str, Any]:
             query_stats["totalBilledBytes"] = str(job.total_billed_bytes)
         if job.output_row_count is not None:
             query_stats["outputRowCount"] = str(job.output_row_count)
+        if job.referenced_tables:
+            query_stats["referencedTables"] = [_table_name(table) for table in job.referenced_tables]
         if job.cache_hit is not None:
             query_stats["cacheHit"] = job.cache_hit
         if query_stats and job.transfer is None:

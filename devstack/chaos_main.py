@@ -34,7 +34,7 @@ import functions_framework
 from baton import bootstrap
 from baton.config import Settings
 from baton.service.orchestrator import Orchestrator
-from baton.service.ports import JobSubmitter, RemoteJob, SubmitOutcome, SubmitRequest
+from baton.service.ports import JobSubmitter, RemoteJob, SubmitOutcome, SubmitRequest, TableSize
 
 HANDLERS_MAIN = Path(__file__).resolve().parent.parent / "handlers" / "main.py"
 
@@ -95,6 +95,12 @@ class CrashingSubmitter(JobSubmitter):
 
     def lookup(self, job_id: str) -> RemoteJob | None:
         return self.inner.lookup(job_id)
+
+    def sample_rows(self, job_id: str, limit: int) -> list[dict[str, Any]]:
+        return self.inner.sample_rows(job_id, limit)
+
+    def table_size(self, table_ref: str) -> TableSize | None:
+        return self.inner.table_size(table_ref)
 
 
 _real_build = bootstrap.build

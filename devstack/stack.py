@@ -127,6 +127,7 @@ class LocalStack:
         self.fronts: dict[str, FunctionFront] = {}  # Cloud Run's side of each function: callers go through it
         self.faults = FaultBoard()  # every fault off until a test turns it on (see faults())
         self.settings: dict[str, str] = {}
+        self.lineage_file = options.work_dir / "lineage.jsonl"  # every function's OpenLineage events, one per line
 
     @classmethod
     def start(cls, options: LocalStackOptions, progress: Callable[[str], None] = lambda _: None) -> LocalStack:
@@ -197,6 +198,8 @@ class LocalStack:
                 # Each function reaches BigQuery as its own service account, as deployed.
                 "BATON_BIGQUERY_ENDPOINT": self.bigquery.facade.endpoint_for(deployed.service_account_email),
                 "BATON_MANIFESTS_DIR": str(options.manifests_dir),
+                # OpenLineage events go to a file locally (it wins over the deployed lineage topic).
+                "BATON_LINEAGE_FILE": str(self.lineage_file),
                 "PYTHONUNBUFFERED": "1",
                 **options.extra_handler_env,
             }
@@ -259,6 +262,7 @@ class LocalStack:
             "BATON_COMPLETION_TOPIC": self.topology.completion_topic,
             "BATON_DEAD_LETTER_SUBSCRIPTION": self.topology.dead_letter_subscription,
             **self.storage.env(),
+            "BATON_LINEAGE_FILE": str(self.lineage_file),  # jobs the CLI submits (start, retry) write lineage there too
         }
 
     def operator_settings(self) -> Any:

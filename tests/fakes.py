@@ -7,9 +7,20 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from baton.domain.lineage import LineageEvent
 from baton.domain.records import CatalogEntry, CheckRecord, Continuation, JobRecord, JobStatus, NewRun, RunRecord, RunStatus
 from baton.domain.transaction import RunTransaction
-from baton.service.ports import EventPublisher, JobSubmitter, RemoteJob, RunStore, SubmitOutcome, SubmitRequest, WorkQueue
+from baton.service.ports import (
+    EventPublisher,
+    JobSubmitter,
+    LineageEmitter,
+    RemoteJob,
+    RunStore,
+    SubmitOutcome,
+    SubmitRequest,
+    TableSize,
+    WorkQueue,
+)
 
 T = TypeVar("T")
 
@@ -116,11 +127,18 @@ class InMemoryRunStore(RunStore):
         return sorted((j for (r, _), j in self.jobs.items() if r == run_id), key=lambda j: j.job_key)
 
     def list_runs(
-        self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None, *, oldest_first: bool = False
+        self,
+        limit: int = 20,
+        manifest: str | None = None,
+        status: RunStatus | None = None,
+        since: dt.datetime | None = None,
+        *,
+        oldest_first: bool = False,
     ) -> list[RunRecord]:
         """In the Spanner store's order: by creation time, newest first unless `oldest_first`, then run ID."""
         runs = [r for r in self.runs.values() if (manifest is None or r.manifest_name == manifest)]
         runs = [r for r in runs if status is None or r.status == status]
+        runs = [r for r in runs if since is None or (r.created_at is not None and r.created_at >= since)]
         epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
         runs.sort(key=lambda r: r.run_id)
         runs.sort(key=lambda r: r.created_at or epoch, reverse=not oldest_first)
@@ -186,6 +204,10 @@ class RecordingSubmitter(JobSubmitter):
         self.lookups: list[str] = []
         self.refused: list[SubmitRequest] = []
         self.calls: list[tuple[str, str]] = []  # ("insert" | "cancel", job ID), in the order BigQuery saw them
+        self.results: dict[str, Any] = {}  # job ID -> rows sample_rows() answers (or an exception it raises)
+        self.sampled: list[str] = []
+        self.tables: dict[str, TableSize] = {}  # what table_size() answers; unknown tables answer None
+        self.sized: list[str] = []
         self.lock = threading.Lock()
 
     def submit(self, request: SubmitRequest) -> SubmitOutcome:
@@ -214,6 +236,18 @@ class RecordingSubmitter(JobSubmitter):
             raise self.lookup_errors[job_id]
         return self.remote.get(job_id)
 
+    def table_size(self, table_ref: str) -> TableSize | None:
+        self.sized.append(table_ref)
+        return self.tables.get(table_ref)
+
+    def sample_rows(self, job_id: str, limit: int) -> list[dict[str, Any]]:
+        """What `results` holds for the job (the test sets it), as BigQuery's first page would; a test can make it raise."""
+        self.sampled.append(job_id)
+        rows = self.results.get(job_id, [])
+        if isinstance(rows, Exception):
+            raise rows
+        return rows[:limit]
+
     def submitted_keys(self) -> list[str]:
         return [r.labels["baton_job"] for r in self.requests]
 
@@ -230,3 +264,11 @@ class RecordingPublisher(EventPublisher):
 
     def types(self) -> list[str]:
         return [str(e["type"]) for e in self.events]
+
+
+class RecordingLineage(LineageEmitter):
+    def __init__(self) -> None:
+        self.events: list[LineageEvent] = []
+
+    def emit(self, event: LineageEvent) -> None:
+        self.events.append(event)

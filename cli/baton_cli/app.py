@@ -12,6 +12,7 @@ from __future__ import annotations
 from baton_cli import (
     deadletter_commands,
     infra_commands,
+    inspect_commands,
     manifest_commands,
     report_commands,
     run_commands,
@@ -20,7 +21,15 @@ from baton_cli import (
 from baton_cli.root import EXIT_RUN_NOT_SUCCEEDED, ID_TOKEN_VAR, app, describe_error
 
 # Importing a module registers its commands, in this order in `baton --help`.
-COMMAND_MODULES = (run_commands, manifest_commands, report_commands, deadletter_commands, storage_commands, infra_commands)
+COMMAND_MODULES = (
+    run_commands,
+    manifest_commands,
+    report_commands,
+    inspect_commands,
+    deadletter_commands,
+    storage_commands,
+    infra_commands,
+)
 __all__ = ["EXIT_RUN_NOT_SUCCEEDED", "ID_TOKEN_VAR", "app", "describe_error", "main"]
 
 

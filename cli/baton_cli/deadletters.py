@@ -20,6 +20,7 @@ from google.pubsub_v1 import PublisherClient, PubsubMessage, ReceivedMessage, Su
 
 from baton.config import Settings
 from baton.entrypoints.audit_log import Ignored, parse_log_entry
+from baton.entrypoints.dead_letters import DETAIL_ATTRIBUTE, PAYLOAD_ATTRIBUTE, REASON_ATTRIBUTE
 from baton.errors import BatonError
 
 DELIVERY_COUNT_ATTRIBUTE = "CloudPubSubDeadLetterSourceDeliveryCount"
@@ -78,6 +79,21 @@ class DeadLetter:
     @property
     def summary(self) -> str:
         return summarize(self.data)
+
+    @property
+    def reason(self) -> str:
+        """Why: the handler's own reason and detail, or that Pub/Sub forwarded it after its last delivery."""
+        reason = self.attributes.get(REASON_ATTRIBUTE)
+        if reason is None:
+            count = self.delivery_count
+            return f"not acknowledged after {count} deliveries" if count else "-"
+        detail = self.attributes.get(DETAIL_ATTRIBUTE)
+        return f"{reason}: {detail}" if detail else reason
+
+    @property
+    def payload_kind(self) -> str:
+        """`message_data` (the event as delivered, replayable) or `push_body` (the envelope itself was unreadable)."""
+        return self.attributes.get(PAYLOAD_ATTRIBUTE) or "message_data"
 
 
 def summarize(data: bytes) -> str:

@@ -13,10 +13,12 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from baton.domain.cost import Pricing
 from baton.domain.records import CatalogEntry, CheckRecord, JobRecord, RunRecord
 from baton.errors import Problem
 from baton.manifests.model import Manifest
 from baton.manifests.schedule import next_starts
+from baton_cli.cost_view import job_usage
 from baton_cli.deadletters import DeadLetter
 
 SCHEMA_VERSION = 1
@@ -40,7 +42,8 @@ def _seconds(start: dt.datetime | None, end: dt.datetime | None) -> float | None
     return None if start is None or end is None else round((end - start).total_seconds(), 3)
 
 
-def run_object(run: RunRecord, now: dt.datetime) -> Document:
+def run_object(run: RunRecord, now: dt.datetime, pricing: Pricing) -> Document:
+    """`cost` is the run's metered usage and its price, the same object run.succeeded/failed/cancelled carry."""
     end = run.finished_at or (None if run.status.terminal else now)
     return {
         "run_id": run.run_id,
@@ -60,11 +63,12 @@ def run_object(run: RunRecord, now: dt.datetime) -> Document:
         "created_at": _time(run.created_at),
         "finished_at": _time(run.finished_at),
         "duration_seconds": _seconds(run.created_at, end),
+        "cost": pricing.to_json(run.usage),
     }
 
 
-def runs_document(runs: Iterable[RunRecord], now: dt.datetime) -> Document:
-    return document(runs=[run_object(run, now) for run in runs])
+def runs_document(runs: Iterable[RunRecord], now: dt.datetime, pricing: Pricing) -> Document:
+    return document(runs=[run_object(run, now, pricing) for run in runs])
 
 
 def _check_object(check: CheckRecord) -> Document:
@@ -75,11 +79,14 @@ def _check_object(check: CheckRecord) -> Document:
         "rows": check.rows,
         "error": check.error,
         "bigquery_job_id": check.bigquery_job_id,
+        "sample_rows": None if check.sample_rows is None else [dict(row) for row in check.sample_rows],
     }
 
 
-def _job_object(job: JobRecord, bigquery_job_id: str | None, checks: Sequence[CheckRecord]) -> Document:
+def _job_object(job: JobRecord, bigquery_job_id: str | None, checks: Sequence[CheckRecord], pricing: Pricing) -> Document:
+    """`cost`: the job's last attempt and its checks, priced; null when BigQuery reported nothing for them."""
     stats = job.stats
+    usage = job_usage(job, checks)
     return {
         "key": job.job_key,
         "status": str(job.status),
@@ -94,6 +101,7 @@ def _job_object(job: JobRecord, bigquery_job_id: str | None, checks: Sequence[Ch
         "error_reason": job.error_reason,
         "reused_from": job.reused_from,
         "checks": [_check_object(check) for check in checks],
+        "cost": None if usage is None else pricing.to_json(usage),
     }
 
 
@@ -103,10 +111,11 @@ def status_document(
     bigquery_job_ids: Mapping[str, str | None],
     checks: Mapping[str, Sequence[CheckRecord]] | None,
     now: dt.datetime,
+    pricing: Pricing,
 ) -> Document:
     return document(
-        run=run_object(run, now),
-        jobs=[_job_object(job, bigquery_job_ids.get(job.job_key), (checks or {}).get(job.job_key, ())) for job in jobs],
+        run=run_object(run, now, pricing),
+        jobs=[_job_object(job, bigquery_job_ids.get(job.job_key), (checks or {}).get(job.job_key, ()), pricing) for job in jobs],
     )
 
 
@@ -121,6 +130,9 @@ def catalog_document(entries: Iterable[CatalogEntry]) -> Document:
                 "written_at": _time(entry.written_at),
                 "rows_affected": entry.rows_affected,
                 "bytes_processed": entry.bytes_processed,
+                "table_rows": entry.table_rows,
+                "table_bytes": entry.table_bytes,
+                "upstream_tables": list(entry.upstream_tables),
             }
             for entry in entries
         ]
@@ -136,6 +148,8 @@ def dead_letters_document(subscription: str, letters: Iterable[DeadLetter]) -> D
                 "publish_time": _time(letter.publish_time),
                 "delivery_count": letter.delivery_count,
                 "summary": letter.summary,
+                "reason": letter.reason,
+                "payload_kind": letter.payload_kind,
                 "attributes": dict(letter.attributes),
                 "data_base64": base64.b64encode(letter.data).decode("ascii"),
             }

@@ -176,7 +176,7 @@ def known_job_id(job: JobRecord) -> str:
     return job.bigquery_job_id if known and job.bigquery_job_id else NONE
 
 
-def run_header(run: RunRecord, now: dt.datetime) -> RenderableType:
+def run_header(run: RunRecord, now: dt.datetime, cost: str | None = None) -> RenderableType:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
@@ -193,6 +193,8 @@ def run_header(run: RunRecord, now: dt.datetime) -> RenderableType:
     grid.add_row("finished", f"{timestamp(run.finished_at)}  (took {took})" if run.finished_at else f"-  (running for {took})")
     if run.params:
         grid.add_row("params", "  ".join(f"{name}={param_text(bound.value)}" for name, bound in sorted(run.params.items())))
+    if cost is not None:
+        grid.add_row("cost", cost)
     return grid
 
 
@@ -223,6 +225,7 @@ JOB_COLUMNS = (
     Column("took", 1),
     Column("BigQuery job id", 4, whole=True),  # long, and derived from the run, job and try: --json has it
     Column("checks", 0),
+    Column("cost", 6, justify="right"),
 )
 
 
@@ -232,9 +235,15 @@ def jobs_table(
     now: dt.datetime,
     checks: Mapping[str, Sequence[CheckRecord]] | None = None,
     width: int = WIDE,
+    costs: Mapping[str, str] | None = None,
 ) -> Table:
+    """`costs`: each job's priced usage, for a cost column (cost_view.py writes them)."""
     day = run.created_at.astimezone(dt.UTC).date() if run.created_at else None
-    columns = [column for column in JOB_COLUMNS if checks is not None or column.header != "checks"]
+    columns = [
+        column
+        for column in JOB_COLUMNS
+        if (checks is not None or column.header != "checks") and (costs is not None or column.header != "cost")
+    ]
     rows: list[list[Cell]] = []
     for job in jobs:
         cells: dict[str, Cell] = {
@@ -246,6 +255,7 @@ def jobs_table(
             "took": job_duration(job, now),
             "BigQuery job id": known_job_id(job),
             "checks": checks_text((checks or {}).get(job.job_key, ())),
+            "cost": (costs or {}).get(job.job_key, NONE),
         }
         rows.append([cells[column.header] for column in columns])
     return fitted_table(columns, rows, width, title=f"{len(jobs)} jobs")
@@ -270,8 +280,11 @@ def status_view(
     now: dt.datetime,
     checks: Mapping[str, Sequence[CheckRecord]] | None = None,
     width: int = WIDE,
+    cost: str | None = None,
+    costs: Mapping[str, str] | None = None,
 ) -> RenderableType:
-    parts: list[RenderableType] = [run_header(run, now), Text(""), jobs_table(jobs, run, now, checks, width)]
+    """`cost` is the run's priced usage for the header, `costs` each job's for a column (cost_view.py writes them)."""
+    parts: list[RenderableType] = [run_header(run, now, cost), Text(""), jobs_table(jobs, run, now, checks, width, costs)]
     errors = errors_below(jobs)
     if errors is not None:
         parts += [Text(""), errors]
@@ -293,11 +306,14 @@ RUN_COLUMNS = (
     Column("took", 4),
     Column("failed", 5, justify="right"),
     Column("skipped", 6, justify="right"),
-    Column("version", 7, whole=True),
+    Column("cost", 7, justify="right"),
+    Column("version", 8, whole=True),
 )
 
 
-def runs_table(runs: Iterable[RunRecord], now: dt.datetime, width: int = WIDE) -> Table:
+def runs_table(runs: Iterable[RunRecord], now: dt.datetime, width: int = WIDE, costs: Mapping[str, str] | None = None) -> Table:
+    """`costs`: each run's priced usage, for a cost column (cost_view.py writes them)."""
+    columns = [column for column in RUN_COLUMNS if costs is not None or column.header != "cost"]
     rows: list[list[Cell]] = []
     for run in runs:
         cells: dict[str, Cell] = {
@@ -310,10 +326,11 @@ def runs_table(runs: Iterable[RunRecord], now: dt.datetime, width: int = WIDE) -
             "took": run_duration(run, now),
             "failed": str(run.failed_jobs),
             "skipped": str(run.skipped_jobs),
+            "cost": (costs or {}).get(run.run_id, NONE),
             "version": run.manifest_version,
         }
-        rows.append([cells[column.header] for column in RUN_COLUMNS])
-    return fitted_table(RUN_COLUMNS, rows, width)
+        rows.append([cells[column.header] for column in columns])
+    return fitted_table(columns, rows, width)
 
 
 def _count(value: int | None) -> str:
@@ -337,8 +354,8 @@ def catalog_table(entries: Iterable[CatalogEntry], width: int = WIDE) -> Table:
             entry.run_id,
             entry.job_key,
             timestamp(entry.written_at),
-            _count(entry.rows_affected),
-            _count(entry.bytes_processed),
+            _count(entry.table_rows if entry.table_rows is not None else entry.rows_affected),
+            _count(entry.table_bytes),
         ]
         for entry in entries
     ]
@@ -347,8 +364,10 @@ def catalog_table(entries: Iterable[CatalogEntry], width: int = WIDE) -> Table:
 
 DEAD_LETTER_COLUMNS = (
     Column("message id", None, whole=True),
-    Column("published", 1),
-    Column("deliveries", 2, justify="right"),
+    Column("published", 2),
+    Column("deliveries", 3, justify="right"),
+    Column("reason", 1),
+    Column("kind", 4, whole=True),
     Column("payload", 0),
 )
 
@@ -357,5 +376,6 @@ def dead_letters_table(letters: Iterable[DeadLetter], width: int = WIDE) -> Tabl
     rows: list[list[Cell]] = []
     for letter in letters:
         count = letter.delivery_count
-        rows.append([letter.message_id, timestamp(letter.publish_time), NONE if count is None else str(count), letter.summary])
+        published, deliveries = timestamp(letter.publish_time), NONE if count is None else str(count)
+        rows.append([letter.message_id, published, deliveries, letter.reason, letter.payload_kind, letter.summary])
     return fitted_table(DEAD_LETTER_COLUMNS, rows, width)

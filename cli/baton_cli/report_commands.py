@@ -28,6 +28,7 @@ def report(
         root.now(),
         project=settings.project,
         location=settings.bigquery_location,
+        pricing=settings.pricing,
     )
     output.write_text(page, encoding="utf-8")
     typer.echo(f"wrote {output} ({len(page) // 1024} KiB): run {run_id} {run.status}")
@@ -41,4 +42,11 @@ def ui(
     """Serve every run's page, read-only, on localhost; a live run's page refreshes itself."""
     settings = root.settings()
     typer.echo(f"baton ui: http://{host}:{port}/ (Ctrl-C stops it)", err=True)
-    serve(host, port, lambda: root.build_store(settings), project=settings.project, location=settings.bigquery_location)
+    serve(
+        host,
+        port,
+        lambda: root.build_store(settings),
+        project=settings.project,
+        location=settings.bigquery_location,
+        pricing=settings.pricing,
+    )

@@ -8,16 +8,20 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import typer
+from rich.console import Group
 from rich.live import Live
 
 from baton.config import default_manifests_dir
+from baton.domain.cost import Pricing
 from baton.domain.records import CheckRecord, JobRecord, RunRecord, RunStatus
 from baton.errors import BatonError, ManifestInvalid, ManifestNotFound, one_line
 from baton.manifests.loading import ManifestRepository
 from baton.manifests.model import Manifest
 from baton.service.ports import ManifestSource, RunStore
 from baton_cli import root
+from baton_cli.cost_view import cost_cell, job_usage, usage_line
 from baton_cli.documents import catalog_document, runs_document, status_document
+from baton_cli.inspect_view import failed_checks_view
 from baton_cli.render import NONE, catalog_table, known_job_id, param_text, runs_table, status_view
 
 
@@ -142,7 +146,7 @@ def _checks(store: RunStore, run_id: str, jobs: Sequence[JobRecord]) -> dict[str
     return by_job
 
 
-def _status_view(store: RunStore, run_id: str, width: int | None) -> tuple[RunRecord, Any]:
+def _status_view(store: RunStore, run_id: str, pricing: Pricing, width: int | None) -> tuple[RunRecord, Any]:
     """The run, and its view: the table at `width`, or the JSON document when `width` is None."""
     run = root.existing_run(store, run_id)
     jobs = store.list_jobs(run_id)
@@ -152,8 +156,11 @@ def _status_view(store: RunStore, run_id: str, width: int | None) -> tuple[RunRe
     checks = _checks(store, run_id, jobs)
     if width is None:
         ids = {job.job_key: None if known_job_id(job) == NONE else job.bigquery_job_id for job in jobs}
-        return run, status_document(run, jobs, ids, checks, root.now())
-    return run, status_view(run, jobs, root.now(), checks, width)
+        return run, status_document(run, jobs, ids, checks, root.now(), pricing)
+    costs = {job.job_key: cost_cell(pricing, job_usage(job, (checks or {}).get(job.job_key, ()))) for job in jobs}
+    view = status_view(run, jobs, root.now(), checks, width, usage_line(pricing, run.usage), costs)
+    failed = failed_checks_view(checks)
+    return run, view if failed is None else Group(view, failed)
 
 
 def _depths(jobs: Sequence[JobRecord]) -> dict[str, int]:
@@ -181,18 +188,20 @@ def status(
     interval: Annotated[float, typer.Option("--interval", min=0.2, help="Seconds between refreshes with --watch.")] = 2.0,
     as_json: root.JsonOutput = False,
 ) -> None:
-    """A run's header and its jobs: status, attempt, times, BigQuery job id, checks; errors below the table.
+    """A run's header (with its cost) and its jobs: status, attempt, times, BigQuery job id, checks, cost;
+    errors below the table, then the offending rows of failed checks.
 
     With --json and --watch, the document is printed once, when the run has ended.
     """
-    store = root.build_store(root.settings())
+    settings = root.settings()
+    store = root.build_store(settings)
     console = root.console()
     width = None if as_json else console.width
-    run, view = _status_view(store, run_id, width)
+    run, view = _status_view(store, run_id, settings.pricing, width)
     if as_json:
         while watch and not run.status.terminal:
             root.sleep(interval)
-            run, view = _status_view(store, run_id, width)
+            run, view = _status_view(store, run_id, settings.pricing, width)
         root.print_json(view)
     elif not watch:
         console.print(view)
@@ -200,7 +209,7 @@ def status(
         with Live(view, console=console, auto_refresh=False) as live:
             while not run.status.terminal:
                 root.sleep(interval)
-                run, view = _status_view(store, run_id, console.width)
+                run, view = _status_view(store, run_id, settings.pricing, console.width)
                 live.update(view, refresh=True)
     if watch and run.status != RunStatus.SUCCEEDED:
         raise typer.Exit(root.EXIT_RUN_NOT_SUCCEEDED)
@@ -215,16 +224,18 @@ def runs(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 20,
     as_json: root.JsonOutput = False,
 ) -> None:
-    """Recent runs, newest first, with their params."""
-    store = root.build_store(root.settings())
+    """Recent runs, newest first, with their params and cost."""
+    settings = root.settings()
+    store = root.build_store(settings)
     found = store.list_runs(limit=limit, manifest=manifest, status=run_status)
     if as_json:
-        root.print_json(runs_document(found, root.now()))
+        root.print_json(runs_document(found, root.now(), settings.pricing))
     elif not found:
         typer.echo("no runs", err=True)
     else:
         console = root.console()
-        console.print(runs_table(found, root.now(), console.width))
+        costs = {run.run_id: cost_cell(settings.pricing, run.usage) for run in found}
+        console.print(runs_table(found, root.now(), console.width, costs))
 
 
 def start_command(run: RunRecord) -> str:

@@ -15,7 +15,15 @@ from baton.domain.records import Continuation
 from baton.domain.timing import TimeBudget
 from baton.manifests.loading import ManifestRepository
 from baton.service.orchestrator import Orchestrator
-from baton.service.ports import DeadLetters, EventPublisher, NoDeadLetters, NoEventPublisher, WorkQueue
+from baton.service.ports import (
+    DeadLetters,
+    EventPublisher,
+    LineageEmitter,
+    NoDeadLetters,
+    NoEventPublisher,
+    NoLineage,
+    WorkQueue,
+)
 
 
 class _PublisherOnFirstEvent(EventPublisher):
@@ -61,6 +69,14 @@ def build(settings: Settings) -> Orchestrator:
     from baton.adapters.bigquery import BigQuerySubmitter
     from baton.adapters.spanner_store import SpannerRunStore
 
+    lineage: LineageEmitter = NoLineage()
+    if settings.lineage_file or settings.lineage_topic:
+        from baton.adapters.openlineage import OpenLineageEmitter  # imports the client itself only on first emit
+
+        if settings.lineage_file:
+            lineage = OpenLineageEmitter(settings.project, file_path=settings.lineage_file)
+        else:
+            lineage = OpenLineageEmitter(settings.project, topic=settings.lineage_topic, budget=settings.budget)
     events: EventPublisher = NoEventPublisher()
     if settings.run_events_topic:
         events = _PublisherOnFirstEvent(settings.project, settings.run_events_topic, settings.budget)
@@ -76,6 +92,8 @@ def build(settings: Settings) -> Orchestrator:
         events=events,
         work=_WorkQueueOnFirstUse(settings.project, settings.work_topic, settings.budget) if settings.work_topic else None,
         scratch_dataset=settings.scratch_dataset,
+        pricing=settings.pricing,
+        lineage=lineage,
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from baton.domain.cost import ON_DEMAND_USD_PER_TIB, Pricing
 from baton.domain.limits import MUTATION_LIMIT
 from baton.domain.naming import ENVIRONMENT_PATTERN
 from baton.domain.timing import ReconcilePolicy, TimeBudget
@@ -47,6 +48,9 @@ class Settings:
     # BATON_DATASETS, from the environment's config (the handlers stack sets it): what manifests may touch.
     # None (unset) leaves datasets unchecked, for a setup that declares none.
     datasets: DeclaredDatasets | None = None
+    pricing: Pricing = field(default_factory=Pricing)  # what a TiB billed (or a slot-hour) costs
+    lineage_topic: str | None = None  # OpenLineage run events of each job go here (projects/P/topics/T) ...
+    lineage_file: str | None = None  # ... or, locally, to this file (it wins over the topic)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -74,6 +78,9 @@ class Settings:
             reconcile=reconcile_policy(env),
             budget=time_budget(env),
             datasets=declared_datasets(env),
+            pricing=pricing(env),
+            lineage_topic=env.get("BATON_LINEAGE_TOPIC") or None,
+            lineage_file=env.get("BATON_LINEAGE_FILE") or None,
         )
 
 
@@ -86,6 +93,26 @@ def declared_datasets(env: Mapping[str, str]) -> DeclaredDatasets | None:
         return DeclaredDatasets.parse(raw, project=env.get("BATON_PROJECT") or None)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def pricing(env: Mapping[str, str]) -> Pricing:
+    """BATON_PRICE_PER_TIB (on demand, default 6.25 USD); BATON_SLOT_HOUR_PRICE switches to slot-hour pricing."""
+    per_tib = _optional_price(env, "BATON_PRICE_PER_TIB")
+    per_slot_hour = _optional_price(env, "BATON_SLOT_HOUR_PRICE")
+    return Pricing(per_tib=ON_DEMAND_USD_PER_TIB if per_tib is None else per_tib, per_slot_hour=per_slot_hour)
+
+
+def _optional_price(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} '{raw}' is not a price") from None
+    if not 0 <= value < 10**6:  # also refuses nan and inf
+        raise ConfigError(f"{name} must be a non-negative price, got {raw}")
+    return value
 
 
 # Reconciler policy overrides, in seconds (or rows and pages); unset ones keep ReconcilePolicy's defaults.

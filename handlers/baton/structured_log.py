@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from typing import Any, TextIO
@@ -12,10 +13,15 @@ _LABEL_FIELDS = ("run_id", "job_key", "attempt", "manifest", "environment", "big
 def log(severity: str, message: str, stream: TextIO | None = None, **fields: Any) -> None:
     """One line on stdout; fields that identify a run or job also go into the entry's labels."""
     labels = {name: str(fields[name]) for name in _LABEL_FIELDS if fields.get(name) is not None}
-    entry: dict[str, Any] = {"severity": severity, "message": message, **fields}
+    # `time` is Cloud Logging's special field for the entry's timestamp; locally it orders lines across functions.
+    entry: dict[str, Any] = {"severity": severity, "message": message, "time": _now(), **fields}
     if labels:
         entry["logging.googleapis.com/labels"] = labels
     print(json.dumps(entry, default=str, sort_keys=True), file=stream or sys.stdout, flush=True)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def info(message: str, **fields: Any) -> None:

@@ -16,6 +16,7 @@ import pytest
 from google.api_core.exceptions import DeadlineExceeded
 from google.pubsub_v1 import PubsubMessage, Subscription
 
+from baton.entrypoints.dead_letters import GAVE_UP, attributes_for
 from baton_cli import deadletters as cli_deadletters
 from baton_cli.deadletters import DELIVERY_COUNT_ATTRIBUTE, completion_topic_name, dead_letter_subscription_name, summarize
 from devstack.emulators import PubSubEmulator
@@ -134,12 +135,13 @@ def test_list_shows_dead_letters_with_their_delivery_count_and_payload(topology:
     assert result.exit_code == 0, result.output
     rows = table_rows(result.stdout)
     assert set(rows) == {audit_id, garbage_id}
-    _, published, deliveries, payload = rows[audit_id]
+    _, published, deliveries, reason, kind, payload = rows[audit_id]
+    assert (reason, kind) == (f"not acknowledged after {MAX_DELIVERIES} deliveries", "message_data")
     assert f"run {labels['baton_run']} job {labels['baton_job']} attempt {labels['baton_attempt']}" in payload
     assert "failed: backendError" in payload
     assert deliveries == str(MAX_DELIVERIES)
     assert published.startswith(dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"))
-    assert rows[garbage_id][3].startswith("not json at all") and "…" in rows[garbage_id][3]
+    assert rows[garbage_id][5].startswith("not json at all") and "…" in rows[garbage_id][5]
 
     # Listing acknowledged nothing and handed the leases back: both can be read again at once.
     again = topology.on_hold()
@@ -169,10 +171,20 @@ def test_list_json_describes_each_dead_letter_and_acknowledges_nothing(topology:
     assert letter["attributes"]["origin"] == "sink"
     assert base64.b64decode(letter["data_base64"]) == data
     assert letter["summary"].startswith(f"run {labels['baton_run']} job {labels['baton_job']}")
+    assert letter["reason"] == f"not acknowledged after {MAX_DELIVERIES} deliveries" and letter["payload_kind"] == "message_data"
     assert letter["publish_time"].startswith(dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT")) and letter["publish_time"].endswith(
         "Z"
     )
     assert set(topology.on_hold()) == {message_id}  # still there: listing acknowledged nothing
+
+
+def test_list_shows_the_reason_and_payload_kind_the_handler_gave(topology: Topology) -> None:
+    attributes = attributes_for(GAVE_UP, "ServiceUnavailable: Spanner is down", payload="push_body")
+    (letter,) = topology.dead_letter((b'{"message": "not a push body"}', attributes))
+    rows = table_rows(invoke("deadletters", "list").stdout)
+    _, _, _, reason, kind, _ = rows[letter]
+    assert reason == "gave_up: ServiceUnavailable: Spanner is down"
+    assert kind == "push_body"
 
 
 def test_list_limit_and_an_empty_hold(topology: Topology) -> None:

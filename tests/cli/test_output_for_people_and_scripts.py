@@ -128,6 +128,9 @@ def test_catalog_json_lists_each_table(core: Core) -> None:
         "written_at": "2026-11-27T06:20:05Z",
         "rows_affected": 12,
         "bytes_processed": None,
+        "table_rows": None,
+        "table_bytes": None,
+        "upstream_tables": [],
     }
     assert as_json("catalog", "--prefix", "elsewhere.")["tables"] == []
 
@@ -332,7 +335,19 @@ def test_runs_status_and_catalog_keep_ids_statuses_and_tables_whole(
 def test_a_wide_terminal_shows_every_column(core: Core, terminal_env: dict[str, str]) -> None:
     run_id = failed_run(core)
     runs = run_in_terminal(["runs"], 200, terminal_env).splitlines()
-    assert runs[0].split() == ["run", "status", "manifest", "params", "done", "created", "took", "failed", "skipped", "version"]
+    assert runs[0].split() == [
+        "run",
+        "status",
+        "manifest",
+        "params",
+        "done",
+        "created",
+        "took",
+        "failed",
+        "skipped",
+        "cost",
+        "version",
+    ]
     status = run_in_terminal(["status", run_id], 200, terminal_env)
     assert f"baton_{ENVIRONMENT}_{run_id}_land_raw_1" in status and "left out at this width" not in status
     narrow = run_in_terminal(["status", run_id], 80, terminal_env)

@@ -20,6 +20,7 @@ from baton.domain.naming import check_job_id
 from baton.domain.records import CheckCompletion, Completion, JobError, JobStats, JobStatus, RunStatus
 from baton.entrypoints import requests as start_requests
 from baton.errors import BatonError
+from baton.service.ports import TableSize
 from baton_cli import app as cli
 from baton_cli import root
 from devstack.processes import free_port
@@ -286,8 +287,10 @@ def test_catalog_shows_the_last_write_of_each_table(core: Core) -> None:
         finish(core, run.run_id, key)
     end = dt.datetime(2026, 11, 27, 6, 20, 5, tzinfo=dt.UTC)
     stats = JobStats(
-        rows_affected=4213, total_bytes_processed=1_048_576, destination_table="baton-local.consume.order_lines", end_time=end
+        rows_affected=4213, total_bytes_processed=999, destination_table="baton-local.consume.order_lines", end_time=end
     )
+    # The table's own size after the write (tables.get), not what the query read.
+    core.submitter.tables["baton-local.consume.order_lines"] = TableSize(rows=4213, bytes=1_048_576)
     finish(core, run.run_id, "consume_order_lines", stats=stats)
     result = invoke("catalog")
     assert result.exit_code == 0, result.output

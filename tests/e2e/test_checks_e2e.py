@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from devstack.pubsub_admin import admin_clients, ensure_pull_subscription, pull
 from devstack.stack import LocalStack
 from tests.e2e.conftest import rows
 from tests.run_watch import wait_for_run
+from tests.unit.test_openlineage import validated
 
 pytestmark = pytest.mark.integration
 RUN_DATE = "2031-03-14"  # a date no other test lands, so the landing rows below are this test's own
@@ -69,6 +71,7 @@ def baton_cli(stack: LocalStack, *args: str) -> str:
         **stack.pubsub.env(),
         "BATON_BIGQUERY_ENDPOINT": stack.bigquery.endpoint,
         "BATON_MANIFESTS_DIR": str(stack.options.manifests_dir),
+        "BATON_LINEAGE_FILE": str(stack.lineage_file),
         "COLUMNS": "250",
     }
     result = CliRunner().invoke(app, list(args), env=env)
@@ -137,6 +140,19 @@ def test_a_failed_check_stops_the_run_and_retry_finishes_it_once_the_data_is_fix
     lines = {row[0]: " ".join(row) for row in cells if row and row[0] in jobs}
     assert "FAILED" in lines["trusted_orders"] and "one_row_per_order" in status
     assert "SKIPPED" in lines["customer_revenue"]
+    # The failed check kept its offending row, read from its own result, and its BigQuery job ID.
+    duplicate = checks["one_row_per_order"]
+    assert duplicate.sample_rows is not None and [row["order_id"] for row in duplicate.sample_rows] == [200]
+    assert all(check.sample_rows is None for name, check in checks.items() if name != "one_row_per_order")
+    assert f"BigQuery job {duplicate.bigquery_job_id}" in status and "offending rows" in status
+    shown = baton_cli(local_stack, "show", run_id, "trusted_orders")
+    assert (
+        "snapshot SQL" in shown
+        and duplicate.bigquery_job_id in shown
+        and bigquery_job_id("dev", run_id, "trusted_orders", 1) in shown
+    )
+    logged = baton_cli(local_stack, "logs", run_id, "trusted_orders", "--logs-dir", str(local_stack.options.work_dir / "logs"))
+    assert "bigquery_job_completed" in logged and "completion applied" in logged and "check=one_row_per_order" in logged
 
     run_sql(local_stack, "DELETE FROM landing.orders WHERE load_date = @d AND order_id = 200 AND quantity = 9")
     assert run_id in baton_cli(local_stack, "retry", run_id)
@@ -166,8 +182,11 @@ def test_a_failed_check_stops_the_run_and_retry_finishes_it_once_the_data_is_fix
     assert (written.run_id, written.job_key, written.rows_affected) == (run_id, "trusted_orders", 3)
     assert written.bigquery_job_id == bigquery_job_id("dev", run_id, "trusted_orders", 2)
     assert catalog[f"{project}.trusted.customer_revenue"].rows_affected == 3
-    # Checks report through their own events: no handler (nor the operator) ever asked BigQuery about a job.
-    assert stats.get_calls("baton-handlers") == 0
+    # Checks report through their own events: no handler polled a job. The jobs.get calls are the two failed
+    # checks' (the error one and the warning), DONE already, whose offending rows the handler read.
+    assert revenue_checks["no_customer_over_review_threshold"].sample_rows is not None
+    assert stats.get_calls("baton-handlers") == 2
+    assert stats.get_calls_before_done("baton-handlers") == 0
 
     events = run_events(local_stack, subscription, run_id, until="run.succeeded")
     types = [e["type"] for e in events]
@@ -184,6 +203,35 @@ def test_a_failed_check_stops_the_run_and_retry_finishes_it_once_the_data_is_fix
         ["no_customer_over_review_threshold"],
     )
     assert (succeeded["status"], succeeded["counts"]["succeeded"], succeeded["counts"]["failed"]) == ("SUCCEEDED", 2, 0)
+
+    # Cost: the finishing events carry the run's totals so far; the local BigQuery bills 10 MiB per table read.
+    assert 0 < events[2]["cost"]["bytes_billed"] < succeeded["cost"]["bytes_billed"]
+    assert succeeded["cost"]["pricing"] == "on-demand" and succeeded["cost"]["amount"] > 0
+    assert succeeded["cost"]["bytes_billed"] == run_store.get_run(run_id).usage.bytes_billed  # type: ignore[union-attr]
+    assert "trusted_sales" in baton_cli(local_stack, "cost", "--since", "2000-01-01")
+    by_job = baton_cli(local_stack, "cost", "--manifest", "trusted_sales", "--since", "2000-01-01")
+    assert "trusted_orders" in by_job and "(earlier attempts)" in by_job
+    # Catalog and lineage: the table's own size, and what it was made from.
+    assert written.table_rows == 3
+    assert set(written.upstream_tables) == {f"{project}.landing.orders", f"{project}.landing.products"}
+    assert written.table_bytes is not None and written.table_bytes > 0
+    revenue = catalog[f"{project}.trusted.customer_revenue"]
+    assert f"{project}.trusted.orders" in revenue.upstream_tables
+    drawn = baton_cli(local_stack, "lineage", f"{project}.trusted.orders")
+    assert f"{project}.landing.orders  (not written by Baton)" in drawn
+    assert f"{project}.trusted.customer_revenue  by customer_revenue" in drawn
+    # OpenLineage: every attempt BigQuery ran has its START and its COMPLETE, valid by the client's schema model.
+    lineage = [json.loads(line) for line in local_stack.lineage_file.read_text().splitlines()]
+    ours = [e for e in lineage if e["run"]["facets"]["parent"]["run"]["runId"] == str(uuid.UUID(hex=run_id))]
+    for event in ours:
+        validated(event)
+    seen = {(e["job"]["name"], e["run"]["facets"]["externalQuery"]["externalQueryId"], e["eventType"]) for e in ours}
+    attempts = [("trusted_orders", 1), ("trusted_orders", 2), ("customer_revenue", 2)]
+    assert seen == {
+        (f"trusted_sales.{key}", bigquery_job_id("dev", run_id, key, attempt), kind)
+        for key, attempt in attempts
+        for kind in ("START", "COMPLETE")
+    }
 
 
 def test_a_lost_check_event_is_healed_from_bigquerys_own_record_of_the_check(

@@ -141,6 +141,7 @@ def test_functions_get_the_handlers_settings(synth_dir: Path, env: str) -> None:
                 {dataset: config.bigquery_location for dataset in ("consume", "events", "history", "landing", "trusted")},
                 separators=(",", ":"),
             ),
+            "BATON_LINEAGE_TOPIC": f"projects/{config.project}/topics/baton-{env}-lineage",
         }
 
 
@@ -267,7 +268,8 @@ def test_function_identities_reach_data_through_the_resources(synth_dir: Path, e
             (f"baton-{env}", "baton", "roles/spanner.databaseUser")
         ]
         publish = [b for b in resources(handlers, "google_pubsub_topic_iam_member").values() if b["member"] == member]
-        topics = [f"baton-{env}-run-events", f"baton-{env}-work"]  # every function may hand work on
+        # Every function may hand work on and emits OpenLineage events (it submits jobs).
+        topics = [f"baton-{env}-run-events", f"baton-{env}-work", f"baton-{env}-lineage"]
         if entry_point == "bigquery_job_completed":  # it dead-letters what it cannot process, with the reason
             topics.append(f"baton-{env}-job-completed-dead-letter")
         assert sorted((b["topic"], b["role"]) for b in publish) == sorted((t, "roles/pubsub.publisher") for t in topics)
@@ -441,3 +443,12 @@ def test_destination_datasets_are_found_with_or_without_a_project() -> None:
         base_dir=REPO,
     )
     assert manifest_datasets([manifest], "home-project") == [("home-project", "sales"), ("other-project-1", "shared")]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_lineage_topic_is_declared_and_every_function_may_publish_to_it(synth_dir: Path, env: str) -> None:
+    platform = load(synth_dir, f"baton-{env}-platform")
+    handlers = load(synth_dir, f"baton-{env}-handlers")
+    assert resources(platform, "google_pubsub_topic")["lineage_topic"]["name"] == f"baton-{env}-lineage"
+    grants = [b for b in resources(handlers, "google_pubsub_topic_iam_member").values() if b["topic"] == f"baton-{env}-lineage"]
+    assert sorted(b["role"] for b in grants) == ["roles/pubsub.publisher"] * len(functions_by_entry_point(handlers))

@@ -87,6 +87,7 @@ def test_success_with_destination_table() -> None:
         destination_table="acme-analytics-dev.staging.orders",
         start_time=dt.datetime(2025, 3, 14, 2, 4, 51, 412000, tzinfo=UTC),
         end_time=dt.datetime(2025, 3, 14, 2, 5, 17, 306000, tzinfo=UTC),
+        referenced_tables=("acme-analytics-dev.landing.orders_raw",),
     )
 
 

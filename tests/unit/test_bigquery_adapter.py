@@ -38,6 +38,11 @@ class RaisingClient:
         if self.error is not None:
             raise self.error
 
+    def get_table(self, table: str, **kwargs: Any) -> None:
+        self.calls.append(kwargs)
+        if self.error is not None:
+            raise self.error
+
 
 def submitter(error: Exception | None) -> BigQuerySubmitter:
     return BigQuerySubmitter(RaisingClient(error), "US")  # type: ignore[arg-type]
@@ -84,6 +89,13 @@ def test_a_rate_limited_lookup_is_transient() -> None:
         submitter(gexc.Forbidden("Exceeded rate limits", errors=[{"reason": "rateLimitExceeded"}])).lookup("x")
 
 
+@pytest.mark.parametrize("read", ["sample_rows", "table_size"])
+def test_a_rate_limited_observation_read_is_transient(read: str) -> None:
+    adapter = submitter(gexc.Forbidden("Exceeded rate limits", errors=[{"reason": "rateLimitExceeded"}]))
+    with pytest.raises(TransientError):
+        adapter.sample_rows("x", 10) if read == "sample_rows" else adapter.table_size("p.d.t")
+
+
 def test_every_call_carries_a_retry_deadline_and_a_timeout_within_the_budget() -> None:
     from baton.domain.timing import TimeBudget
 
@@ -95,7 +107,9 @@ def test_every_call_carries_a_retry_deadline_and_a_timeout_within_the_budget() -
     client.error = gexc.NotFound("no such job")
     assert adapter.lookup("x") is None
     adapter.cancel("x")
-    assert len(client.calls) == 3  # jobs.insert, jobs.get, jobs.cancel
+    assert adapter.sample_rows("x", 10) == []
+    assert adapter.table_size("p.d.t") is None
+    assert len(client.calls) == 5  # jobs.insert, jobs.get, jobs.cancel, jobs.get of a check's rows, tables.get
     for call in client.calls:
         assert call["timeout"] == budget.request_timeout_s
         assert call["retry"]._timeout == budget.call_deadline_s, "not the client's 600 s DEFAULT_RETRY"

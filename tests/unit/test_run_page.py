@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from baton.domain.records import CheckRecord, CheckStatus, JobRecord, JobStats, JobStatus, RunRecord, RunStatus
@@ -195,17 +195,10 @@ def test_check_results_show_offending_rows_and_severity() -> None:
     assert 'data-check="not_null_id" data-status="PASSED"' in page
 
 
-@dataclass(frozen=True)
-class CheckWithSamples(CheckRecord):
-    """What a check record looks like once it keeps its offending rows."""
-
-    sample_rows: list[dict[str, Any]] = field(default_factory=list)
-
-
 def test_sample_offending_rows_are_rendered_when_the_record_has_them() -> None:
     run, jobs, checks = failed_run()
     samples = [{"order_id": 200, "quantity": 9}, {"order_id": 200, "quantity": None}, {"order_id": "<b>", "note": "x"}]
-    checks[0] = CheckWithSamples(**{**checks[0].__dict__, "sample_rows": samples})
+    checks[0] = replace(checks[0], sample_rows=tuple(samples))
     page = render(run, jobs, checks)
     table = page[page.index('data-check="unique_id"') :]
     table = table[: table.index("</table>", table.index("samples"))]

@@ -15,8 +15,10 @@ from typing import Any
 
 import jinja2
 
+from baton.domain.cost import Pricing
 from baton.domain.naming import bigquery_job_id
 from baton.domain.records import CheckRecord, CheckStatus, JobRecord, JobStats, JobStatus, RunRecord, RunStatus
+from baton_cli.cost_view import byte_size, slot_time, usage_line
 from baton_cli.graph import STATUS_FILL
 from baton_cli.render import duration
 from baton_cli.report.critical_path import CriticalPath, critical_path
@@ -69,29 +71,13 @@ def clock(value: dt.datetime | None) -> str:
     return NONE if value is None else value.astimezone(dt.UTC).strftime("%H:%M:%S.%f")[:-4]
 
 
-def byte_size(value: int | None) -> str:
-    if value is None:
-        return NONE
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{value:,} B" if unit == "B" else f"{size:,.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
-def slot_time(slot_ms: int | None) -> str:
-    return NONE if slot_ms is None else duration(slot_ms / 1000)
-
-
 def between(start: dt.datetime | None, end: dt.datetime | None) -> str:
     return NONE if start is None or end is None else duration((end - start).total_seconds())
 
 
 def sample_rows(check: CheckRecord) -> list[Mapping[str, Any]]:
-    """Offending rows a failed check kept, once the records carry them (`sample_rows`: a list of row mappings)."""
-    rows = getattr(check, "sample_rows", None)
-    return [row for row in rows if isinstance(row, Mapping)] if isinstance(rows, Sequence) else []
+    """Offending rows a failed check kept (domain/samples.py bounds them); none for a check that passed."""
+    return list(check.sample_rows or ())
 
 
 # --- view models: everything the template draws, already measured and formatted ----------------------------
@@ -531,6 +517,7 @@ def render_run_page(
     location: str,
     refresh_seconds: int | None = None,
     runs_link: str | None = None,
+    pricing: Pricing | None = None,
 ) -> str:
     """The page of one run. `project` None leaves BigQuery job IDs unlinked; `refresh_seconds` makes a
     live page reload itself (the web UI sets it; a file written once has nothing to reload from)."""
@@ -566,6 +553,7 @@ def render_run_page(
         counts=counts,
         params=[(name, _param_text(bound.value)) for name, bound in sorted(run.params.items())],
         totals=_totals(ordered, checks),
+        cost=usage_line(pricing or Pricing(), run.usage),
         path=path,
         path_took=duration(path.seconds),
         timeline=_timeline(run, ordered, checks_by_job, path, now),

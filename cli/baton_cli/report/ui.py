@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
+from baton.domain.cost import Pricing
 from baton.domain.records import RunStatus
 from baton.service.ports import RunStore
 from baton_cli.render import run_duration
@@ -56,6 +57,7 @@ def create_app(
     location: str = "US",
     refresh_seconds: int = REFRESH_SECONDS,
     clock: Clock = _utc_now,
+    pricing: Pricing | None = None,
 ) -> Starlette:
     """The web app over the store `store_factory` builds. `project` and `location` make BigQuery console links."""
     store = _LazyStore(store_factory)
@@ -105,6 +107,7 @@ def create_app(
             location=location,
             refresh_seconds=refresh_seconds,
             runs_link="/",
+            pricing=pricing,
         )
         return HTMLResponse(html)
 
@@ -125,8 +128,10 @@ def serve(
     *,
     project: str | None = None,
     location: str = "US",
+    pricing: Pricing | None = None,
 ) -> None:
     """Serve until interrupted. Bind `DEFAULT_HOST` unless the operator chose otherwise."""
     import uvicorn
 
-    uvicorn.run(create_app(store_factory, project=project, location=location), host=host, port=port, log_level="info")
+    app = create_app(store_factory, project=project, location=location, pricing=pricing)
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +17,15 @@ from baton.domain.naming import LABEL_CHECK
 from baton.domain.records import JobStats
 from baton.domain.timing import TimeBudget
 from baton.errors import JobRefused, TransientError
-from baton.service.ports import JobSubmitter, QueryParameter, RemoteJob, RemoteState, SubmitOutcome, SubmitRequest
+from baton.service.ports import (
+    JobSubmitter,
+    QueryParameter,
+    RemoteJob,
+    RemoteState,
+    SubmitOutcome,
+    SubmitRequest,
+    TableSize,
+)
 
 USER_AGENT = "baton-handlers/0.1"
 _TRANSIENT = (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.TooManyRequests, gexc.BadGateway, gexc.GatewayTimeout)
@@ -46,7 +55,7 @@ def _parameter(param: QueryParameter) -> bigquery.ScalarQueryParameter:
 
 
 class BigQuerySubmitter(JobSubmitter):
-    """Every call (jobs.insert, jobs.get, getQueryResults, cancel) is bounded by the function's time budget:
+    """Every call (jobs.insert, jobs.get, getQueryResults, tables.get, cancel) is bounded by the function's time budget:
     the client's DEFAULT_RETRY would retry for 600 s, long past the function's timeout."""
 
     def __init__(self, client: bigquery.Client, location: str, budget: TimeBudget | None = None) -> None:
@@ -190,9 +199,42 @@ class BigQuerySubmitter(JobSubmitter):
                 destination_table=_table_id(job.destination),
                 start_time=job.started,
                 end_time=job.ended,
+                referenced_tables=tuple(f"{t.project}.{t.dataset_id}.{t.table_id}" for t in job.referenced_tables or ()),
             ),
             output_rows=self._check_rows(job),
         )
+
+    def sample_rows(self, job_id: str, limit: int) -> list[dict[str, Any]]:
+        """jobs.get, then getQueryResults' first page: called for a failed check, which is DONE. Both calls
+        are bounded like every other one; a refusal that is not transient raises as the client's error."""
+        try:
+            job = self.client.get_job(job_id, location=self.location, retry=self.retry, timeout=self.timeout)
+            if not isinstance(job, bigquery.QueryJob) or job.state != "DONE" or job.error_result:
+                return []
+            rows = job.result(
+                max_results=limit, page_size=limit, retry=self.retry, timeout=self.budget.call_deadline_s, job_retry=None
+            )
+            return [dict(row.items()) for row in itertools.islice(rows, limit)]
+        except gexc.NotFound:
+            return []
+        except gexc.GoogleAPICallError as exc:
+            failure = classify(exc, "getQueryResults", job_id)
+            if isinstance(failure, TransientError):
+                raise failure from exc
+            raise
+
+    def table_size(self, table_ref: str) -> TableSize | None:
+        """tables.get: rows and logical bytes now; None if the table is gone."""
+        try:
+            table = self.client.get_table(table_ref, retry=self.retry, timeout=self.timeout)
+        except gexc.NotFound:
+            return None
+        except gexc.GoogleAPICallError as exc:
+            failure = classify(exc, "tables.get", table_ref)
+            if isinstance(failure, TransientError):
+                raise failure from exc
+            raise
+        return TableSize(rows=table.num_rows, bytes=table.num_bytes)
 
     def _check_rows(self, job: bigquery.QueryJob) -> int | None:
         """How many rows a finished data check returned: its verdict. The job is DONE, so nothing waits."""

@@ -15,7 +15,7 @@ from baton.errors import TransientError
 from baton.service.ports import WORK_ATTRIBUTE, DeadLetters, EventPublisher, WorkQueue
 
 
-def _publish(client: Any, topic: str, data: bytes, attributes: Mapping[str, str], budget: TimeBudget) -> str:
+def publish_within_budget(client: Any, topic: str, data: bytes, attributes: Mapping[str, str], budget: TimeBudget) -> str:
     """One publish, its retries bounded by the call deadline and each request by the request timeout."""
     retry = Retry(timeout=budget.call_deadline_s)
     future = client.publish(topic, data, retry=retry, timeout=budget.request_timeout_s, **attributes)
@@ -35,7 +35,7 @@ class PubSubEventPublisher(EventPublisher):
             "run_id": str(event.get("run_id", "")),
             "event_id": str(event.get("event_id", "")),  # delivery is at least once: consumers deduplicate by it
         }
-        _publish(self.client, self.topic_path, data, attributes, self.budget)
+        publish_within_budget(self.client, self.topic_path, data, attributes, self.budget)
 
 
 class PubSubDeadLetters(DeadLetters):
@@ -48,7 +48,7 @@ class PubSubDeadLetters(DeadLetters):
 
     def put(self, data: bytes, attributes: Mapping[str, str]) -> str | None:
         try:
-            message_id = _publish(self.client, self.topic_path, data, attributes, self.budget)
+            message_id = publish_within_budget(self.client, self.topic_path, data, attributes, self.budget)
         except Exception as exc:  # any publishing failure: let Pub/Sub redeliver, and dead-letter it itself in the end
             raise TransientError(f"dead-letter topic {self.topic_path}: {exc}") from exc
         return message_id

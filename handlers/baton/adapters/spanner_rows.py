@@ -6,7 +6,17 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from baton.domain.records import CatalogEntry, CheckRecord, CheckStatus, JobRecord, JobStats, JobStatus, RunRecord, RunStatus
+from baton.domain.records import (
+    CatalogEntry,
+    CheckRecord,
+    CheckStatus,
+    JobRecord,
+    JobStats,
+    JobStatus,
+    RunRecord,
+    RunStatus,
+    Usage,
+)
 from baton.domain.specs import BoundParam, JobSpec, Severity
 
 RUN_COLUMNS = (
@@ -24,6 +34,9 @@ RUN_COLUMNS = (
     "CancelledJobs",
     "CreatedAt",
     "FinishedAt",
+    "BytesProcessed",
+    "BytesBilled",
+    "SlotMs",
 )
 JOB_COLUMNS = (
     "RunId",
@@ -62,8 +75,20 @@ CHECK_COLUMNS = (
     "Stats",
     "CreatedAt",
     "FinishedAt",
+    "SampleRows",
 )
-CATALOG_COLUMNS = ("TableRef", "RunId", "JobKey", "BigQueryJobId", "RowsAffected", "BytesProcessed", "WrittenAt")
+CATALOG_COLUMNS = (
+    "TableRef",
+    "RunId",
+    "JobKey",
+    "BigQueryJobId",
+    "RowsAffected",
+    "BytesProcessed",
+    "WrittenAt",
+    "TableRows",
+    "TableBytes",
+    "UpstreamTables",
+)
 
 
 def run_row(run: RunRecord) -> list[Any]:
@@ -82,6 +107,9 @@ def run_row(run: RunRecord) -> list[Any]:
         run.cancelled_jobs,
         run.created_at,
         run.finished_at,
+        run.usage.bytes_processed,
+        run.usage.bytes_billed,
+        run.usage.slot_ms,
     ]
 
 
@@ -102,6 +130,7 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
         cancelled_jobs=row[11],
         created_at=row[12],
         finished_at=row[13],
+        usage=Usage(row[14] or 0, row[15] or 0, row[16] or 0),
     )
 
 
@@ -165,6 +194,7 @@ def check_row(check: CheckRecord) -> list[Any]:
         json.dumps(check.stats.to_json()) if check.stats else None,
         check.created_at,
         check.finished_at,
+        json.dumps(list(check.sample_rows), sort_keys=True) if check.sample_rows is not None else None,
     ]
 
 
@@ -182,6 +212,7 @@ def check_from_row(row: Sequence[Any]) -> CheckRecord:
         stats=JobStats.from_json(json.loads(row[9])) if row[9] else None,
         created_at=row[10],
         finished_at=row[11],
+        sample_rows=tuple(json.loads(row[12])) if row[12] else None,
     )
 
 
@@ -194,6 +225,9 @@ def catalog_row(entry: CatalogEntry) -> list[Any]:
         entry.rows_affected,
         entry.bytes_processed,
         entry.written_at,
+        entry.table_rows,
+        entry.table_bytes,
+        list(entry.upstream_tables),
     ]
 
 
@@ -206,4 +240,7 @@ def catalog_from_row(row: Sequence[Any]) -> CatalogEntry:
         rows_affected=row[4],
         bytes_processed=row[5],
         written_at=row[6],
+        table_rows=row[7],
+        table_bytes=row[8],
+        upstream_tables=tuple(row[9] or ()),
     )

@@ -250,11 +250,20 @@ class SpannerRunStore(RunStore):
         return [job_from_row(row) for row in rows]
 
     def list_runs(
-        self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None, *, oldest_first: bool = False
+        self,
+        limit: int = 20,
+        manifest: str | None = None,
+        status: RunStatus | None = None,
+        since: dt.datetime | None = None,
+        *,
+        oldest_first: bool = False,
     ) -> list[RunRecord]:
         where: list[str] = []
         params: dict[str, Any] = {}
         types: dict[str, Any] = {}
+        if since is not None:
+            where.append("CreatedAt >= @since")
+            params["since"], types["since"] = since, spanner.param_types.TIMESTAMP
         if manifest is not None:
             where.append("ManifestName = @manifest")
             params["manifest"], types["manifest"] = manifest, spanner.param_types.STRING

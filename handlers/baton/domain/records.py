@@ -68,11 +68,17 @@ class JobStats:
     destination_table: str | None = None
     start_time: dt.datetime | None = None
     end_time: dt.datetime | None = None
+    referenced_tables: tuple[str, ...] = ()  # `project.dataset.table` the job read (the audit entry's referencedTables)
+    table_rows: int | None = None  # the destination's size after the job (tables.get), for the catalog
+    table_bytes: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, value in self.__dict__.items():
-            if value is not None:
+            if isinstance(value, tuple):
+                if value:
+                    out[name] = list(value)
+            elif value is not None:
                 out[name] = value.isoformat() if isinstance(value, dt.datetime) else value
         return out
 
@@ -83,8 +89,34 @@ class JobStats:
             value = data.get(name)
             if value is not None and name in ("start_time", "end_time"):
                 value = dt.datetime.fromisoformat(value)
+            if name == "referenced_tables":
+                value = tuple(value or ())
             values[name] = value
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What BigQuery metered for a set of jobs: the quantities a price applies to (see domain/cost.py)."""
+
+    bytes_processed: int = 0
+    bytes_billed: int = 0
+    slot_ms: int = 0
+
+    def plus(self, *stats: JobStats | None) -> Usage:
+        """This usage with each job's reported figures added; a figure BigQuery left out counts as 0."""
+        processed, billed, slot_ms = self.bytes_processed, self.bytes_billed, self.slot_ms
+        for one in stats:
+            if one is not None:
+                processed += one.total_bytes_processed or 0
+                billed += one.total_bytes_billed or 0
+                slot_ms += one.total_slot_ms or 0
+        return Usage(processed, billed, slot_ms)
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.bytes_processed + other.bytes_processed, self.bytes_billed + other.bytes_billed, self.slot_ms + other.slot_ms
+        )
 
 
 @dataclass(frozen=True)
@@ -115,6 +147,8 @@ class RunRecord:
     cancelled_jobs: int = 0
     created_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
+    # Every attempt's job and checks whose completion was recorded, retried attempts included.
+    usage: Usage = field(default_factory=Usage)
 
 
 @dataclass(frozen=True)
@@ -164,6 +198,8 @@ class CheckRecord:
     stats: JobStats | None = None
     created_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
+    # A failed check's first offending rows (domain/samples.py bounds them); None: not read.
+    sample_rows: tuple[Mapping[str, Any], ...] | None = None
 
     def describe(self) -> str:
         if self.error:
@@ -182,6 +218,9 @@ class CatalogEntry:
     written_at: dt.datetime
     rows_affected: int | None = None
     bytes_processed: int | None = None
+    table_rows: int | None = None  # the table's size after the write
+    table_bytes: int | None = None
+    upstream_tables: tuple[str, ...] = ()  # what the writing job read: the catalog's lineage edges
 
 
 @dataclass(frozen=True)
@@ -196,6 +235,12 @@ class CheckCompletion:
     rows: int | None = None  # outputRowCount; proto3 JSON omits zero, so None reads as 0
     error: JobError | None = None
     stats: JobStats = field(default_factory=JobStats)
+    sample_rows: tuple[Mapping[str, Any], ...] | None = None  # read from the check's result when it failed
+
+    @property
+    def found_rows(self) -> bool:
+        """It ran and returned offending rows: the only case with rows to keep."""
+        return self.error is None and bool(self.rows)
 
     @property
     def passed(self) -> bool:

@@ -15,6 +15,11 @@ Schema (version 1), every field always present unless marked optional:
   checks          (optional, job.* only) the job's failed data checks:
                   [{name, severity, rows, error, bigquery_job_id}]; job.warning is a job that
                   succeeded with failed `warn` checks
+  cost            (run.succeeded, run.failed, run.cancelled only) what BigQuery metered for the run,
+                  every recorded attempt of its jobs and checks, and its price:
+                  {bytes_processed, bytes_billed, slot_ms, amount, currency, pricing}; `pricing` is
+                  "on-demand" (amount = bytes_billed / 2^40 * BATON_PRICE_PER_TIB, default 6.25) or
+                  "slot-hours" (amount = slot_ms / 3,600,000 * BATON_SLOT_HOUR_PRICE)
 
 Never lost: an event is written to the outbox (table RunEventOutbox) in the same transaction as the
 transition it reports, published after the commit and then deleted; what a failed publish or a crash
@@ -27,6 +32,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from baton.domain.cost import Pricing
 from baton.domain.records import CheckRecord, JobRecord, RunRecord, RunStatus
 
 SCHEMA_VERSION = 1
@@ -43,7 +49,9 @@ def run_event(
     now: dt.datetime,
     job: JobRecord | None = None,
     checks: Sequence[CheckRecord] = (),
+    pricing: Pricing | None = None,
 ) -> dict[str, Any]:
+    """The event; a run's finishing event carries its cost, priced by `pricing` (default: on demand)."""
     event: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "event_id": event_id(event_type, run.run_id, now, job),
@@ -63,6 +71,8 @@ def run_event(
         },
         "time": now.astimezone(dt.UTC).isoformat(),
     }
+    if event_type in _FINISHED_TYPES.values():
+        event["cost"] = (pricing or Pricing()).to_json(run.usage)
     if job is not None:
         event["job"] = {
             "key": job.job_key,

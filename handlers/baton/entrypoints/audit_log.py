@@ -9,7 +9,7 @@ with `jobChange.after == "DONE"`; the job is under `jobChange.job`:
     jobConfig.queryConfig.destinationTable   "projects/P/datasets/D/tables/T"
     jobStatus.errorResult           google.rpc.Status {code, message}
     jobStats.startTime / endTime / totalSlotMs / parentJobName
-    jobStats.queryStats.totalProcessedBytes / totalBilledBytes / outputRowCount
+    jobStats.queryStats.totalProcessedBytes / totalBilledBytes / outputRowCount / referencedTables
 
 Everything else is `Ignored` with a reason code, never an exception: the handler
 acknowledges it and counts it (invariant 4). That includes the older `AuditData`
@@ -251,7 +251,25 @@ def _job_stats(config: Mapping[str, object], stats: Mapping[str, object], at: st
         destination_table=_destination(config, f"{at}.jobConfig"),
         start_time=_timestamp(stats, "startTime", f"{at}.jobStats.startTime"),
         end_time=_timestamp(stats, "endTime", f"{at}.jobStats.endTime"),
+        referenced_tables=_referenced_tables(query, f"{at}.jobStats.queryStats.referencedTables"),
     )
+
+
+def _referenced_tables(query: Mapping[str, object], at: str) -> tuple[str, ...]:
+    """`projects/P/datasets/D/tables/T` -> `P.D.T`, for lineage; anonymous result tables (dataset `_...`) are left out."""
+    raw = query.get("referencedTables")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise _MalformedError(at, f"must be a list, got {kind_of(raw)}")
+    tables: list[str] = []
+    for index, name in enumerate(raw):
+        match = _TABLE_NAME.match(name) if isinstance(name, str) else None
+        if match is None:
+            raise _MalformedError(f"{at}[{index}]", "is not projects/P/datasets/D/tables/T")
+        if not match["dataset"].startswith("_"):
+            tables.append(f"{match['project']}.{match['dataset']}.{match['table']}")
+    return tuple(dict.fromkeys(tables))
 
 
 def _destination(config: Mapping[str, object], at: str) -> str | None:

@@ -9,6 +9,7 @@ from baton.domain.transitions.completion import CompletionResult, Verdict
 from baton.service.continuations import hand_on, submit_released
 from baton.service.dependencies import Dependencies
 from baton.service.events import apply_with_events, publish_recorded
+from baton.service.observations import lineage_finished, observe
 from baton.service.ports import RemoteState
 from baton.service.submission import submit_checks
 
@@ -20,8 +21,9 @@ def complete(deps: Dependencies, event: Completion | CheckCompletion, *, looked_
     """
     if not looked_up:
         event = with_bigquery_answer(deps, event)
+    event = observe(deps, event)
     now = deps.clock()
-    result, events = deps.store.transact(lambda tx: apply_with_events(tx, event, now, deps.store.jobs_per_commit))
+    result, events = deps.store.transact(lambda tx: apply_with_events(tx, event, now, deps.store.jobs_per_commit, deps.pricing))
     fields: dict[str, object] = {
         "run_id": event.run_id,
         "job_key": event.job_key,
@@ -38,12 +40,18 @@ def complete(deps: Dependencies, event: Completion | CheckCompletion, *, looked_
         run = result.run
         structured_log.info("run finished", run_id=run.run_id, status=str(run.status), manifest=run.manifest_name)
     publish_recorded(deps, events)
-    if result.checks and result.run is not None and result.job is not None:
-        submit_checks(deps, result.run, result.job, result.checks)
-    if result.continuation is not None:
-        hand_on(deps, [result.continuation])
-    if result.ready and result.run is not None:
-        submit_released(deps, result.run, result.ready)
+    try:
+        if result.checks and result.run is not None and result.job is not None:
+            submit_checks(deps, result.run, result.job, result.checks)
+        if result.continuation is not None:
+            hand_on(deps, [result.continuation])
+        if result.ready and result.run is not None:
+            submit_released(deps, result.run, result.ready)
+    finally:
+        # Last, so that a new instance's first import of the OpenLineage client delays no submission.
+        recorded = result.run is not None and result.verdict in (Verdict.RECORDED, Verdict.RETRYING)
+        if recorded and isinstance(event, Completion) and result.run is not None and result.job is not None:
+            lineage_finished(deps, result.run, result.job, event, now)
     return result
 
 

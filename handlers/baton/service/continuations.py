@@ -76,8 +76,9 @@ def _carry_out(deps: Dependencies, item: Continuation) -> list[Continuation]:
 
         def skip(tx: RunTransaction) -> tuple[SkipStep | None, list[dict[str, Any]]]:
             step = continue_skip(tx, item, now, limit)
-            finished = step is not None and step.run.status.terminal
-            return step, record(tx, [run_event(finished_event_type(step.run.status), step.run, now)] if finished and step else [])
+            if step is None or not step.run.status.terminal:
+                return step, []
+            return step, record(tx, [run_event(finished_event_type(step.run.status), step.run, now, pricing=deps.pricing)])
 
         step, events = deps.store.transact(skip)
         if step is None:

@@ -6,7 +6,17 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from baton.service.ports import EventPublisher, JobSubmitter, ManifestSource, NoEventPublisher, RunStore, WorkQueue
+from baton.domain.cost import Pricing
+from baton.service.ports import (
+    EventPublisher,
+    JobSubmitter,
+    LineageEmitter,
+    ManifestSource,
+    NoEventPublisher,
+    NoLineage,
+    RunStore,
+    WorkQueue,
+)
 
 
 def utc_now() -> dt.datetime:
@@ -26,3 +36,5 @@ class Dependencies:
     # expiration): a table any Baton function may read, unlike a query's anonymous result table, which only
     # the identity that ran the query can read. None: the anonymous table (one identity only).
     scratch_dataset: str | None = None
+    pricing: Pricing = field(default_factory=Pricing)  # prices the usage that run events report
+    lineage: LineageEmitter = field(default_factory=NoLineage)  # OpenLineage events of each job's start and end

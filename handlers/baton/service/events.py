@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from baton import structured_log
+from baton.domain.cost import Pricing
 from baton.domain.records import CheckCompletion, Completion, JobStatus, RunStatus
 from baton.domain.run_events import finished_event_type, run_event
 from baton.domain.transaction import RunTransaction
@@ -20,8 +21,8 @@ from baton.errors import one_line
 from baton.service.dependencies import Dependencies
 
 
-def outcome_events(result: CompletionResult, now: dt.datetime) -> list[dict[str, Any]]:
-    """job.failed / job.warning for the job, then the run's end if this outcome finished it."""
+def outcome_events(result: CompletionResult, now: dt.datetime, pricing: Pricing) -> list[dict[str, Any]]:
+    """job.failed / job.warning for the job, then the run's end (with its cost) if this outcome finished it."""
     run, job = result.run, result.job
     if run is None or job is None or result.verdict not in (Verdict.RECORDED, Verdict.RETRYING):
         return []
@@ -31,20 +32,20 @@ def outcome_events(result: CompletionResult, now: dt.datetime) -> list[dict[str,
     elif job.status == JobStatus.SUCCEEDED and result.failed_checks:
         events.append(run_event("job.warning", run, now, job=job, checks=result.failed_checks))
     if result.run_finished and run.status != RunStatus.RUNNING:
-        events.append(run_event(finished_event_type(run.status), run, now))
+        events.append(run_event(finished_event_type(run.status), run, now, pricing=pricing))
     return events
 
 
 def apply_with_events(
-    tx: RunTransaction, event: Completion | CheckCompletion, now: dt.datetime, limit: int
+    tx: RunTransaction, event: Completion | CheckCompletion, now: dt.datetime, limit: int, pricing: Pricing
 ) -> tuple[CompletionResult, list[dict[str, Any]]]:
     """A finished job's (or check's) transition and the run events it produces, in one transaction.
-    `limit`: the job rows it may write (the store's jobs_per_commit)."""
+    `limit`: the job rows it may write (the store's jobs_per_commit); `pricing` prices a finished run's cost."""
     if isinstance(event, CheckCompletion):
         result = apply_check_completion(tx, event, now, limit)
     else:
         result = apply_completion(tx, event, now, limit)
-    return result, record(tx, outcome_events(result, now))
+    return result, record(tx, outcome_events(result, now, pricing))
 
 
 def record(tx: RunTransaction, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

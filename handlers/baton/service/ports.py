@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
+from baton.domain.lineage import LineageEvent
 from baton.domain.records import (
     CatalogEntry,
     CheckRecord,
@@ -64,9 +65,16 @@ class RunStore(abc.ABC):
 
     @abc.abstractmethod
     def list_runs(
-        self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None, *, oldest_first: bool = False
+        self,
+        limit: int = 20,
+        manifest: str | None = None,
+        status: RunStatus | None = None,
+        since: dt.datetime | None = None,
+        *,
+        oldest_first: bool = False,
     ) -> list[RunRecord]:
-        """Runs by creation time, newest first (operators), or oldest first (the reconciler's repairs)."""
+        """Runs by creation time, newest first (operators), or oldest first (the reconciler's repairs);
+        `since` keeps runs created at or after it."""
 
     @abc.abstractmethod
     def jobs_in_status(self, status: JobStatus, limit: int) -> list[JobRecord]:
@@ -156,6 +164,12 @@ class RemoteJob:
         return JobError(self.error_reason, self.error_message or "") if self.error_reason else None
 
 
+@dataclass(frozen=True)
+class TableSize:
+    rows: int | None
+    bytes: int | None
+
+
 class JobSubmitter(abc.ABC):
     @abc.abstractmethod
     def submit(self, request: SubmitRequest) -> SubmitOutcome: ...
@@ -167,6 +181,14 @@ class JobSubmitter(abc.ABC):
     def lookup(self, job_id: str) -> RemoteJob | None:
         """BigQuery's state of a job, None if it does not exist: the reconciler's healing, and the completion
         path when an audit entry lacks what a decision needs (the error's reason, a check's row count)."""
+
+    @abc.abstractmethod
+    def sample_rows(self, job_id: str, limit: int) -> list[dict[str, Any]]:
+        """The first `limit` rows of a finished query's result (a failed check's offending rows); never waits."""
+
+    @abc.abstractmethod
+    def table_size(self, table_ref: str) -> TableSize | None:
+        """A table's rows and bytes now (tables.get), None if it does not exist: what the catalog records."""
 
 
 class EventPublisher(abc.ABC):
@@ -180,6 +202,20 @@ class NoEventPublisher(EventPublisher):
     """Used when no run-events topic is configured."""
 
     def publish(self, event: Mapping[str, Any]) -> None:
+        return None
+
+
+class LineageEmitter(abc.ABC):
+    """Where each job's OpenLineage run events go (adapters/openlineage.py): a topic, or a file locally."""
+
+    @abc.abstractmethod
+    def emit(self, event: LineageEvent) -> None: ...
+
+
+class NoLineage(LineageEmitter):
+    """No lineage transport configured."""
+
+    def emit(self, event: LineageEvent) -> None:
         return None
 
 

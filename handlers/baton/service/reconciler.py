@@ -278,9 +278,9 @@ def _repair_one(deps: Dependencies, run: RunRecord, now: dt.datetime, report: Re
 
     def repaired(tx: RunTransaction) -> tuple[Repair, list[dict[str, Any]]]:
         repair = repair_run(tx, run.run_id, keys, now, deps.store.jobs_per_commit)
-        finished = repair.finished and repair.run is not None
-        events = [run_event(finished_event_type(repair.run.status), repair.run, now)] if finished and repair.run else []
-        return repair, record(tx, events)
+        if not repair.finished or repair.run is None:
+            return repair, []
+        return repair, record(tx, [run_event(finished_event_type(repair.run.status), repair.run, now, pricing=deps.pricing)])
 
     repair, events = deps.store.transact(repaired)
     if repair.missing_rows:

@@ -128,8 +128,9 @@ def cancel(deps: Dependencies, run_id: str) -> RunRecord:
 
     def cancelled(tx: RunTransaction, chunk: list[str]) -> tuple[CancelResult, list[dict[str, Any]]]:
         result = cancel_run(tx, run_id, chunk, now)
-        flipped = result.changed and result.run is not None
-        return result, record(tx, [run_event("run.cancelled", result.run, now)] if flipped and result.run else [])
+        if not result.changed or result.run is None:
+            return result, []
+        return result, record(tx, [run_event("run.cancelled", result.run, now, pricing=deps.pricing)])
 
     for chunk in chunks:
         result, recorded = deps.store.transact(lambda tx, chunk=chunk: cancelled(tx, chunk))  # type: ignore[misc]

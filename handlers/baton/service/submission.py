@@ -8,6 +8,7 @@ BigQuery answers 409, which counts as submitted. A refusal that no retry can cur
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,7 +20,8 @@ from baton.domain.transitions.submission import mark_submitted
 from baton.errors import JobRefused
 from baton.service.dependencies import Dependencies
 from baton.service.events import apply_with_events, publish_recorded
-from baton.service.ports import QueryParameter, SubmitRequest
+from baton.service.observations import lineage_started
+from baton.service.ports import QueryParameter, SubmitOutcome, SubmitRequest
 
 
 def submit(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord]) -> int:
@@ -32,33 +34,48 @@ def submit(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord]) -> int
     """
     done: list[JobRecord] = []
     refused: list[tuple[JobRecord, JobRefused]] = []
+    started: list[JobRecord] = []  # accepted by BigQuery now (not a 409): their OpenLineage START
+    raced: list[str] = []  # cancelled while being submitted: stopped again, so no START
+    marked_at: dt.datetime | None = None
     try:
-        for job in jobs:
+        try:
+            for job in jobs:
+                assert job.bigquery_job_id is not None
+                fields = {
+                    "run_id": run.run_id,
+                    "job_key": job.job_key,
+                    "attempt": job.attempt,
+                    "bigquery_job_id": job.bigquery_job_id,
+                }
+                try:
+                    outcome = deps.submitter.submit(request_for(run, job))
+                except JobRefused as refusal:
+                    structured_log.error(
+                        "job refused by BigQuery; it fails", reason=refusal.reason, error=refusal.message, **fields
+                    )
+                    refused.append((job, refusal))
+                    continue
+                structured_log.info("job submitted", outcome=str(outcome), **fields)
+                done.append(job)
+                if outcome == SubmitOutcome.SUBMITTED:
+                    started.append(job)
+        finally:
+            if done:
+                now = deps.clock()
+                marks = [(job.job_key, job.attempt) for job in done]
+                marked = deps.store.transact(lambda tx: mark_submitted(tx, run.run_id, marks, now))
+                marked_at, raced = now, marked.cancelled
+                _cancel_raced(deps, run.run_id, marked.cancelled)
+        for job, refused_by in refused:
             assert job.bigquery_job_id is not None
-            fields = {
-                "run_id": run.run_id,
-                "job_key": job.job_key,
-                "attempt": job.attempt,
-                "bigquery_job_id": job.bigquery_job_id,
-            }
-            try:
-                outcome = deps.submitter.submit(request_for(run, job))
-            except JobRefused as refusal:
-                structured_log.error("job refused by BigQuery; it fails", reason=refusal.reason, error=refusal.message, **fields)
-                refused.append((job, refusal))
-                continue
-            structured_log.info("job submitted", outcome=str(outcome), **fields)
-            done.append(job)
+            error = JobError(refused_by.reason, refused_by.message)
+            record_refusal(deps, Completion(job.run_id, job.job_key, job.attempt, job.bigquery_job_id, error=error))
     finally:
-        if done:
-            now = deps.clock()
-            marks = [(job.job_key, job.attempt) for job in done]
-            marked = deps.store.transact(lambda tx: mark_submitted(tx, run.run_id, marks, now))
-            _cancel_raced(deps, run.run_id, marked.cancelled)
-    for job, refused_by in refused:
-        assert job.bigquery_job_id is not None
-        error = JobError(refused_by.reason, refused_by.message)
-        record_refusal(deps, Completion(job.run_id, job.job_key, job.attempt, job.bigquery_job_id, error=error))
+        # After the mark and the refusals: a new instance's first import of the OpenLineage client must not delay them.
+        if marked_at is not None:
+            for job in started:
+                if job.bigquery_job_id not in raced:
+                    lineage_started(deps, run, job, marked_at)
     return len(done)
 
 
@@ -120,7 +137,7 @@ def record_refusal(deps: Dependencies, event: Completion | CheckCompletion) -> N
     """The refusal as the job's (or check's) failed completion: dependents skipped, the run failed,
     job.failed published, by the same transition an event of a failed job goes through."""
     now = deps.clock()
-    result, events = deps.store.transact(lambda tx: apply_with_events(tx, event, now, deps.store.jobs_per_commit))
+    result, events = deps.store.transact(lambda tx: apply_with_events(tx, event, now, deps.store.jobs_per_commit, deps.pricing))
     publish_recorded(deps, events)
     if result.continuation is not None:  # a failure with more to skip than one commit holds
         from baton.service.continuations import hand_on  # continuations submits through this module

@@ -41,6 +41,7 @@ def apply_check_completion(tx: RunTransaction, event: CheckCompletion, now: dt.d
         error=event.error.to_text() if event.error else None,
         stats=event.stats,
         finished_at=now,
+        sample_rows=event.sample_rows,
     )
     tx.put_check(check)
     result = CompletionResult(Verdict.RECORDED, job=job, run=run)
@@ -51,6 +52,8 @@ def apply_check_completion(tx: RunTransaction, event: CheckCompletion, now: dt.d
         return result
 
     outcomes = tx.get_checks(job.run_id, job.job_key, job.attempt)
+    # The run's usage takes the attempt's checks at once, with the last of them: no run write per check.
+    run = replace(run, usage=run.usage.plus(*(c.stats for c in outcomes)))
     result.failed_checks = [c for c in outcomes if c.status == CheckStatus.FAILED]
     blocking = [c for c in result.failed_checks if c.severity == Severity.ERROR]
     if blocking:

@@ -85,6 +85,7 @@ def apply_completion(tx: RunTransaction, event: Completion, now: dt.datetime, li
     if run.status.terminal:
         return CompletionResult(Verdict.RUN_FINISHED, job=job, run=run)
 
+    run = replace(run, usage=run.usage.plus(event.stats))  # every attempt BigQuery ran is billed, retried or not
     result = CompletionResult(Verdict.RECORDED, run=run)
     if event.error is None and job.spec.checks:
         job = replace(

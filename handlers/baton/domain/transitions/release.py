@@ -100,5 +100,8 @@ def record_write(tx: RunTransaction, job: JobRecord, now: dt.datetime) -> None:
             written_at=written_at,
             rows_affected=stats.rows_affected,
             bytes_processed=stats.total_bytes_processed,
+            table_rows=stats.table_rows,
+            table_bytes=stats.table_bytes,
+            upstream_tables=stats.referenced_tables,
         )
     )
