@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks import report_scale
+
 Row = tuple[str, str, str, str, str, str, str]
 
 
@@ -133,6 +135,7 @@ _SUMMARY: dict[str, Callable[[Mapping[str, Any]], list[Row]]] = {
     "compute": _compute_rows,
     "startup": _startup_rows,
     "cold_start": _cold_rows,
+    "scale": report_scale.summary_rows,
 }
 
 
@@ -166,27 +169,42 @@ def _details(results: Mapping[str, Any]) -> list[str]:
         r = results["throughput"]
         lines += ["", f"### Throughput ({r['width']:,}-wide fan-out, then fan-in)", ""]
         lines += _table(
-            ("workers", "series", "per second", "p50 / p95", "stalled (> 1 s)"),
+            ("workers", "series", "per second", "p50 / p95", "stalled (> 1 s)", "aborted attempts", "redelivered"),
             [
                 (
                     str(x["workers"]),
                     label,
                     f"{x[key]['per_s']:,.1f}",
                     f"{_ms(x[key]['ms']['p50'])} / {_ms(x[key]['ms']['p95'])}",
-                    f"{x[key]['stalled']} of {x[key]['count']}",
+                    f"{x[key]['stalled']} of {x[key].get('invocations', x[key]['count'])}",
+                    f"{x[key].get('aborted_attempts', 0):,}",
+                    f"{x[key].get('redeliveries', 0):,}",
                 )
                 for x in r["results"]
                 for key, label in (
-                    ("baton", "Baton: sibling completions"),
+                    ("baton", "Baton: sibling completions of one run (run and sink rows shared)"),
+                    ("spread", "Baton: as many events over one run per worker (no shared row)"),
                     ("ceiling", "ceiling: 1 read, 1 write"),
                     ("event_shaped", "event-shaped: 4 reads, 3 writes"),
                     ("two_reads", "2 reads, 3 writes"),
                 )
+                if key in x
             ],
         )
-        lines += ["", "The fan-out event (one completion releasing every sibling), before each fan-in:", ""]
+        lines += [
+            "",
+            "The fan-out event (releases every sibling; submit batches come back as messages), before each fan-in:",
+            "",
+        ]
         lines += _table(
-            ("run", "whole event", "record + release (tx)", "jobs.insert x width", "mark SUBMITTED (tx)", "rows read"),
+            (
+                "run",
+                "event + its continuations",
+                "record + release (tx)",
+                "outside transactions",
+                "later transactions",
+                "rows read",
+            ),
             [
                 (
                     f"before {x['workers']} worker(s)",
@@ -289,6 +307,8 @@ def _details(results: Mapping[str, Any]) -> list[str]:
                 ("floor", *(_ms(r["floor_ms"][k]) for k in ("p50", "p95", "min", "max")), _ms(r["floor_publish_ms"]["p50"])),
             ],
         )
+    if "scale" in results:
+        lines += report_scale.details(results["scale"], _table)
     return lines
 
 
@@ -324,7 +344,7 @@ def chart(document: Mapping[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     results = document["results"]
-    panels = [name for name in ("hop_latency", "event_cost", "throughput", "compute", "startup", "cold_start") if name in results]
+    panels = [name for name in _PANELS if name in results]
     columns = min(3, len(panels))
     rows = -(-len(panels) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(6 * columns, 4.4 * rows), squeeze=False)
@@ -430,6 +450,7 @@ _PANELS: dict[str, Callable[[Any, Mapping[str, Any]], None]] = {
     "compute": _panel_compute,
     "startup": _panel_startup,
     "cold_start": _panel_cold,
+    "scale": report_scale.panel,
 }
 
 
