@@ -8,7 +8,9 @@ and they are flushed as mutations when its function returns.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
@@ -39,6 +41,11 @@ from baton.service.ports import RunStore
 
 T = TypeVar("T")
 
+# Dependents' keys kept on the job's row up to this many (spanner_schema/0005_dependent_keys.sql).
+DEPENDENT_KEYS_ON_ROW = 64
+# Reads of one transaction that do not depend on each other run side by side on these threads.
+_READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spanner-read")
+
 # Mutations kept free in a transition's commit for the rows besides the jobs it releases or skips:
 # the run, the completing job, its checks, its catalog entry.
 _RESERVED_MUTATIONS = 2_000
@@ -57,6 +64,10 @@ class SpannerTransaction:
         self._checks: dict[tuple[str, str, int, str], CheckRecord] = {}
         self._catalog: dict[str, CatalogEntry] = {}
         self.rows_read = 0
+        # Rows read ahead, never written unless a transition puts them; dependents' keys from the job's row.
+        self._read_runs: dict[str, RunRecord | None] = {}
+        self._read_jobs: dict[tuple[str, str], JobRecord] = {}
+        self._read_dependents: dict[tuple[str, str], list[str]] = {}
 
     def _read_one(self, table: str, columns: Sequence[str], key: list[Any]) -> list[Any] | None:
         rows = list(self._tx.read(table, columns, spanner.KeySet(keys=[key])))
@@ -66,27 +77,66 @@ class SpannerTransaction:
     def get_run(self, run_id: str) -> RunRecord | None:
         if run_id in self._runs:
             return self._runs[run_id]
+        if run_id in self._read_runs:
+            return self._read_runs[run_id]
         row = self._read_one("Runs", RUN_COLUMNS, [run_id])
         return run_from_row(row) if row else None
 
     def get_job(self, run_id: str, job_key: str) -> JobRecord | None:
-        if (run_id, job_key) in self._jobs:
-            return self._jobs[(run_id, job_key)]
-        row = self._read_one("RunJobs", JOB_COLUMNS, [run_id, job_key])
-        return job_from_row(row) if row else None
+        """The job; the first time, its run and its dependents' rows come with it (see `_read_ahead`)."""
+        key = (run_id, job_key)
+        if key in self._jobs:
+            return self._jobs[key]
+        if key not in self._read_jobs:
+            self._read_ahead(run_id, job_key)
+        return self._read_jobs.get(key)
+
+    def _read_ahead(self, run_id: str, job_key: str) -> None:
+        """What a completion reads, in two round trips: the job's row (with its dependents' keys when it keeps them),
+        then its run's row and its dependents' rows side by side (the transaction has begun by then)."""
+        rows = list(self._tx.read("RunJobs", (*JOB_COLUMNS, "DependentKeys"), spanner.KeySet(keys=[[run_id, job_key]])))
+        if not rows:
+            return
+        self.rows_read += 1
+        self._read_jobs[(run_id, job_key)] = job_from_row(rows[0])
+        dependents = rows[0][len(JOB_COLUMNS)]
+        if dependents is not None:
+            self._read_dependents[(run_id, job_key)] = sorted(dependents)
+        wanted = [key for key in dependents or () if (run_id, key) not in self._jobs and (run_id, key) not in self._read_jobs]
+        run_read = jobs_read = None
+        if run_id not in self._runs and run_id not in self._read_runs:
+            run_read = _READS.submit(self._rows, "Runs", RUN_COLUMNS, spanner.KeySet(keys=[[run_id]]))
+        if wanted:
+            keys = spanner.KeySet(keys=[[run_id, key] for key in wanted])
+            jobs_read = _READS.submit(self._rows, "RunJobs", JOB_COLUMNS, keys)
+        if run_read is not None:
+            runs = run_read.result()
+            self.rows_read += len(runs)
+            self._read_runs[run_id] = run_from_row(runs[0]) if runs else None
+        if jobs_read is not None:
+            for row in jobs_read.result():
+                self.rows_read += 1
+                self._read_jobs[(run_id, row[1])] = job_from_row(row)
+
+    def _rows(self, table: str, columns: Sequence[str], keys: Any) -> list[list[Any]]:
+        return list(self._tx.read(table, columns, keys))
 
     def get_jobs(self, run_id: str, job_keys: Sequence[str]) -> list[JobRecord]:
-        wanted = [key for key in job_keys if (run_id, key) not in self._jobs]
+        wanted = [key for key in job_keys if (run_id, key) not in self._jobs and (run_id, key) not in self._read_jobs]
         fetched: dict[str, JobRecord] = {}
         if wanted:
             keyset = spanner.KeySet(keys=[[run_id, key] for key in wanted])
             for row in self._tx.read("RunJobs", JOB_COLUMNS, keyset):
                 fetched[row[1]] = job_from_row(row)
             self.rows_read += len(fetched)
-        found = (self._jobs.get((run_id, key)) or fetched.get(key) for key in job_keys)
+        found = (self._jobs.get((run_id, key)) or self._read_jobs.get((run_id, key)) or fetched.get(key) for key in job_keys)
         return [job for job in found if job is not None]
 
     def get_dependents(self, run_id: str, job_key: str, after: str | None = None, limit: int | None = None) -> list[str]:
+        known = self._read_dependents.get((run_id, job_key))
+        if known is not None:  # kept on the job's row (few dependents; edges never change within a run)
+            following = [key for key in known if after is None or key > after]
+            return following[:limit] if limit else following
         if after is None:
             keys = spanner.KeyRange(start_closed=[run_id, job_key], end_closed=[run_id, job_key])
         else:
@@ -150,6 +200,10 @@ class SpannerTransaction:
             getattr(self._tx, method)(table, columns, rows)
 
 
+def _kept_on_row(dependents: list[str]) -> list[str] | None:
+    return sorted(dependents) if len(dependents) <= DEPENDENT_KEYS_ON_ROW else None
+
+
 class SpannerRunStore(RunStore):
     def __init__(self, database: Database, mutation_budget: int = MUTATION_LIMIT) -> None:
         """`mutation_budget` is what one commit may cost: Spanner's limit, or less in tests, so chunking shows."""
@@ -184,10 +238,15 @@ class SpannerRunStore(RunStore):
 
     def create_run(self, new_run: NewRun) -> None:
         """Rows in commits under the mutation limit; the run row goes first and stays CREATING meanwhile."""
-        now_columns = (*JOB_COLUMNS, "UpdatedAt")
+        now_columns = (*JOB_COLUMNS, "DependentKeys", "UpdatedAt")
         with self.database.batch() as batch:
             batch.insert("Runs", (*RUN_COLUMNS, "UpdatedAt"), [[*run_row(new_run.run), spanner.COMMIT_TIMESTAMP]])
-        job_rows = [[*job_row(job), spanner.COMMIT_TIMESTAMP] for job in new_run.jobs]
+        dependents: dict[str, list[str]] = defaultdict(list)
+        for upstream, dependent in new_run.edges:
+            dependents[upstream].append(dependent)
+        job_rows = [
+            [*job_row(job), _kept_on_row(dependents.get(job.job_key, [])), spanner.COMMIT_TIMESTAMP] for job in new_run.jobs
+        ]
         edge_rows = [[new_run.run.run_id, upstream, dependent] for upstream, dependent in new_run.edges]
         # RunJobs rows must exist before their interleaved dependents, so jobs go first.
         for table, columns, chunk in self._chunks(
