@@ -215,6 +215,10 @@ class SpannerRunStore(RunStore):
         )
         self.last_rows_read = 0  # of the last transaction; benchmarks and tests read it
         self.largest_commit = 0  # mutations of the largest commit so far; benchmarks and tests read it
+        # Read-write transactions committed, and attempts at them (an attempt the emulator or Spanner aborted is
+        # run again by the client): the difference is what contention cost. Benchmarks read them.
+        self.transactions = 0
+        self.transaction_attempts = 0
 
     @classmethod
     def connect(cls, project: str, instance: str, database: str, mutation_budget: int = MUTATION_LIMIT) -> SpannerRunStore:
@@ -223,6 +227,7 @@ class SpannerRunStore(RunStore):
 
     def transact(self, fn: Callable[[Any], T]) -> T:
         def work(transaction: Any) -> T:
+            self.transaction_attempts += 1
             tx = SpannerTransaction(transaction, self.mutation_budget)
             result = fn(tx)
             tx.flush()
@@ -234,6 +239,7 @@ class SpannerRunStore(RunStore):
             result: T = self.database.run_in_transaction(work)
         except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.Aborted, gexc.InternalServerError) as exc:
             raise TransientError(f"Spanner: {exc}") from exc
+        self.transactions += 1
         return result
 
     def create_run(self, new_run: NewRun) -> None:
