@@ -46,6 +46,11 @@ DEPENDENT_KEYS_ON_ROW = 64
 # Reads of one transaction that do not depend on each other run side by side on these threads.
 _READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spanner-read")
 
+# A commit's time grows faster than its rows: releasing 1,000 dependents committed in 2.5 s on the emulator,
+# 3,000 in 50 s (benchmarks/scale.py, docs/benchmarks.md). The budget alone (~4,100 job rows) would let one
+# step of a 10,000-wide release run near the function's 120 s timeout; 1,000 rows keep each step to seconds.
+JOBS_PER_COMMIT_MAX = 1_000
+
 # Mutations kept free in a transition's commit for the rows besides the jobs it releases or skips:
 # the run, the completing job, its checks, its catalog entry.
 _RESERVED_MUTATIONS = 2_000
@@ -209,9 +214,14 @@ class SpannerRunStore(RunStore):
         """`mutation_budget` is what one commit may cost: Spanner's limit, or less in tests, so chunking shows."""
         self.database = database
         self.mutation_budget = mutation_budget
-        # Job rows a transition may write besides its own few rows, within the budget.
+        # Job rows a transition may write besides its own few rows: within the budget, and never more than
+        # JOBS_PER_COMMIT_MAX, so that each step of a wide release or skip also finishes in bounded time.
         self.jobs_per_commit = max(
-            1, (mutation_budget - min(_RESERVED_MUTATIONS, mutation_budget // 2)) // row_mutations("RunJobs", JOB_UPDATE)
+            1,
+            min(
+                JOBS_PER_COMMIT_MAX,
+                (mutation_budget - min(_RESERVED_MUTATIONS, mutation_budget // 2)) // row_mutations("RunJobs", JOB_UPDATE),
+            ),
         )
         self.last_rows_read = 0  # of the last transaction; benchmarks and tests read it
         self.largest_commit = 0  # mutations of the largest commit so far; benchmarks and tests read it
