@@ -165,26 +165,27 @@ def push_floor(stack: LocalStack) -> Iterator[Callable[[int], list[float]]]:
     """A probe of the emulator's publish-to-push latency: a topic of its own with the stack's push policy, pushing
     to a bare receiver. Yields `sample(count) -> seconds per message`."""
     project = stack.topology.project
+    topic = f"{FLOOR_TOPIC}-{secrets.token_hex(4)}"  # a subscription of its own: an earlier one pushes elsewhere
     receiver = _Receiver()
     push = stack.topology.push_subscription
     with admin_clients(stack.pubsub.host) as (publisher_admin, subscriber_admin):
-        ensure_topic(publisher_admin, project, FLOOR_TOPIC)
-        ensure_topic(publisher_admin, project, f"{FLOOR_TOPIC}-dead-letters")
+        ensure_topic(publisher_admin, project, topic)
+        ensure_topic(publisher_admin, project, f"{topic}-dead-letters")
         ensure_push_subscription(
             subscriber_admin,
             project,
-            topic=FLOOR_TOPIC,
+            topic=topic,
             spec=PushSubscriptionSpec(
-                name=f"{FLOOR_TOPIC}-push",
+                name=f"{topic}-push",
                 push_endpoint=receiver.url,
                 ack_deadline_seconds=push.ack_deadline_seconds,
                 min_backoff_seconds=push.min_backoff_seconds,
                 max_backoff_seconds=push.max_backoff_seconds,
                 max_delivery_attempts=push.max_delivery_attempts,
             ),
-            dead_letter_topic=f"{FLOOR_TOPIC}-dead-letters",
+            dead_letter_topic=f"{topic}-dead-letters",
         )
-    publisher = PubSubPublisher(project, FLOOR_TOPIC, emulator_host=stack.pubsub.host)
+    publisher = PubSubPublisher(project, topic, emulator_host=stack.pubsub.host)
     try:
         yield lambda count: [pushed for pushed, _ in _floor_samples(publisher, receiver, project, count)]
     finally:

@@ -104,10 +104,10 @@ def _insert_floor_s(harness: HandlerHarness, count: int) -> float:
     return statistics.median(seconds)
 
 
-def _fan_out_cost(harness: HandlerHarness, store: Any, progress: Callable[[str], None]) -> list[dict[str, Any]]:
+def _fan_out_cost(harness: HandlerHarness, store: Any, progress: Callable[[str], None], below: int) -> list[dict[str, Any]]:
     """The root's event of root -> d -> sink, with every continuation it causes: cost per dependent against d."""
     measured = []
-    for degree in OUT_DEGREES:
+    for degree in (d for d in OUT_DEGREES if d < below):
         plan = harness.create_run(store, shapes.build(shapes.diamond(f"fan-out-{degree}", degree)))
         run_id = plan.run.run_id
         shape = _Shape(harness, f"fan-out {degree}")
@@ -226,7 +226,7 @@ def run(harness: HandlerHarness, progress: Callable[[str], None], jobs: int = JO
             f"longest {measured['longest_invocation_s']:.2f} s, {measured['redeliveries']} redelivered"
         )
     progress("scale: fan-out cost against out-degree")
-    fan_out = [*_fan_out_cost(harness, store, progress), widest]
+    fan_out = [*_fan_out_cost(harness, store, progress, width), widest]
     return {
         "jobs": jobs,
         "mutation_budget": budget,
