@@ -8,25 +8,50 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import Literal
 
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9]{1,7}$")  # short: it ends up in 30-character service account ids
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 _DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})
 _INGRESS_SETTINGS = frozenset({"ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"})
 _MEMBER_KINDS = ("user:", "group:", "serviceAccount:", "domain:", "principal:", "principalSet:")
 
 
 @dataclass(frozen=True)
+class Dataset:
+    """A BigQuery dataset Baton's jobs read or write: created by the platform stack, declared only here."""
+
+    dataset_id: str
+    description: str
+    access: Literal["write", "read"] = "write"  # what the functions get: dataEditor or dataViewer
+    location: str | None = None  # None: the environment's bigquery_location; anything else must equal it
+
+    def __post_init__(self) -> None:
+        if not _DATASET.match(self.dataset_id):
+            raise ValueError(f"'{self.dataset_id}' is not a dataset id")
+        if self.access not in ("write", "read"):
+            raise ValueError(f"dataset '{self.dataset_id}': access must be 'write' or 'read'")
+
+
+@dataclass(frozen=True)
 class PushDelivery:
     """How Pub/Sub hands completion events to the handler: bounded retries with backoff, then the dead-letter topic."""
 
-    ack_deadline_seconds: int = 120  # at least the completion function's timeout, so a slow success is not redelivered
+    # Above the completion function's timeout (checked by EnvironmentConfig): a push that is still being
+    # processed must not be redelivered to a second instance, which would only find it done and count an attempt.
+    ack_deadline_seconds: int = 180
     minimum_backoff_seconds: int = 10
     maximum_backoff_seconds: int = 600
+    # 10 attempts with 10 s..600 s exponential backoff span roughly 40 minutes: enough to ride out a Spanner
+    # or BigQuery brownout or a deploy, short enough that a poison message reaches the dead-letter hold (and
+    # the dead-letter alert) the same hour. Capacity refusals (429) no longer burn attempts because the
+    # completion function is sized for the largest fan-out; and a job whose event was dead-lettered is still
+    # healed by the reconciler from BigQuery's own state, so more attempts would buy nothing.
     max_delivery_attempts: int = 10
 
     def __post_init__(self) -> None:
@@ -52,17 +77,33 @@ class EnvironmentConfig:
     schedules_enabled: bool  # manifest schedules; the reconciler always runs, it is what heals lost events
     state_bucket: str  # GCS bucket holding the Terraform state of both stacks
     labels: Mapping[str, str] = field(default_factory=dict)
-    bigquery_location: str = "US"
-    read_datasets: tuple[str, ...] = ()  # datasets the jobs read; destinations of manifests are added automatically
-    write_datasets: tuple[str, ...] = ()  # extra datasets the jobs write besides manifest destinations
-    operator_members: tuple[str, ...] = ()  # may call start_manifest and reconcile, e.g. "group:data-eng@example.com"
+    bigquery_location: str = "US"  # where the functions run jobs; every dataset lives here too
+    # Every dataset the jobs read or write (manifest destinations and DML targets alike): the platform stack
+    # creates them, the handlers stack grants on them, and synth refuses a manifest writing one not listed.
+    datasets: tuple[Dataset, ...] = ()
+    # Operators: invoke start_manifest and reconcile, read Spanner, cancel Baton's BigQuery jobs, pull and
+    # replay dead letters (what the `baton` CLI does), e.g. "group:data-eng@example.com".
+    operator_members: tuple[str, ...] = ()
+    # Where alerts go: an email address for a notification channel the platform stack creates.
+    alert_email: str = ""
     # Who can reach start_manifest over the network; IAM still decides who may call it. Cloud Scheduler
     # counts as internal. "ALLOW_ALL" lets operators start runs from outside Google Cloud (checkov flags it).
     start_manifest_ingress: str = "ALLOW_INTERNAL_ONLY"
     reconcile_schedule: str = "*/5 * * * *"
     schedule_time_zone: str = "Etc/UTC"
     push: PushDelivery = PushDelivery()
-    function_max_instances: int = 20
+    function_max_instances: int = 20  # start_manifest and reconcile: operator- and schedule-driven, low traffic
+    # The largest number of completion events that can arrive at once: the widest fan-out or fan-in wave of
+    # a manifest (jobs finishing together), documented in docs/infrastructure.md. The completion function must
+    # hold them all in flight (max instances x concurrency), or Cloud Run answers 429 and each refusal
+    # counts as a delivery attempt toward the dead-letter topic.
+    largest_fan_out: int = 500
+    completion_concurrency: int = 20  # requests per instance; needs 1 vCPU (Cloud Run's rule above 1)
+    completion_max_instances: int = 30
+    completion_timeout_seconds: int = 120  # one Spanner transaction plus a bounded batch of jobs.insert calls
+    # The completion path imports ~179 MiB (clients, pydantic, manifests); 512 MiB leaves the rest for
+    # `completion_concurrency` requests in flight (gRPC buffers, a released batch's specs) without an OOM restart.
+    function_memory: str = "512Mi"
 
     def __post_init__(self) -> None:
         if not _ENV_NAME.match(self.name):
@@ -74,9 +115,29 @@ class EnvironmentConfig:
         for key, value in self.labels.items():
             if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
                 raise ValueError(f"label {key}={value} is not a valid Google Cloud label")
-        for dataset in (*self.read_datasets, *self.write_datasets):
-            if not _DATASET.match(dataset):
-                raise ValueError(f"'{dataset}' is not a dataset id")
+        ids = [dataset.dataset_id for dataset in self.datasets]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"datasets are declared twice: {sorted(i for i in ids if ids.count(i) > 1)}")
+        for dataset in self.datasets:
+            if dataset.location is not None and dataset.location.lower() != self.bigquery_location.lower():
+                raise ValueError(
+                    f"dataset '{dataset.dataset_id}' location {dataset.location} differs from the functions' "
+                    f"BigQuery location {self.bigquery_location}: jobs could not read or write it"
+                )
+        object.__setattr__(self, "datasets", tuple(replace(d, location=self.bigquery_location) for d in self.datasets))
+        if self.alert_email and not _EMAIL.match(self.alert_email):
+            raise ValueError(f"alert_email '{self.alert_email}' is not an email address")
+        if self.push.ack_deadline_seconds <= self.completion_timeout_seconds:
+            raise ValueError(
+                "push.ack_deadline_seconds must exceed completion_timeout_seconds, or slow successes are redelivered"
+            )
+        if self.completion_concurrency > 1000 or self.completion_concurrency < 1:
+            raise ValueError("completion_concurrency must be within 1..1000 (Cloud Run's limit)")
+        if self.completion_max_instances * self.completion_concurrency < self.largest_fan_out:
+            raise ValueError(
+                f"completion_max_instances x completion_concurrency ({self.completion_max_instances} x "
+                f"{self.completion_concurrency}) must hold largest_fan_out ({self.largest_fan_out}) pushes in flight"
+            )
         if self.start_manifest_ingress not in _INGRESS_SETTINGS:
             raise ValueError(f"start_manifest_ingress must be one of {', '.join(sorted(_INGRESS_SETTINGS))}")
         for member in self.operator_members:
@@ -153,6 +214,23 @@ class EnvironmentConfig:
     def artifact_repository(self) -> str:
         return f"baton-{self.name}-functions"
 
+    # Function names: the handlers stack deploys them, the platform stack's alerts watch them.
+    @property
+    def completion_function(self) -> str:
+        return self.resource_name("job-completed")
+
+    @property
+    def start_function(self) -> str:
+        return self.resource_name("start-manifest")
+
+    @property
+    def reconcile_function(self) -> str:
+        return self.resource_name("reconcile")
+
+    @property
+    def functions(self) -> tuple[str, ...]:
+        return (self.completion_function, self.start_function, self.reconcile_function)
+
     def topic_path(self, topic: str) -> str:
         return f"projects/{self.project}/topics/{topic}"
 
@@ -161,9 +239,15 @@ class EnvironmentConfig:
         return f"baton-{self.name}-{suffix}"
 
 
-# Datasets the manifests write with DML (INSERT/MERGE) rather than through a job's `destination`;
-# destinations are granted automatically. Edit together with manifests/.
-DML_WRITTEN_DATASETS = ("landing", "history", "events")
+# The datasets manifests/ writes: destinations (consume, trusted) and DML targets (landing, history, events).
+# Edit together with manifests/; synth refuses a destination that is not declared here.
+BATON_DATASETS = (
+    Dataset("landing", "Raw rows as loaded, one table per source"),
+    Dataset("history", "Slowly changing history of the landing tables"),
+    Dataset("trusted", "Checked, deduplicated tables that downstream jobs trust"),
+    Dataset("consume", "Tables for reports and consumers"),
+    Dataset("events", "Business events derived from the daily loads"),
+)
 
 ENVIRONMENTS: Mapping[str, EnvironmentConfig] = MappingProxyType(
     {
@@ -177,7 +261,9 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = MappingProxyType(
             schedules_enabled=False,
             state_bucket="baton-dev-project-tfstate",
             labels={"team": "data-platform"},
-            write_datasets=DML_WRITTEN_DATASETS,
+            datasets=BATON_DATASETS,
+            alert_email="data-platform-alerts@example.com",
+            operator_members=("group:data-platform-operators@example.com",),
         ),
         "prod": EnvironmentConfig(
             name="prod",
@@ -189,7 +275,9 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = MappingProxyType(
             schedules_enabled=True,
             state_bucket="baton-prod-project-tfstate",
             labels={"team": "data-platform"},
-            write_datasets=DML_WRITTEN_DATASETS,
+            datasets=BATON_DATASETS,
+            alert_email="data-platform-alerts@example.com",
+            operator_members=("group:data-platform-operators@example.com",),
             function_max_instances=50,
         ),
     }

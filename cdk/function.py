@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from cdktf import ITerraformDependable
 from cdktf_cdktf_provider_google.cloud_run_v2_service_iam_member import CloudRunV2ServiceIamMember
 from cdktf_cdktf_provider_google.cloudfunctions2_function import (
     Cloudfunctions2Function,
@@ -33,6 +34,7 @@ class FunctionPackage:
     environment: Mapping[str, str]
     build_service_account: str  # projects/P/serviceAccounts/EMAIL
     docker_repository: str
+    build_ready: ITerraformDependable  # the build account's grants, propagated: the first build must not race them
 
 
 class BatonFunction(Construct):
@@ -49,16 +51,19 @@ class BatonFunction(Construct):
         *,
         config: EnvironmentConfig,
         package: FunctionPackage,
-        name_suffix: str,
+        name: str,
         entry_point: str,
         description: str,
         ingress: str,
         timeout_seconds: int,
-        memory: str = "256M",
+        memory: str,
+        max_instances: int,
+        concurrency: int = 1,
+        depends_on: Sequence[ITerraformDependable] = (),
     ) -> None:
         super().__init__(scope, id_)
         self.config = config
-        self.name = config.resource_name(name_suffix)
+        self.name = name
         self.service_account = ServiceAccount(
             self,
             "service_account",
@@ -89,15 +94,24 @@ class BatonFunction(Construct):
             ),
             service_config=Cloudfunctions2FunctionServiceConfig(
                 service_account_email=self.service_account.email,
-                environment_variables=dict(package.environment),
+                # functions-framework serves with THREADS threads (default 4 per CPU): match the concurrency,
+                # or requests Cloud Run admitted would queue inside the instance. The handlers derive every
+                # Google call's deadline from the function's own timeout.
+                environment_variables={
+                    **package.environment,
+                    "THREADS": str(concurrency),
+                    "BATON_FUNCTION_TIMEOUT_S": str(timeout_seconds),
+                },
                 ingress_settings=ingress,
                 timeout_seconds=timeout_seconds,
                 available_memory=memory,
+                available_cpu="1",  # Cloud Run allows more than one request per instance only from 1 vCPU
+                max_instance_request_concurrency=concurrency,
                 min_instance_count=0,
-                max_instance_count=config.function_max_instances,
+                max_instance_count=max_instances,
                 all_traffic_on_latest_revision=True,
             ),
-            depends_on=[package.archive_object],
+            depends_on=[package.archive_object, package.build_ready, *depends_on],
         )
 
     @property

@@ -10,10 +10,19 @@ import base64
 import json
 from collections.abc import Sequence
 
-from cdktf import AssetType, GcsBackend, TerraformAsset, TerraformOutput, TerraformResourceLifecycle, TerraformStack
+from cdktf import (
+    AssetType,
+    GcsBackend,
+    ITerraformDependable,
+    TerraformAsset,
+    TerraformOutput,
+    TerraformResourceLifecycle,
+    TerraformStack,
+)
 from cdktf_cdktf_provider_google.artifact_registry_repository import (
     ArtifactRegistryRepository,
     ArtifactRegistryRepositoryCleanupPolicies,
+    ArtifactRegistryRepositoryCleanupPoliciesCondition,
     ArtifactRegistryRepositoryCleanupPoliciesMostRecentVersions,
 )
 from cdktf_cdktf_provider_google.artifact_registry_repository_iam_member import ArtifactRegistryRepositoryIamMember
@@ -49,16 +58,18 @@ from cdktf_cdktf_provider_google.storage_bucket import (
 )
 from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketIamMember
 from cdktf_cdktf_provider_google.storage_bucket_object import StorageBucketObject
+from cdktf_cdktf_provider_time.provider import TimeProvider
+from cdktf_cdktf_provider_time.sleep import Sleep
 from constructs import Construct
 
+from baton.manifests.datasets import DeclaredDatasets
 from baton.manifests.model import Manifest
 from baton.manifests.schema import TABLE_PATTERN
 from cdk.archive import HandlerArchive
 from cdk.config import EnvironmentConfig
 from cdk.function import BatonFunction, FunctionPackage
-from cdk.platform_stack import pubsub_service_agent
+from cdk.platform_stack import IDENTITY_PROPAGATION, pubsub_service_agent
 
-COMPLETION_TIMEOUT_SECONDS = 120  # one Spanner transaction plus a few jobs.insert calls
 START_TIMEOUT_SECONDS = 300  # writes a whole run (batched mutations) before submitting roots
 RECONCILE_TIMEOUT_SECONDS = 300
 
@@ -72,6 +83,15 @@ def manifest_datasets(manifests: Sequence[Manifest], default_project: str) -> li
             if match:
                 found.add((match.group("project") or default_project, match.group("dataset")))
     return sorted(found)
+
+
+class UndeclaredDataset(ValueError):
+    """A manifest writes a dataset that cdk/config.py does not declare, so no stack would create it."""
+
+
+def declared_datasets_variable(config: EnvironmentConfig) -> str:
+    """BATON_DATASETS: the environment's datasets (cdk/config.py) with their location, as the functions read them."""
+    return DeclaredDatasets({d.dataset_id: d.location or config.bigquery_location for d in config.datasets}).to_env()
 
 
 def start_request_body(manifest: Manifest) -> str:
@@ -92,6 +112,7 @@ class HandlersStack(TerraformStack):
         self.config = config
         GcsBackend(self, bucket=config.state_bucket, prefix=f"baton/{config.handlers_stack_name}")
         GoogleProvider(self, "google", project=config.project, region=config.region, default_labels=dict(config.labels))
+        TimeProvider(self, "time")
         project = DataGoogleProject(self, "project", project_id=config.project)
         pubsub_agent = pubsub_service_agent(project.number)
         self.pubsub_agent = pubsub_agent
@@ -134,15 +155,25 @@ class HandlersStack(TerraformStack):
             repository_id=config.artifact_repository,
             format="DOCKER",
             description="Images Cloud Build makes from the handler archive",
+            # KEEP alone deletes nothing: images older than 30 days go, except the 10 newest of each image,
+            # enough to roll a function back by hand. KEEP wins over DELETE where both match.
+            cleanup_policy_dry_run=False,
             cleanup_policies=[
+                ArtifactRegistryRepositoryCleanupPolicies(
+                    id="delete-old",
+                    action="DELETE",
+                    condition=ArtifactRegistryRepositoryCleanupPoliciesCondition(tag_state="ANY", older_than="2592000s"),
+                ),
                 ArtifactRegistryRepositoryCleanupPolicies(
                     id="keep-recent",
                     action="KEEP",
                     most_recent_versions=ArtifactRegistryRepositoryCleanupPoliciesMostRecentVersions(keep_count=10),
-                )
+                ),
             ],
         )
-        build_account = self._build_service_account()
+        build_account, build_grants = self._build_service_account()
+        # The build account's grants take up to a minute to propagate; a build started before fails on them.
+        build_ready = Sleep(self, "build_grants_propagated", create_duration=IDENTITY_PROPAGATION, depends_on=build_grants)
 
         package = FunctionPackage(
             source_bucket=self.bucket.name,
@@ -164,42 +195,58 @@ class HandlersStack(TerraformStack):
                 # Continuations (the rest of a wide release, skip or submission) go here; the work push
                 # subscription brings them back to bigquery_job_completed.
                 "BATON_WORK_TOPIC": config.topic_path(config.work_topic),
+                # Regular (not multiplexed) sessions for read-write transactions, chosen on purpose: it is the
+                # mode every test exercises (the Spanner emulator retries concurrent read-write transactions only
+                # in it), and at Baton's rate of short transactions a session pool costs nothing that matters.
+                "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW": "false",
+                # The environment's datasets with their location: manifests may read and write no other
+                # (checked when a manifest is loaded), and the local stack creates exactly these.
+                "BATON_DATASETS": declared_datasets_variable(config),
             },
             build_service_account=build_account.id,
             docker_repository=self.images.id,
+            build_ready=build_ready,
         )
         # Pub/Sub and Cloud Scheduler in the same project count as internal traffic, so only
         # start_manifest may need to be reachable from outside (config.start_manifest_ingress).
         self.completion = BatonFunction(
             self,
             "completion",
-            name_suffix="job-completed",
+            name=config.completion_function,
             entry_point="bigquery_job_completed",
             description="Records a finished BigQuery job and submits what became ready",
             ingress="ALLOW_INTERNAL_ONLY",
-            timeout_seconds=COMPLETION_TIMEOUT_SECONDS,
+            timeout_seconds=config.completion_timeout_seconds,
+            memory=config.function_memory,
+            # Sized for the largest fan-out (config checks max instances x concurrency >= largest_fan_out).
+            max_instances=config.completion_max_instances,
+            concurrency=config.completion_concurrency,
             config=config,
             package=package,
         )
         self.start = BatonFunction(
             self,
             "start",
-            name_suffix="start-manifest",
+            name=config.start_function,
             entry_point="start_manifest",
             description="Starts a run of a manifest",
             ingress=config.start_manifest_ingress,
             timeout_seconds=START_TIMEOUT_SECONDS,
+            memory=config.function_memory,
+            max_instances=config.function_max_instances,
             config=config,
             package=package,
         )
         self.reconcile = BatonFunction(
             self,
             "reconcile",
-            name_suffix="reconcile",
+            name=config.reconcile_function,
             entry_point="reconcile",
             description="Heals runs whose completion events were lost",
             ingress="ALLOW_INTERNAL_ONLY",
             timeout_seconds=RECONCILE_TIMEOUT_SECONDS,
+            memory=config.function_memory,
+            max_instances=config.function_max_instances,
             config=config,
             package=package,
         )
@@ -234,8 +281,8 @@ class HandlersStack(TerraformStack):
         for function in self.functions:
             TerraformOutput(self, f"{function.node.id}_uri", value=function.uri)
 
-    def _build_service_account(self) -> ServiceAccount:
-        """Cloud Build's identity for the function images, instead of the broad default one."""
+    def _build_service_account(self) -> tuple[ServiceAccount, list[ITerraformDependable]]:
+        """Cloud Build's identity for the function images, instead of the broad default one, and its grants."""
         config = self.config
         account = ServiceAccount(
             self,
@@ -245,10 +292,10 @@ class HandlersStack(TerraformStack):
             display_name=f"Baton {config.name} function builds",
         )
         member = account.member
-        StorageBucketIamMember(
+        reads_source = StorageBucketIamMember(
             self, "build_reads_source", bucket=self.bucket.name, role="roles/storage.objectViewer", member=member
         )
-        ArtifactRegistryRepositoryIamMember(
+        writes_images = ArtifactRegistryRepositoryIamMember(
             self,
             "build_writes_images",
             project=config.project,
@@ -258,9 +305,11 @@ class HandlersStack(TerraformStack):
             member=member,
         )
         # Build logs are written to the project's log buckets; logWriter has no narrower resource.
-        ProjectIamMember(self, "build_writes_logs", project=config.project, role="roles/logging.logWriter", member=member)
+        writes_logs = ProjectIamMember(
+            self, "build_writes_logs", project=config.project, role="roles/logging.logWriter", member=member
+        )
         # Cloud Functions stages the source in its own gcf-v2-sources-* bucket, which the build reads.
-        ProjectIamMember(
+        reads_staged = ProjectIamMember(
             self,
             "build_reads_staged_source",
             project=config.project,
@@ -271,12 +320,17 @@ class HandlersStack(TerraformStack):
                 expression='resource.name.startsWith("projects/_/buckets/gcf-v2-sources-")',
             ),
         )
-        return account
+        return account, [reads_source, writes_images, writes_logs, reads_staged]
 
     def _grant_runtime_access(self, manifests: Sequence[Manifest]) -> None:
         config = self.config
-        writes = set(manifest_datasets(manifests, config.project)) | {(config.project, d) for d in config.write_datasets}
-        reads = {(config.project, d) for d in config.read_datasets} - writes
+        declared = {dataset.dataset_id: dataset for dataset in config.datasets}
+        for dataset_project, dataset_id in manifest_datasets(manifests, config.project):
+            if dataset_project != config.project or dataset_id not in declared:
+                raise UndeclaredDataset(
+                    f"a manifest writes {dataset_project}.{dataset_id}, which cdk/config.py does not declare "
+                    f"for {config.name}: add it to the environment's datasets so the platform stack creates it"
+                )
         for function in self.functions:
             prefix = function.node.id
             SpannerDatabaseIamMember(
@@ -300,16 +354,19 @@ class HandlersStack(TerraformStack):
             ProjectIamMember(
                 self, f"{prefix}_bigquery_jobs", project=config.project, role="roles/bigquery.jobUser", member=function.member
             )
-            for grants, role in ((writes, "roles/bigquery.dataEditor"), (reads, "roles/bigquery.dataViewer")):
-                for dataset_project, dataset in sorted(grants):
-                    BigqueryDatasetIamMember(
-                        self,
-                        f"{prefix}_{role.rsplit('.', 1)[1]}_{dataset_project}_{dataset}",
-                        project=dataset_project,
-                        dataset_id=dataset,
-                        role=role,
-                        member=function.member,
-                    )
+            for dataset in config.datasets:
+                role = "roles/bigquery.dataEditor" if dataset.access == "write" else "roles/bigquery.dataViewer"
+                # A dataset IAM member rewrites the dataset's access list and drops authorized views from it.
+                # These datasets are created by the platform stack with no access block and no authorized
+                # views, so the members below are the only access there is to keep: nothing is stripped.
+                BigqueryDatasetIamMember(
+                    self,
+                    f"{prefix}_{role.rsplit('.', 1)[1]}_{dataset.dataset_id}",
+                    project=config.project,
+                    dataset_id=dataset.dataset_id,
+                    role=role,
+                    member=function.member,
+                )
         # The reconciler reads jobs the other two functions submitted: jobs.get on others' jobs is project-wide.
         ProjectIamMember(
             self,
@@ -356,7 +413,7 @@ class HandlersStack(TerraformStack):
             project=config.project,
             name=name,
             topic=config.topic_path(topic),
-            ack_deadline_seconds=push.ack_deadline_seconds,
+            ack_deadline_seconds=push.ack_deadline_seconds,  # above the function's timeout (config checks it)
             push_config=PubsubSubscriptionPushConfig(
                 push_endpoint=self.completion.uri,
                 oidc_token=PubsubSubscriptionPushConfigOidcToken(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script by cdktf.json's "app": make the `cdk` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Before jsii starts its Node runtime: CDKTF 0.21 is frozen on Node 20, whose end-of-life banner jsii would
+# print on every `npx cdktf synth` (relayed by the CLI as `[ERROR] ... b'!!! ...'`). Node 20 is what the
+# project pins; the banner tells a user nothing they can act on.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from cdktf import App
 

@@ -23,10 +23,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from baton.domain.bigquery_reasons import code_for_reason
 from devstack.logging_filter import LogFilter, parse_filter
+
+if TYPE_CHECKING:
+    from devstack.transfer_jobs import TransferAudit
 
 __all__ = [
     "AuditJob",
@@ -61,7 +64,7 @@ class JobErrorInfo:
 
 @dataclass(frozen=True)
 class AuditJob:
-    """What the audit entries say about one query job, as the façade knows it."""
+    """What the audit entries say about one job, as the façade knows it (a query unless `transfer` says otherwise)."""
 
     project: str
     job_id: str
@@ -87,6 +90,7 @@ class AuditJob:
     output_row_count: int | None = None
     cache_hit: bool | None = None
     parent_job_id: str | None = None
+    transfer: TransferAudit | None = None
 
 
 def _timestamp(value: dt.datetime) -> str:
@@ -118,6 +122,8 @@ def _job_payload(job: AuditJob, state: str) -> dict[str, Any]:
     if job.statement_type:
         query_config["statementType"] = job.statement_type
     job_config: dict[str, Any] = {"type": "QUERY", "queryConfig": query_config}
+    if job.transfer is not None:
+        job_config = {"type": job.transfer.job_type, job.transfer.config_key: dict(job.transfer.config)}
     if job.labels:
         job_config["labels"] = dict(job.labels)
 
@@ -146,8 +152,10 @@ def _job_payload(job: AuditJob, state: str) -> dict[str, Any]:
             query_stats["outputRowCount"] = str(job.output_row_count)
         if job.cache_hit is not None:
             query_stats["cacheHit"] = job.cache_hit
-        if query_stats:
+        if query_stats and job.transfer is None:
             stats["queryStats"] = query_stats
+        if job.transfer is not None and job.transfer.stats_key and job.error is None:
+            stats[job.transfer.stats_key] = dict(job.transfer.stats)
     return {
         "jobName": f"projects/{job.project}/jobs/{job.job_id}",
         "jobConfig": job_config,
@@ -190,8 +198,9 @@ def _entry(
     }
 
 
-def job_insertion_entry(job: AuditJob) -> dict[str, Any]:
-    metadata = {"jobInsertion": {"job": _job_payload(job, "RUNNING"), "reason": "JOB_INSERT_REQUEST"}}
+def job_insertion_entry(job: AuditJob, state: str = "RUNNING") -> dict[str, Any]:
+    """The insertion entry; `state` is PENDING for a job that waits in BigQuery's query queue."""
+    metadata = {"jobInsertion": {"job": _job_payload(job, state), "reason": "JOB_INSERT_REQUEST"}}
     return _entry(job, metadata, at=job.create_time, failed=False, first=True)
 
 
@@ -308,6 +317,13 @@ class AuditLogBridge:
 
     def job_inserted(self, job: AuditJob) -> None:
         self.write(job_insertion_entry(job))
+        self.write(job_change_entry(job, "PENDING", "RUNNING"))
+
+    def job_queued(self, job: AuditJob) -> None:
+        """Inserted behind the running cap: PENDING until `job_started`."""
+        self.write(job_insertion_entry(job, "PENDING"))
+
+    def job_started(self, job: AuditJob) -> None:
         self.write(job_change_entry(job, "PENDING", "RUNNING"))
 
     def job_done(self, job: AuditJob) -> None:

@@ -13,6 +13,10 @@ the façade answers the jobs API itself (the subset google-cloud-bigquery uses):
 - `destinationTable` + write/create dispositions are applied here (the engine ignores them);
 - every DONE job goes to the audit-log bridge, which routes it like a Logging sink;
 - jobs.get calls are counted per caller (User-Agent product) to prove nobody polls.
+- callers have identities (`/_as/<email>` endpoints), recorded on their jobs;
+- Google Cloud's own failures, off until a test turns them on (devstack.faults, `/_faults`): refusals
+  and slow answers on jobs.insert/get/getQueryResults, a query queue with BigQuery's refusal,
+  truncated audit entries, anonymous results readable only by the identity that ran the query.
 
 Datasets, tables and tabledata calls are proxied to the engine unchanged.
 Use `LocalBigQuery.start(...)`, or run `python -m devstack.bigquery_facade --help`.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import datetime as dt
 import heapq
 import itertools
@@ -32,6 +37,7 @@ import secrets
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,11 +52,15 @@ from werkzeug.wrappers import Request, Response
 
 from devstack.audit_bridge import AuditJob, AuditLogBridge, DeliveryPolicy, JobErrorInfo, Publish, PubSubPublisher
 from devstack.bigquery_engine import BigQueryEngine
+from devstack.bigquery_error_shapes import engine_job_error, error_body, in_bigquery_words, rewrite_not_found_body
+from devstack.cloud_storage import StorageClient
+from devstack.faults import FaultBoard, FaultDocumentError
+from devstack.transfer_jobs import TransferJobs, TransferResult, audit, job_type, resource_statistics, transfer_kind
 
 if TYPE_CHECKING:
     from devstack.processes import ProcessSupervisor
 
-__all__ = ["BigQueryFacade", "CallStats", "JobMatch", "LocalBigQuery", "caller_of"]
+__all__ = ["IDENTITY_PREFIX", "BigQueryFacade", "CallStats", "JobMatch", "LocalBigQuery", "caller_of"]
 
 _log = logging.getLogger(__name__)
 
@@ -60,18 +70,19 @@ DURATION_LABEL = "sim_duration_ms"
 JobMatch = str | Callable[[str, Mapping[str, str]], bool]
 """A BigQuery job ID, or a predicate over (job ID, labels)."""
 
-_STATUS_BY_CODE = {
-    400: "INVALID_ARGUMENT",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    409: "ALREADY_EXISTS",
-    500: "INTERNAL",
-    501: "NOT_IMPLEMENTED",
-    503: "UNAVAILABLE",
-}
-_REASON_BY_STATUS = {400: "invalid", 403: "accessDenied", 404: "notFound", 409: "duplicate", 501: "notImplemented"}
 _LONG_POLL_CAP_S = 10.0  # jobs.getQueryResults' documented default wait
 _STOPPED = {"reason": "stopped", "message": "Job execution was cancelled: User requested cancellation"}
+_TRUNCATED_STATS: dict[str, Any] = dict.fromkeys(
+    ("total_slot_ms", "total_processed_bytes", "total_billed_bytes", "output_row_count", "cache_hit")
+)
+"""What a truncated DONE entry loses (Cloud Logging cuts audit entries over 100 KB): the job's statistics."""
+IDENTITY_PREFIX = "/_as/"
+"""`<endpoint>/_as/<email>` is the façade as seen by `<email>`: how each local function runs as its own identity.
+
+google-cloud-bigquery keeps a path in `api_endpoint`, so a function needs nothing but its endpoint (the
+handlers take no credentials locally). Without the prefix a caller is the façade's `principal_email`.
+"""
+_QUEUE_FULL = "Quota exceeded: Your project_and_region exceeded quota for max number of jobs that can be queued per project."
 
 
 def caller_of(user_agent: str) -> str:
@@ -88,23 +99,12 @@ def _millis(value: dt.datetime) -> str:
     return str(int(value.timestamp() * 1000))
 
 
-def _error_body(code: int, message: str, reason: str) -> dict[str, Any]:
-    return {
-        "error": {
-            "code": code,
-            "message": message,
-            "errors": [{"message": message, "domain": "global", "reason": reason}],
-            "status": _STATUS_BY_CODE.get(code, "UNKNOWN"),
-        }
-    }
-
-
 def _json(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
 def _error(code: int, message: str, reason: str) -> Response:
-    return _json(_error_body(code, message, reason), code)
+    return _json(error_body(code, message, reason), code)
 
 
 # --- SQL shape (just enough to place a destination table) ---------------------------------------
@@ -210,6 +210,7 @@ class _Outcome:
     results_id: str | None = None  # the engine job whose rows getQueryResults serves
     destination: dict[str, str] | None = None
     output_rows: int | None = None
+    transfer: TransferResult | None = None  # a load, copy or extract job's result (devstack/transfer_jobs.py)
 
 
 @dataclass
@@ -221,8 +222,11 @@ class _Job:
     user_agent: str
     internal_id: str
     created: dt.datetime
-    due: float
-    state: str = "RUNNING"
+    duration_s: float
+    identity: str
+    due: float = 0.0
+    state: str = "PENDING"
+    started: dt.datetime | None = None
     ended: dt.datetime | None = None
     executing: bool = False
     outcome: _Outcome | None = None
@@ -317,8 +321,12 @@ class BigQueryFacade:
         duration_fn: Callable[[str, Mapping[str, str]], float | None] | None = None,
         default_location: str = "US",
         principal_email: str = "developer@baton.local",
+        faults: FaultBoard | None = None,
+        storage: StorageClient | None = None,
+        staging_dir: Path | None = None,
     ) -> None:
         self.engine_endpoint = engine_endpoint.rstrip("/")
+        self.faults = faults or FaultBoard()
         self.bridge = bridge
         self.default_duration_s = default_duration_s
         self.duration_fn = duration_fn
@@ -330,10 +338,14 @@ class BigQueryFacade:
         self._insert_faults: list[_InsertFault] = []
         self._jobs: dict[tuple[str, str], _Job] = {}
         self._heap: list[tuple[float, int, tuple[str, str]]] = []
+        self._pending: deque[tuple[str, str]] = deque()  # queued behind the running cap, oldest first
+        self._anonymous_tables: dict[tuple[str, str, str], _Job] = {}  # result tables of jobs without a destination
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._engine_lock = threading.Lock()
         self._session = requests.Session()
+        # Load, copy and extract jobs: files from and to the Cloud Storage emulator, staged where the engine reads them.
+        self._transfers = TransferJobs(self._engine_call, storage, staging_dir or Path(".devstack") / "bigquery-staging")
         self._stopped = False
         self._scheduler = threading.Thread(target=self._schedule_loop, name="bq-facade-scheduler", daemon=True)
         self._scheduler.start()
@@ -349,6 +361,8 @@ class BigQueryFacade:
                 Rule("/bigquery/v2/projects/<project>/jobs/<job_id>/cancel", methods=["POST"], endpoint="cancel"),
                 Rule("/bigquery/v2/projects/<project>/queries", methods=["POST"], endpoint="query"),
                 Rule("/bigquery/v2/projects/<project>/queries/<job_id>", methods=["GET"], endpoint="results"),
+                Rule("/bigquery/v2/projects/<project>/datasets/<dataset>/tables/<table>/data", endpoint="tabledata"),
+                Rule("/_faults", methods=["GET", "POST", "DELETE"], endpoint="faults"),
                 Rule("/_facade/stats", methods=["GET", "DELETE"], endpoint="stats"),
                 Rule("/_facade/jobs", methods=["GET"], endpoint="jobs"),
             ]
@@ -406,6 +420,10 @@ class BigQueryFacade:
             raise RuntimeError("the façade is not serving; call start()")
         return f"http://{self._server.host}:{self._server.server_port}"
 
+    def endpoint_for(self, identity: str) -> str:
+        """The endpoint as `identity` (a service account email) calls it; see IDENTITY_PREFIX."""
+        return f"{self.endpoint}{IDENTITY_PREFIX}{identity}"
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
@@ -420,6 +438,12 @@ class BigQueryFacade:
     # --- WSGI ----------------------------------------------------------------------------------
 
     def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = str(environ.get("PATH_INFO", ""))
+        identity = self.principal_email
+        if path.startswith(IDENTITY_PREFIX):
+            identity, _, rest = path[len(IDENTITY_PREFIX) :].partition("/")
+            environ["PATH_INFO"] = "/" + rest
+        environ["baton.identity"] = identity
         request = Request(environ)
         try:
             endpoint, args = self._url_map.bind_to_environ(environ).match()
@@ -445,11 +469,14 @@ class BigQueryFacade:
         configuration = body.get("configuration")
         if not isinstance(configuration, dict):
             raise _BadRequestError("Job configuration is required")
+        if transfer_kind(configuration) and not configuration.get("dryRun"):
+            # Load, copy and extract jobs get the same job control plane (ID, 409, labels, states) as queries.
+            return self._insert_query_job(project, body, request.headers.get("User-Agent", ""), _identity(request))
         if "query" not in configuration or configuration.get("dryRun"):
-            return self._proxy(request)  # load/copy/extract and dry runs: the engine answers directly
-        return self._insert_query_job(project, body, request.headers.get("User-Agent", ""))
+            return self._proxy(request)  # dry runs: the engine answers directly
+        return self._insert_query_job(project, body, request.headers.get("User-Agent", ""), _identity(request))
 
-    def _insert_query_job(self, project: str, body: Mapping[str, Any], user_agent: str) -> Response:
+    def _insert_query_job(self, project: str, body: Mapping[str, Any], user_agent: str, identity: str) -> Response:
         configuration = body["configuration"]
         reference = body.get("jobReference") or {}
         job_id = reference.get("jobId") or f"job_{secrets.token_hex(12)}"
@@ -458,6 +485,9 @@ class BigQueryFacade:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,1024}", job_id):
             raise _BadRequestError(f"Invalid job ID '{job_id}'")
         labels = dict(configuration.get("labels") or {})
+        refusal = self._faulted("jobs.insert", job_id=job_id, labels=labels, identity=identity)
+        if refusal is not None:
+            return refusal  # refused before the job exists, as BigQuery refuses a rate or quota excess
         with self._cond:
             existing = self._jobs.get((project, job_id))
             if existing is not None:
@@ -465,6 +495,9 @@ class BigQueryFacade:
             insert_fault = next((fault for fault in self._insert_faults if fault.take(job_id, labels)), None)
             if insert_fault is not None and not insert_fault.register:
                 return _error(insert_fault.status, "Simulated jobs.insert failure", "backendError")
+            queue = self.faults.settings.job_queue
+            if queue is not None and self._running_count() >= queue.max_running and self._queued_count() >= queue.max_queued:
+                return _error(403, _QUEUE_FULL, "quotaExceeded")
             job = _Job(
                 project=project,
                 job_id=job_id,
@@ -473,16 +506,56 @@ class BigQueryFacade:
                 user_agent=user_agent,
                 internal_id=f"facade_{secrets.token_hex(10)}",
                 created=_now(),
-                due=time.monotonic() + self._duration_for(job_id, labels),
+                duration_s=self._duration_for(job_id, labels),
+                identity=identity,
             )
             self._jobs[(project, job_id)] = job
-            heapq.heappush(self._heap, (job.due, next(self._seq), (project, job_id)))
-            self._audit(job, done=False)
+            self._start_queued()  # older queued jobs go first
+            if queue is None or (self._running_count() < queue.max_running and not self._queued_count()):
+                self._begin(job)
+                self._audit(job, "inserted")
+            else:
+                self._pending.append((project, job_id))
+                self._audit(job, "queued")
             self._cond.notify_all()
             resource = self._resource(job)
         if insert_fault is not None:
             return _error(insert_fault.status, "Simulated jobs.insert failure after the job was created", "backendError")
         return _json(resource)
+
+    def _faulted(self, method: str, *, job_id: str, labels: Mapping[str, str], identity: str) -> Response | None:
+        """Play a matching fault rule: hold the call for its delay, then answer its error (None: carry on)."""
+        rule = self.faults.take(method, job_id=job_id, labels=labels, identity=identity)
+        if rule is None:
+            return None
+        if rule.delay_s:
+            time.sleep(rule.delay_s)
+        return _error(rule.status, rule.error_message, rule.error_reason) if rule.status else None
+
+    def _running_count(self) -> int:
+        return sum(1 for job in self._jobs.values() if job.state == "RUNNING")
+
+    def _queued_count(self) -> int:
+        return sum(1 for key in self._pending if self._jobs.get(key) is not None and self._jobs[key].state == "PENDING")
+
+    def _start_queued(self) -> None:
+        """Under `_cond`: move PENDING jobs to RUNNING, oldest first, while the running cap (if any) allows."""
+        while self._pending:
+            queue = self.faults.settings.job_queue
+            if queue is not None and self._running_count() >= queue.max_running:
+                return
+            job = self._jobs.get(self._pending.popleft())
+            if job is None or job.state != "PENDING":
+                continue  # cancelled or deleted while queued
+            self._begin(job)
+            self._audit(job, "started")
+
+    def _begin(self, job: _Job) -> None:
+        """Under `_cond`: RUNNING from now, DONE when its simulated duration is over."""
+        job.state = "RUNNING"
+        job.started = _now()
+        job.due = time.monotonic() + job.duration_s
+        heapq.heappush(self._heap, (job.due, next(self._seq), (job.project, job.job_id)))
 
     def _duration_for(self, job_id: str, labels: Mapping[str, str]) -> float:
         if job_id in self._durations:
@@ -505,6 +578,10 @@ class BigQueryFacade:
         with self._cond:
             job = self._find(project, job_id, request.args.get("location"))
             self.stats.count("jobs.get", caller, before_done=job is not None and job.state != "DONE")
+        refusal = self._faulted("jobs.get", job_id=job_id, labels=job.labels if job else {}, identity=_identity(request))
+        if refusal is not None:
+            return refusal
+        with self._cond:
             if job is not None:
                 return _json(self._resource(job))
         return self._not_registered(request, project, job_id)
@@ -578,8 +655,14 @@ class BigQueryFacade:
         with self._cond:
             job = self._find(project, job_id, request.args.get("location"))
             self.stats.count("jobs.getQueryResults", caller, before_done=job is not None and job.state != "DONE")
+        identity = _identity(request)
+        refusal = self._faulted("jobs.getQueryResults", job_id=job_id, labels=job.labels if job else {}, identity=identity)
+        if refusal is not None:
+            return refusal
         if job is None:
             return self._not_registered(request, project, job_id)
+        if self._hidden_from(job, identity):
+            return self._access_denied(job, identity)
         timeout_ms = request.args.get("timeoutMs")
         wait_s = min(_LONG_POLL_CAP_S, int(timeout_ms) / 1000) if timeout_ms else _LONG_POLL_CAP_S
         return self._query_results(job, wait_s, request.args)
@@ -598,7 +681,7 @@ class BigQueryFacade:
             "jobReference": {"projectId": project, "jobId": job_id, "location": body.get("location")},
             "configuration": {"query": query_config, **({"labels": body["labels"]} if body.get("labels") else {})},
         }
-        inserted = self._insert_query_job(project, insert_body, request.headers.get("User-Agent", ""))
+        inserted = self._insert_query_job(project, insert_body, request.headers.get("User-Agent", ""), _identity(request))
         if inserted.status_code != 200:
             return inserted
         with self._cond:
@@ -646,7 +729,41 @@ class BigQueryFacade:
             result.pop("pageToken", None)
         return _json(result)
 
-    # --- debug endpoints -----------------------------------------------------------------------
+    def _hidden_from(self, job: _Job, identity: str) -> bool:
+        """Whether `identity` may not read `job`'s results: only its anonymous result table is private."""
+        private = self.faults.settings.owner_only_results and not job.query_config.get("destinationTable")
+        return private and identity != job.identity
+
+    def _access_denied(self, job: _Job, identity: str) -> Response:
+        table = f"{job.project}:_anonymous.anon_{job.job_id}"
+        if job.outcome is not None and job.outcome.destination is not None:
+            table = _table_text(job.outcome.destination)
+        message = f"Access Denied: Table {table}: User {identity} does not have permission to read the results of {job.job_id}"
+        return _error(403, message, "accessDenied")
+
+    def _on_tabledata(self, request: Request, project: str, dataset: str, table: str) -> Response:
+        with self._cond:
+            job = self._anonymous_tables.get((project, dataset, table))
+        identity = _identity(request)
+        if job is not None and self._hidden_from(job, identity):
+            return self._access_denied(job, identity)
+        return self._proxy(request)
+
+    # --- fault control and debug endpoints -----------------------------------------------------
+
+    def _on_faults(self, request: Request) -> Response:
+        """The control surface of devstack.faults: POST adds rules and settings, DELETE clears, GET shows."""
+        if request.method == "POST":
+            try:
+                self.faults.apply(_request_json(request))
+            except FaultDocumentError as exc:
+                raise _BadRequestError(str(exc)) from exc
+        elif request.method == "DELETE":
+            self.faults.clear()
+        with self._cond:
+            self._start_queued()  # a lifted or raised cap lets queued jobs run
+            self._cond.notify_all()
+        return _json(self.faults.state())
 
     def _on_stats(self, request: Request) -> Response:
         if request.method == "DELETE":
@@ -701,23 +818,36 @@ class BigQueryFacade:
         job.ended = _now()
         job.outcome = outcome
         job.etag = secrets.token_hex(8)
-        self._audit(job, done=True)
+        if outcome.destination is not None and not job.query_config.get("destinationTable"):
+            ref = outcome.destination
+            self._anonymous_tables[(ref["projectId"], ref["datasetId"], ref["tableId"])] = job
+        self._audit(job, "done")
+        self._start_queued()  # a slot is free
         self._cond.notify_all()
 
-    def _audit(self, job: _Job, *, done: bool) -> None:
+    def _audit(self, job: _Job, change: str) -> None:
         """Hand a state change to the audit-log bridge; a bridge failure must not break the jobs API."""
         if self.bridge is None:
             return
         try:
-            if done:
-                self.bridge.job_done(self._audit_job(job))
+            entry = self._audit_job(job)
+            if change == "done":
+                if self.faults.take("auditlog.jobDone", job_id=job.job_id, labels=job.labels, identity=job.identity):
+                    entry = dataclasses.replace(entry, **_TRUNCATED_STATS)
+                self.bridge.job_done(entry)
+            elif change == "queued":
+                self.bridge.job_queued(entry)
+            elif change == "started":
+                self.bridge.job_started(entry)
             else:
-                self.bridge.job_inserted(self._audit_job(job))
+                self.bridge.job_inserted(entry)
         except Exception:
             _log.exception("audit-log bridge failed for job %s", job.job_id)
 
     def _execute(self, job: _Job) -> _Outcome:
         """Run the job's query on the engine under an internal job ID (called by the scheduler only)."""
+        if transfer_kind(job.configuration):
+            return self._execute_transfer(job)
         configuration = copy.deepcopy(job.configuration)
         query_config = configuration["query"]
         destination = query_config.get("destinationTable")
@@ -766,6 +896,13 @@ class BigQueryFacade:
         outcome.query_stats["statementType"] = "SELECT"
         return outcome
 
+    def _execute_transfer(self, job: _Job) -> _Outcome:
+        """A load, copy or extract job, done on the engine and the Cloud Storage emulator."""
+        result = self._transfers.run(job.project, job.location, job.internal_id, job.configuration)
+        if result.error is not None:
+            return _Outcome(error=result.error, transfer=result)
+        return _Outcome(destination=result.destination, output_rows=result.output_rows, transfer=result)
+
     def _run_engine_job(self, job: _Job, engine_job_id: str, configuration: dict[str, Any]) -> _Outcome:
         body = {
             "jobReference": {"projectId": job.project, "jobId": engine_job_id, "location": job.location},
@@ -776,11 +913,11 @@ class BigQueryFacade:
         except requests.RequestException as exc:
             return _Outcome(error={"reason": "backendError", "message": f"local engine unreachable: {exc}"})
         if response.status_code != 200:
-            return _Outcome(error=_engine_error(response))
+            return _Outcome(error=engine_job_error(response, job.location))
         resource = response.json()
         status = resource.get("status") or {}
         if status.get("errorResult"):
-            return _Outcome(error=dict(status["errorResult"]))
+            return _Outcome(error=in_bigquery_words(dict(status["errorResult"]), job.location))
         query_stats = dict((resource.get("statistics") or {}).get("query") or {})
         total_rows = query_stats.pop("totalRows", None)
         destination = ((resource.get("configuration") or {}).get("query") or {}).get("destinationTable")
@@ -825,7 +962,7 @@ class BigQueryFacade:
             return _error(503, f"local engine unreachable: {exc}", "backendError")
         dropped = {"content-encoding", "transfer-encoding", "connection", "content-length", "server", "date"}
         return Response(
-            upstream.content,
+            rewrite_not_found_body(upstream.content) if upstream.status_code == 404 else upstream.content,
             status=upstream.status_code,
             headers=[(key, value) for key, value in upstream.headers.items() if key.lower() not in dropped],
         )
@@ -835,11 +972,21 @@ class BigQueryFacade:
     def _resource(self, job: _Job) -> dict[str, Any]:
         """The BigQuery Job resource as jobs.insert/get return it."""
         configuration = copy.deepcopy(job.configuration)
-        configuration.setdefault("jobType", "QUERY")
-        statistics: dict[str, Any] = {"creationTime": _millis(job.created), "startTime": _millis(job.created)}
+        configuration.setdefault("jobType", job_type(configuration))
+        statistics: dict[str, Any] = {"creationTime": _millis(job.created)}
+        if job.started is not None:  # a queued (PENDING) job has not started
+            statistics["startTime"] = _millis(job.started)
         status: dict[str, Any] = {"state": job.state}
         outcome = job.outcome
-        if job.state == "DONE" and outcome is not None and job.ended is not None:
+        if job.state == "DONE" and outcome is not None and job.ended is not None and outcome.transfer is not None:
+            statistics["endTime"] = _millis(job.ended)
+            if outcome.error is not None:
+                status["errorResult"] = outcome.error
+                status["errors"] = [outcome.error]
+            else:
+                statistics.update(resource_statistics(configuration, outcome.transfer))
+                statistics["totalSlotMs"] = str(self._slot_ms(job))
+        elif job.state == "DONE" and outcome is not None and job.ended is not None:
             statistics["endTime"] = _millis(job.ended)
             if outcome.error is not None:
                 status["errorResult"] = outcome.error
@@ -863,8 +1010,8 @@ class BigQueryFacade:
             "etag": job.etag,
             "id": f"{job.project}:{job.location}.{job.job_id}",
             "selfLink": f"/bigquery/v2/projects/{job.project}/jobs/{job.job_id}?location={job.location}",
-            "user_email": self.principal_email,
-            "principal_subject": f"user:{self.principal_email}",
+            "user_email": job.identity,
+            "principal_subject": f"{'serviceAccount' if job.identity.endswith('gserviceaccount.com') else 'user'}:{job.identity}",
             "jobReference": {"projectId": job.project, "jobId": job.job_id, "location": job.location},
             "configuration": configuration,
             "status": status,
@@ -894,9 +1041,9 @@ class BigQueryFacade:
             query=str(query_config.get("query", "")),
             labels=job.labels,
             create_time=job.created,
-            start_time=job.created,
+            start_time=job.started,
             end_time=job.ended,
-            principal_email=self.principal_email,
+            principal_email=job.identity,
             user_agent=job.user_agent,
             destination_table=destination,
             default_dataset=query_config.get("defaultDataset"),
@@ -912,6 +1059,9 @@ class BigQueryFacade:
             total_billed_bytes=int(query_stats.get("totalBytesBilled", 0)) if succeeded else None,
             output_row_count=outcome.output_rows if succeeded and outcome is not None else None,
             cache_hit=False if succeeded else None,
+            transfer=audit(job.configuration, job.project, outcome.transfer if outcome else None)
+            if transfer_kind(job.configuration)
+            else None,
         )
 
 
@@ -920,6 +1070,11 @@ class _QuietRequestHandler(WSGIRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
+
+
+def _identity(request: Request) -> str:
+    """Who calls (set from the IDENTITY_PREFIX path by `wsgi_app`)."""
+    return str(request.environ["baton.identity"])
 
 
 class _BadRequestError(ValueError):
@@ -938,21 +1093,6 @@ def _request_json(request: Request) -> dict[str, Any]:
 
 def _invalid(message: str) -> dict[str, Any]:
     return {"reason": "invalid", "message": message}
-
-
-def _engine_error(response: requests.Response) -> dict[str, Any]:
-    """The engine's HTTP error as a job errorResult: BigQuery reports query failures on the job, not the call."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    error = body.get("error") if isinstance(body, dict) else None
-    first: dict[str, Any] = {}
-    if isinstance(error, dict) and error.get("errors"):
-        first = dict(error["errors"][0])
-    default_reason = _REASON_BY_STATUS.get(response.status_code, "backendError")
-    message = first.get("message") or (error or {}).get("message") or response.text[:500]
-    return {"reason": first.get("reason") or default_reason, "message": message}
 
 
 # --- composition --------------------------------------------------------------------------------
@@ -984,6 +1124,8 @@ class LocalBigQuery:
         engine_endpoint: str | None = None,
         supervisor: ProcessSupervisor | None = None,
         location: str = "US",
+        faults: FaultBoard | None = None,
+        storage_endpoint: str | None = None,
     ) -> LocalBigQuery:
         """Start everything; `engine_endpoint` reuses a running engine (which then is not stopped here)."""
         engine = None if engine_endpoint else BigQueryEngine.start(Path(workdir), supervisor=supervisor)
@@ -994,6 +1136,9 @@ class LocalBigQuery:
             default_duration_s=default_duration_s,
             duration_fn=duration_fn,
             default_location=location,
+            faults=faults,
+            storage=StorageClient(storage_endpoint) if storage_endpoint else None,
+            staging_dir=Path(workdir) / "staging",
         )
         try:
             facade.start(port=port)

@@ -24,7 +24,7 @@ from rich.table import Table
 from baton.adapters.spanner_store import SpannerRunStore
 from baton.domain.records import JobRecord, JobStatus, RunRecord, RunStatus
 from baton_cli.report import render_run_page
-from devstack.stack import EXAMPLE_DATASETS, REPO, LocalStack, LocalStackOptions
+from devstack.stack import REPO, LocalStack, LocalStackOptions
 
 STATUS_STYLE = {
     JobStatus.PENDING: "dim",
@@ -157,7 +157,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack = LocalStack.start(options, progress=lambda step: status.update(step))
         with stack:
             console.print(f"[bold]local stack up[/]: {', '.join(f'{k} {v.url}' for k, v in stack.functions.items())}")
-            stack.create_datasets(EXAMPLE_DATASETS)
             started = time.monotonic()
             run_id = stack.start_run(args.manifest, {"run_date": args.run_date})["run_id"]
             console.print(f"started [bold]{args.manifest}[/] for run_date {args.run_date}: run {run_id}")

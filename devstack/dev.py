@@ -97,6 +97,8 @@ def banner(state: DevState, stack: LocalStack, reconcile_schedule: str) -> str:
         ("Spanner", f"{env['SPANNER_EMULATOR_HOST']}  {env['BATON_SPANNER_INSTANCE']}/{env['BATON_SPANNER_DATABASE']}"),
         ("Pub/Sub", f"{env['PUBSUB_EMULATOR_HOST']}  project {env['BATON_PROJECT']}, topic {stack.topology.completion_topic}"),
         ("BigQuery", f"{env['BATON_BIGQUERY_ENDPOINT']}  location {env['BATON_BQ_LOCATION']}"),
+        ("datasets", ", ".join(sorted(stack.declared_datasets())) + "  (declared by the dev config; created)"),
+        ("Cloud Storage", f"{stack.storage.endpoint}  (`baton upload DIR gs://BUCKET/PREFIX` seeds files)"),
         *((entry_point, url) for entry_point, url in state.functions.items()),
         ("scheduler", f"calls reconcile every {state.reconcile_every_s:g} s ({reconcile_schedule})"),
         ("manifests", f"{state.manifests_dir}  (read on each start: edits need no restart)"),
@@ -172,7 +174,7 @@ class DevLoop:
     def check_emulators(self) -> None:
         stack = self.stack
         engine = stack.bigquery.engine.managed if stack.bigquery.engine is not None else None
-        for process in (stack.spanner.process, stack.pubsub.process, engine):
+        for process in (stack.spanner.process, stack.pubsub.process, engine, stack.storage.process):
             if process is not None and process.exit_code() is not None:
                 raise StackDied(
                     f"{process.name} exited with code {process.exit_code()}; its data is gone, so baton dev stops "
@@ -197,7 +199,7 @@ class DevLoop:
             self._retry_at.pop(entry_point, None)
             say(
                 f"{entry_point} exited (PID {server.process.pid}, code {code}); started again as PID "
-                f"{restarted.process.pid} on {restarted.url}, as Cloud Run starts a new instance"
+                f"{restarted.process.pid} behind {self.stack.fronts[entry_point].url}, as Cloud Run starts a new instance"
             )
             self.state = _with_processes(self.state, self.stack)
             self.state.write(self.state_path)
@@ -215,13 +217,13 @@ class DevLoop:
 
 def _with_processes(state: DevState, stack: LocalStack) -> DevState:
     processes = {process.name: process.pid for process in stack.supervisor.processes if not process.stopped}
-    functions = {entry_point: server.url for entry_point, server in stack.functions.items()}
+    functions = {entry_point: front.url for entry_point, front in stack.fronts.items()}  # callers go through Cloud Run's side
     return DevState(**{**asdict(state), "processes": processes, "functions": functions})
 
 
 def serve(checkout: Path, reconcile_every_s: float | None, signals: StopSignals, synth_dir: Path | None = None) -> int:
     """Start the stack, write the state file, supervise until a stop is requested; stop everything."""
-    from devstack.stack import EXAMPLE_DATASETS, LocalStack, LocalStackOptions
+    from devstack.stack import LocalStack, LocalStackOptions
     from devstack.topology import scheduler_jobs
 
     directory = dev_dir(checkout)
@@ -246,7 +248,6 @@ def serve(checkout: Path, reconcile_every_s: float | None, signals: StopSignals,
     )
     stack = LocalStack.start(options, progress=say)
     try:
-        stack.create_datasets(EXAMPLE_DATASETS)
         interval = reconcile_every_s or float(stack.settings["BATON_RECONCILE_INTERVAL_S"])
         process_started = process_start_time(os.getpid()) or "-"
         state = DevState(

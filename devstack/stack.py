@@ -22,7 +22,10 @@ from typing import Any
 
 from devstack.audit_bridge import DeliveryPolicy, PubSubPublisher
 from devstack.bigquery_facade import LocalBigQuery
+from devstack.cloud_storage import StorageEmulator
 from devstack.emulators import FunctionServer, PubSubEmulator, SpannerEmulator, create_spanner_database, emulator_env
+from devstack.faults import FaultBoard, FaultClient
+from devstack.function_front import FunctionFront
 from devstack.processes import ProcessSupervisor, reap_orphans
 from devstack.pubsub_admin import PubSubTopology, PushSubscriptionSpec, provision_pubsub
 from devstack.topology import PushSubscription, Topology, load_topology
@@ -31,8 +34,6 @@ REPO = Path(__file__).resolve().parent.parent
 HANDLERS_MAIN = REPO / "handlers" / "main.py"
 CDK_APP_DIR = REPO / "cdk"
 ENTRY_POINTS = ("bigquery_job_completed", "start_manifest", "reconcile")
-# The example manifests' SQL reads and writes these datasets; creating them is the platform's job, not a run's.
-EXAMPLE_DATASETS = ("landing", "history", "consume", "events")
 
 
 def cdk_app() -> ModuleType:
@@ -95,6 +96,18 @@ class LocalStackOptions:
     # (minimum, maximum) redelivery backoff in seconds instead of the stack's, so that a test of dead-lettering
     # after the stack's max delivery attempts is bounded; None keeps the stack's retry policy.
     push_backoff_s: tuple[float, float] | None = None
+    # Datasets declared on top of the environment's (as a test environment's own config would), in its location.
+    extra_datasets: Sequence[str] = ()
+
+
+def _with_datasets(env: Mapping[str, str], extra: Sequence[str]) -> dict[str, str]:
+    from baton.config import declared_datasets
+    from baton.manifests.datasets import DeclaredDatasets
+
+    declared = declared_datasets(env)
+    location = env.get("BATON_BQ_LOCATION", "US")
+    datasets = {**(declared.datasets if declared else {}), **{name: location for name in extra}}
+    return {**env, "BATON_DATASETS": DeclaredDatasets(datasets).to_env()}
 
 
 class LocalStack:
@@ -107,9 +120,12 @@ class LocalStack:
         self.spanner: SpannerEmulator
         self.pubsub: PubSubEmulator
         self.bigquery: LocalBigQuery
+        self.storage: StorageEmulator
         self.pubsub_paths: PubSubTopology
         self.functions: dict[str, FunctionServer] = {}
         self.function_env: dict[str, dict[str, str]] = {}
+        self.fronts: dict[str, FunctionFront] = {}  # Cloud Run's side of each function: callers go through it
+        self.faults = FaultBoard()  # every fault off until a test turns it on (see faults())
         self.settings: dict[str, str] = {}
 
     @classmethod
@@ -133,6 +149,8 @@ class LocalStack:
             synth_dir = synthesize(options.work_dir / "cdktf.out", options.environment)
         self.topology = load_topology(synth_dir, options.environment)
         settings = function_settings(synth_dir, options.environment)
+        if options.extra_datasets:
+            settings = {entry: _with_datasets(env, options.extra_datasets) for entry, env in settings.items()}
         self.settings = dict(settings["bigquery_job_completed"])
         project = self.topology.project
 
@@ -149,6 +167,9 @@ class LocalStack:
         )
         self.migrate()
 
+        progress("starting the Cloud Storage emulator")
+        self.storage = StorageEmulator.start(self.supervisor)
+
         progress("starting the local BigQuery and its audit-log bridge")
         publisher = PubSubPublisher(project, self.topology.completion_topic, emulator_host=self.pubsub.host)
         self.bigquery = LocalBigQuery.start(
@@ -160,15 +181,21 @@ class LocalStack:
             duration_fn=options.duration_fn,
             supervisor=self.supervisor,
             location=self.settings.get("BATON_BQ_LOCATION", "US"),
+            faults=self.faults,
+            storage_endpoint=self.storage.endpoint,
         )
+        progress("creating the environment's datasets")
+        self.create_datasets(sorted(self.declared_datasets()))
 
         progress("serving the handlers with functions-framework")
         for entry_point in ENTRY_POINTS:
+            deployed = self.topology.functions[entry_point]
             env = {
                 **settings[entry_point],
                 **self.spanner.env(),
                 **self.pubsub.env(),
-                "BATON_BIGQUERY_ENDPOINT": self.bigquery.endpoint,
+                # Each function reaches BigQuery as its own service account, as deployed.
+                "BATON_BIGQUERY_ENDPOINT": self.bigquery.facade.endpoint_for(deployed.service_account_email),
                 "BATON_MANIFESTS_DIR": str(options.manifests_dir),
                 "PYTHONUNBUFFERED": "1",
                 **options.extra_handler_env,
@@ -177,13 +204,15 @@ class LocalStack:
             self.functions[entry_point] = FunctionServer.start(
                 self.supervisor, source=options.handlers_source, target=entry_point, env=env, name=f"fn-{entry_point}"
             )
+            self.fronts[entry_point] = FunctionFront(deployed, self.functions[entry_point].url, self.faults)
+            self.fronts[entry_point].start()
 
         progress("creating topics and the push subscriptions from the stack")
 
         def spec(push: PushSubscription) -> PushSubscriptionSpec:
             return PushSubscriptionSpec(
                 name=push.name,
-                push_endpoint=self.functions[push.entry_point].url,
+                push_endpoint=self.fronts[push.entry_point].url,
                 ack_deadline_seconds=push.ack_deadline_seconds,
                 min_backoff_seconds=options.push_backoff_s[0] if options.push_backoff_s else push.min_backoff_seconds,
                 max_backoff_seconds=options.push_backoff_s[1] if options.push_backoff_s else push.max_backoff_seconds,
@@ -229,12 +258,23 @@ class LocalStack:
             "BATON_MANIFESTS_DIR": str(self.options.manifests_dir),
             "BATON_COMPLETION_TOPIC": self.topology.completion_topic,
             "BATON_DEAD_LETTER_SUBSCRIPTION": self.topology.dead_letter_subscription,
+            **self.storage.env(),
         }
+
+    def operator_settings(self) -> Any:
+        """The `Settings` an operator's `baton` (or a test acting as one) uses against this stack."""
+        from baton.config import Settings
+
+        return Settings.from_env({**self.client_environment(), **self.options.extra_handler_env})
 
     def migrate(self) -> None:
         from baton.adapters.spanner_migrations import load_migrations, migrate
 
         migrate(self.database(), load_migrations())
+
+    def fault_client(self) -> FaultClient:
+        """Turns this stack's cloud faults on and off, over the local BigQuery's /_faults (see devstack.faults)."""
+        return FaultClient(self.bigquery.endpoint)
 
     def client_env(self) -> Any:
         """A block in which Google clients built in this process talk to this stack's emulators."""
@@ -260,16 +300,29 @@ class LocalStack:
             location=self.settings.get("BATON_BQ_LOCATION", "US"),
         )
 
+    def declared_datasets(self) -> dict[str, str]:
+        """The environment's datasets (id -> location), as its config declares them to the functions (BATON_DATASETS)."""
+        from baton.config import declared_datasets
+
+        declared = declared_datasets(self.settings)
+        return dict(declared.datasets) if declared is not None else {}
+
     def create_datasets(self, names: Sequence[str]) -> None:
+        """Create datasets in the local BigQuery, each in its declared location (the environment's by default)."""
+        from google.cloud import bigquery
+
         client = self.bigquery_client()
+        locations = self.declared_datasets()
         for name in names:
-            client.create_dataset(name, exists_ok=True)
+            dataset = bigquery.Dataset(f"{self.topology.project}.{name}")
+            dataset.location = locations.get(name, self.settings.get("BATON_BQ_LOCATION", "US"))
+            client.create_dataset(dataset, exists_ok=True)
 
     def start_run(self, manifest: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Call start_manifest over HTTP, as Cloud Scheduler or the CLI would."""
         import requests
 
-        response = requests.post(self.functions["start_manifest"].url, json={"manifest": manifest, "params": params}, timeout=60)
+        response = requests.post(self.fronts["start_manifest"].url, json={"manifest": manifest, "params": params}, timeout=60)
         body: dict[str, Any] = response.json()
         if response.status_code != 200:
             raise RuntimeError(f"start_manifest answered {response.status_code}: {body.get('message', body)}")
@@ -278,12 +331,14 @@ class LocalStack:
     def reconcile(self) -> dict[str, Any]:
         import requests
 
-        response = requests.post(self.functions["reconcile"].url, timeout=120)
+        response = requests.post(self.fronts["reconcile"].url, timeout=120)
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result
 
     def stop(self) -> None:
+        for front in self.fronts.values():
+            front.stop()
         if getattr(self, "bigquery", None) is not None:
             self.bigquery.stop()
         self.supervisor.close()

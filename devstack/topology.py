@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ _REFERENCE = re.compile(r"^\$\{(?P<type>[a-z0-9_]+)\.(?P<name>[A-Za-z0-9_-]+)\.(
 _TOPIC_PATH = re.compile(r"^projects/[^/]+/topics/(?P<topic>[^/]+)$")
 _DURATION = re.compile(r"^(?P<seconds>\d+(?:\.\d+)?)s$")
 _SINK_DESTINATION = "pubsub.googleapis.com/"
+# What Cloud Functions (2nd gen) uses when a service_config leaves these out.
+DEFAULT_MAX_INSTANCES = 100
+DEFAULT_REQUEST_CONCURRENCY = 1
 
 
 class TopologyError(ValueError):
@@ -36,6 +40,22 @@ class PushSubscription:
 
 
 @dataclass(frozen=True)
+class FunctionSpec:
+    """How one function is deployed: its runtime identity and what Cloud Run lets it serve at once."""
+
+    entry_point: str
+    service_account_email: str
+    max_instances: int
+    request_concurrency: int  # requests per instance
+    timeout_seconds: int
+
+    @property
+    def capacity(self) -> int:
+        """Requests served at once before Cloud Run answers 429."""
+        return self.max_instances * self.request_concurrency
+
+
+@dataclass(frozen=True)
 class Topology:
     environment: str
     project: str
@@ -48,6 +68,7 @@ class Topology:
     dead_letter_subscription: str  # the pull subscription that keeps dead letters for operators
     work_topic: str  # continuations (see handlers/baton/service/continuations.py)
     work_subscription: PushSubscription  # brings them back to the completion function
+    functions: Mapping[str, FunctionSpec]  # by entry point
 
 
 def _read_stack(synth_dir: Path, stack: str) -> dict[str, Any]:
@@ -168,6 +189,33 @@ def scheduler_jobs(synth_dir: Path, environment: str) -> list[SchedulerJob]:
     return jobs
 
 
+def _service_account_email(value: str, document: dict[str, Any], where: str) -> str:
+    """A literal email, or a reference to a google_service_account of the stack (account_id@project)."""
+    reference = _REFERENCE.match(value)
+    if not reference:
+        return value
+    account = _resources(document, "google_service_account").get(reference["name"])
+    if reference["type"] != "google_service_account" or account is None or reference["attribute"] != "email":
+        raise TopologyError(f"{where}: {value} is not the email of a service account this stack declares")
+    return f"{account['account_id']}@{account['project']}.iam.gserviceaccount.com"
+
+
+def _functions(handlers: dict[str, Any], stack: str) -> dict[str, FunctionSpec]:
+    specs = {}
+    for key, function in _resources(handlers, "google_cloudfunctions2_function").items():
+        where = f"{stack}: google_cloudfunctions2_function.{key}"
+        service = _block(function.get("service_config"))
+        entry_point = str(_block(function.get("build_config")).get("entry_point"))
+        specs[entry_point] = FunctionSpec(
+            entry_point=entry_point,
+            service_account_email=_service_account_email(str(service.get("service_account_email", "")), handlers, where),
+            max_instances=int(service.get("max_instance_count", DEFAULT_MAX_INSTANCES)),
+            request_concurrency=int(service.get("max_instance_request_concurrency", DEFAULT_REQUEST_CONCURRENCY)),
+            timeout_seconds=int(service.get("timeout_seconds", 60)),
+        )
+    return specs
+
+
 def load_topology(synth_dir: Path, environment: str) -> Topology:
     """The topology of `environment` as synthesized under `synth_dir` (the app's outdir, e.g. cdktf.out)."""
     platform_stack, handlers_stack = f"baton-{environment}-platform", f"baton-{environment}-handlers"
@@ -221,4 +269,5 @@ def load_topology(synth_dir: Path, environment: str) -> Topology:
         dead_letter_subscription=holds[0],
         work_topic=work_topic,
         work_subscription=work,
+        functions=_functions(handlers, handlers_stack),
     )

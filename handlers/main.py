@@ -24,7 +24,7 @@ def start_manifest(request: flask.Request) -> Response:
         return {"error": "MethodNotAllowed", "message": "use POST"}, 405
     try:
         command = requests.decode_start(request.get_data())
-        run = bootstrap.orchestrator().start(command.manifest, command.params)
+        run = bootstrap.orchestrator().start(command.manifest, command.params, command.select, command.exclude)
     except BatonError as exc:
         structured_log.warning("start_manifest refused", error=str(exc))
         return statuses.error_body(exc), statuses.status_for(exc)

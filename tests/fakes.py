@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -20,6 +21,7 @@ class _MemoryTransaction:
         self.jobs: dict[tuple[str, str], JobRecord] = {}
         self.checks: dict[tuple[str, str, int, str], CheckRecord] = {}
         self.catalog: dict[str, CatalogEntry] = {}
+        self.outbox: dict[tuple[str, str], dict[str, Any]] = {}
         self.reads = 0
 
     def get_run(self, run_id: str) -> RunRecord | None:
@@ -66,6 +68,9 @@ class _MemoryTransaction:
     def put_catalog(self, entry: CatalogEntry) -> None:
         self.catalog[entry.table_ref] = entry
 
+    def put_event(self, event: Mapping[str, Any]) -> None:
+        self.outbox[(str(event["run_id"]), str(event["event_id"]))] = dict(event)
+
 
 class InMemoryRunStore(RunStore):
     """All-or-nothing commits under one lock, like a serializable database."""
@@ -76,8 +81,10 @@ class InMemoryRunStore(RunStore):
         self.dependents: dict[tuple[str, str], list[str]] = {}
         self.checks: dict[tuple[str, str, int, str], CheckRecord] = {}
         self.catalog: dict[str, CatalogEntry] = {}
+        self.outbox: dict[tuple[str, str], dict[str, Any]] = {}  # (run ID, event ID) -> event
         self.lock = threading.Lock()
         self.commits = 0
+        self.paused_manifests: dict[str, str] = {}
         self.largest_commit_jobs = 0  # job rows written by the largest commit: chunked paths keep it bounded
         self.crash_after_commit: Callable[[], bool] = lambda: False
 
@@ -89,6 +96,7 @@ class InMemoryRunStore(RunStore):
             self.jobs.update(tx.jobs)
             self.checks.update(tx.checks)
             self.catalog.update(tx.catalog)
+            self.outbox.update(tx.outbox)
             self.commits += 1
             self.largest_commit_jobs = max(self.largest_commit_jobs, len(tx.jobs))
             return result
@@ -107,9 +115,15 @@ class InMemoryRunStore(RunStore):
     def list_jobs(self, run_id: str) -> list[JobRecord]:
         return sorted((j for (r, _), j in self.jobs.items() if r == run_id), key=lambda j: j.job_key)
 
-    def list_runs(self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None) -> list[RunRecord]:
+    def list_runs(
+        self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None, *, oldest_first: bool = False
+    ) -> list[RunRecord]:
+        """In the Spanner store's order: by creation time, newest first unless `oldest_first`, then run ID."""
         runs = [r for r in self.runs.values() if (manifest is None or r.manifest_name == manifest)]
         runs = [r for r in runs if status is None or r.status == status]
+        epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+        runs.sort(key=lambda r: r.run_id)
+        runs.sort(key=lambda r: r.created_at or epoch, reverse=not oldest_first)
         return runs[:limit]
 
     def jobs_in_status(self, status: JobStatus, limit: int) -> list[JobRecord]:
@@ -121,6 +135,25 @@ class InMemoryRunStore(RunStore):
 
     def list_catalog(self, limit: int = 100, prefix: str | None = None) -> list[CatalogEntry]:
         return [self.catalog[t] for t in sorted(self.catalog) if t.startswith(prefix or "")][:limit]
+
+    def paused(self) -> dict[str, str]:
+        return dict(self.paused_manifests)
+
+    def set_paused(self, manifest: str, reason: str | None) -> None:
+        if reason is None:
+            self.paused_manifests.pop(manifest, None)
+        else:
+            self.paused_manifests[manifest] = reason
+
+    def unpublished_events(self, limit: int, written_before: dt.datetime) -> list[dict[str, Any]]:
+        with self.lock:
+            events = [e for e in self.outbox.values() if dt.datetime.fromisoformat(e["time"]) <= written_before]
+        return sorted(events, key=lambda e: (e["time"], e["event_id"]))[:limit]
+
+    def forget_events(self, keys: Sequence[tuple[str, str]]) -> None:
+        with self.lock:
+            for key in keys:
+                self.outbox.pop(key, None)
 
 
 class CollectingWorkQueue(WorkQueue):
@@ -141,8 +174,14 @@ class RecordingSubmitter(JobSubmitter):
         self.job_ids: set[str] = set()
         self.cancelled: list[str] = []
         self.fail_next: Exception | None = None
+        # Failures that last, as BigQuery's client raises them (google.api_core.exceptions): every insert
+        # of a request `refuse` answers with an error fails with it, every lookup of a job ID in `lookup_errors` too.
+        self.refuse: Callable[[SubmitRequest], Exception | None] = lambda request: None
+        self.lookup_errors: dict[str, Exception] = {}
         self.remote: dict[str, RemoteJob] = {}  # what lookup() answers; unknown IDs answer None
         self.lookups: list[str] = []
+        self.refused: list[SubmitRequest] = []
+        self.calls: list[tuple[str, str]] = []  # ("insert" | "cancel", job ID), in the order BigQuery saw them
         self.lock = threading.Lock()
 
     def submit(self, request: SubmitRequest) -> SubmitOutcome:
@@ -150,7 +189,12 @@ class RecordingSubmitter(JobSubmitter):
             if self.fail_next is not None:
                 error, self.fail_next = self.fail_next, None
                 raise error
+            refusal = self.refuse(request)
+            if refusal is not None:
+                self.refused.append(request)
+                raise refusal
             self.requests.append(request)
+            self.calls.append(("insert", request.job_id))
             if request.job_id in self.job_ids:
                 return SubmitOutcome.ALREADY_EXISTS
             self.job_ids.add(request.job_id)
@@ -158,9 +202,12 @@ class RecordingSubmitter(JobSubmitter):
 
     def cancel(self, job_id: str) -> None:
         self.cancelled.append(job_id)
+        self.calls.append(("cancel", job_id))
 
     def lookup(self, job_id: str) -> RemoteJob | None:
         self.lookups.append(job_id)
+        if job_id in self.lookup_errors:
+            raise self.lookup_errors[job_id]
         return self.remote.get(job_id)
 
     def submitted_keys(self) -> list[str]:
@@ -170,8 +217,11 @@ class RecordingSubmitter(JobSubmitter):
 class RecordingPublisher(EventPublisher):
     def __init__(self) -> None:
         self.events: list[Mapping[str, Any]] = []
+        self.fail: Exception | None = None  # every publish raises it while set (Pub/Sub down)
 
     def publish(self, event: Mapping[str, Any]) -> None:
+        if self.fail is not None:
+            raise self.fail
         self.events.append(event)
 
     def types(self) -> list[str]:

@@ -9,15 +9,18 @@ status, never a traceback (BATON_DEBUG=1 shows it).
 
 from __future__ import annotations
 
-from baton_cli import deadletter_commands, manifest_commands, report_commands, run_commands
+from baton_cli import (
+    deadletter_commands,
+    infra_commands,
+    manifest_commands,
+    report_commands,
+    run_commands,
+    storage_commands,
+)
 from baton_cli.root import EXIT_RUN_NOT_SUCCEEDED, ID_TOKEN_VAR, app, describe_error
 
-COMMAND_MODULES = (
-    manifest_commands,
-    run_commands,
-    deadletter_commands,
-    report_commands,
-)  # importing them registers their commands
+# Importing a module registers its commands, in this order in `baton --help`.
+COMMAND_MODULES = (run_commands, manifest_commands, report_commands, deadletter_commands, storage_commands, infra_commands)
 __all__ = ["EXIT_RUN_NOT_SUCCEEDED", "ID_TOKEN_VAR", "app", "describe_error", "main"]
 
 

@@ -9,6 +9,7 @@ import typer
 
 from baton_cli import root
 from baton_cli.deadletters import DeadLetterQueue, DeadLetterSettings
+from baton_cli.documents import dead_letters_document
 from baton_cli.render import dead_letters_table
 
 
@@ -17,14 +18,19 @@ def _dead_letter_queue() -> DeadLetterQueue:
 
 
 @root.deadletters_app.command("list")
-def deadletters_list(limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000)] = 50) -> None:
+def deadletters_list(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000)] = 50, as_json: root.JsonOutput = False
+) -> None:
     """Dead letters waiting on the hold subscription; reading them acknowledges nothing."""
     queue = _dead_letter_queue()
     letters = queue.peek(limit)
-    if not letters:
+    if as_json:
+        root.print_json(dead_letters_document(queue.settings.subscription, letters))
+    elif not letters:
         typer.echo(f"no dead letters on {queue.settings.subscription}", err=True)
-        return
-    root.console().print(dead_letters_table(letters))
+    else:
+        console = root.console()
+        console.print(dead_letters_table(letters, console.width))
 
 
 @root.deadletters_app.command("replay")

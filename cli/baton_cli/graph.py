@@ -1,7 +1,9 @@
-"""A manifest's DAG as Mermaid or Graphviz text, optionally coloured by a run's job statuses.
+"""A manifest's DAG as plain text, Mermaid or Graphviz, with each job's checks, optionally coloured by a run.
 
 Text first: it diffs, pastes into a pull request or a wiki, and needs nothing
 installed. Rendering an image is left to Graphviz's `dot` when it is present.
+A check is drawn beside its job, with a dotted edge from each other job whose
+output it reads (found in its SQL by the rule validation uses).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from pathlib import Path
 from baton.domain.records import JobRecord, JobStatus
 from baton.domain.specs import JobSpec
 from baton.errors import BatonError
+from baton.manifests.check_sql import tables_read
 from baton.manifests.model import Manifest
 
 LAYER_LABEL = "layer"
 
 
 class GraphFormat(StrEnum):
+    TEXT = "text"
     MERMAID = "mermaid"
     DOT = "dot"
 
@@ -31,10 +35,20 @@ class GraphRenderError(BatonError):
 
 
 @dataclass(frozen=True)
+class CheckNode:
+    name: str
+    kind: str
+    severity: str
+    reads: tuple[str, ...] = ()  # other jobs whose output the check reads
+
+
+@dataclass(frozen=True)
 class Node:
     key: str
     layer: str | None = None
     status: JobStatus | None = None
+    checks: tuple[CheckNode, ...] = ()
+    needs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -46,7 +60,23 @@ class Graph:
 
 def _graph(name: str, specs: Iterable[JobSpec], statuses: Mapping[str, JobStatus] | None) -> Graph:
     specs = list(specs)
-    nodes = tuple(Node(spec.key, spec.labels.get(LAYER_LABEL), (statuses or {}).get(spec.key)) for spec in specs)
+    writers = {spec.destination: spec.key for spec in specs if spec.destination is not None}
+
+    def check_nodes(spec: JobSpec) -> tuple[CheckNode, ...]:
+        return tuple(
+            CheckNode(
+                check.name,
+                check.kind,
+                str(check.severity),
+                tuple(writers[table] for table in tables_read(check.sql, writers) if writers[table] != spec.key),
+            )
+            for check in spec.checks
+        )
+
+    nodes = tuple(
+        Node(spec.key, spec.labels.get(LAYER_LABEL), (statuses or {}).get(spec.key), check_nodes(spec), spec.needs)
+        for spec in specs
+    )
     edges = tuple((upstream, spec.key) for spec in specs for upstream in spec.needs)
     return Graph(name, nodes, edges)
 
@@ -86,12 +116,36 @@ def _mermaid_id(key: str) -> str:
     return f"{key}_" if key.lower() in _MERMAID_RESERVED else key
 
 
+def _check_ids(graph: Graph) -> dict[tuple[str, str], str]:
+    """Mermaid ids of the check nodes: `check_N`, never one of the job keys."""
+    keys = {node.key for node in graph.nodes}
+    ids: dict[tuple[str, str], str] = {}
+    number = 0
+    for node in graph.nodes:
+        for check in node.checks:
+            number += 1
+            while f"check_{number}" in keys:
+                number += 1
+            ids[(node.key, check.name)] = f"check_{number}"
+    return ids
+
+
 def to_mermaid(graph: Graph) -> str:
     lines = ["flowchart LR"]
     for node in graph.nodes:
         label = node.key if node.layer is None else f"{node.key}<br/>{node.layer}"
         lines.append(f'  {_mermaid_id(node.key)}["{label}"]')
     lines += [f"  {_mermaid_id(upstream)} --> {_mermaid_id(dependent)}" for upstream, dependent in graph.edges]
+    check_ids = _check_ids(graph)
+    for node in graph.nodes:
+        for check in node.checks:
+            check_id = check_ids[(node.key, check.name)]
+            lines.append(f'  {check_id}{{{{"{check.name}<br/>{check.kind}"}}}}')
+            lines.append(f"  {_mermaid_id(node.key)} -.- {check_id}")
+            lines += [f"  {_mermaid_id(read)} -.-> {check_id}" for read in check.reads]
+    if check_ids:
+        lines.append("  classDef check fill:#fff8e1,stroke:#b58900")
+        lines.append(f"  class {','.join(check_ids.values())} check")
     by_status: dict[JobStatus, list[str]] = {}
     for node in graph.nodes:
         if node.status is not None:
@@ -119,11 +173,35 @@ def to_dot(graph: Graph) -> str:
             attributes += ['style="rounded,filled"', f'fillcolor="{_fill(node.status)}"', f'tooltip="{node.status}"']
         lines.append(f"  {_dot_quote(node.key)} [{', '.join(attributes)}];")
     lines += [f"  {_dot_quote(upstream)} -> {_dot_quote(dependent)};" for upstream, dependent in graph.edges]
+    for node in graph.nodes:
+        for check in node.checks:
+            check_id = _dot_quote(f"check {node.key}.{check.name}")  # a space: never a job key
+            lines.append(f'  {check_id} [label="{check.name}\\n{check.kind}", shape=note, style="filled", fillcolor="#fff8e1"];')
+            lines.append(f'  {_dot_quote(node.key)} -> {check_id} [style=dashed, arrowhead=none, tooltip="check of"];')
+            lines += [f'  {_dot_quote(read)} -> {check_id} [style=dotted, tooltip="read by"];' for read in check.reads]
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
+def to_plain(graph: Graph) -> str:
+    """One line per job (layer, needs), one per check (kind, severity, the other jobs it reads), in manifest order."""
+    lines = [f"{graph.name}: {len(graph.nodes)} jobs, {sum(len(node.checks) for node in graph.nodes)} checks"]
+    for node in graph.nodes:
+        line = node.key + (f" [{node.layer}]" if node.layer else "")
+        if node.status is not None:
+            line += f" {node.status}"
+        if node.needs:
+            line += f"  needs: {', '.join(node.needs)}"
+        lines.append(line)
+        for check in node.checks:
+            reads = f"  reads: {', '.join(check.reads)}" if check.reads else ""
+            lines.append(f"  check {check.name} ({check.kind}, {check.severity}){reads}")
+    return "\n".join(lines) + "\n"
+
+
 def to_text(graph: Graph, graph_format: GraphFormat) -> str:
+    if graph_format == GraphFormat.TEXT:
+        return to_plain(graph)
     return to_mermaid(graph) if graph_format == GraphFormat.MERMAID else to_dot(graph)
 
 

@@ -1,13 +1,19 @@
 """Rich renderables for the operator CLI: run header, job and run tables, catalog and dead letters.
 
-Pure functions of records and `now`, so `status --watch` can redraw them and tests can read them.
+Pure functions of records, `now` and the terminal's width, so `status --watch` can redraw
+them and tests can read them. At 80 columns as at 200, a run ID, a status or a table name
+is never cut: it is what an operator copies into the next command. Columns worth less are
+left out first (`fitted_table`), and errors, which are long, go below the table.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -29,6 +35,81 @@ STATUS_STYLE: dict[str, str] = {
     RunStatus.RUNNING: "cyan",
 }
 NONE = "-"
+WIDE = 200  # the width a table is laid out for when the caller does not say
+_GAP = 3  # between two columns: their padding and a blank divider (the box draws no vertical lines)
+_SQUEEZED = 10  # narrower than this, a foldable column is left out rather than folded into slivers
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: `whole` cells are never cut or folded (IDs, statuses, table names); `rank` orders
+    what is kept when the width runs out (0 first; None is always kept)."""
+
+    header: str
+    rank: int | None
+    whole: bool = False
+    justify: Literal["left", "right"] = "left"
+
+
+Cell = str | Text
+
+
+def _widths(cell: Cell) -> tuple[int, int]:
+    """(longest word, longest line) of a cell: what it needs folded at spaces, and unfolded."""
+    lines = str(cell).splitlines() or [""]
+    return max((len(word) for line in lines for word in line.split()), default=1), max(len(line) for line in lines)
+
+
+def fitted_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], width: int, title: str | None = None) -> Table:
+    """The columns that fit `width`, by rank, each at a width of its own.
+
+    Columns are taken in rank order; one that does not fit beside those already taken is left
+    out. A `whole` column gets its longest cell; any other takes what it would like (its longest
+    line) or what is left, but at least its longest word (at most `_SQUEEZED`) or it is left out.
+    If even the columns of rank None do not fit, they fold rather than being cut.
+    """
+    minimum: list[int] = []
+    wanted: list[int] = []
+    for i, column in enumerate(columns):
+        word, line = (max(sizes) for sizes in zip(_widths(column.header), *(_widths(row[i]) for row in rows), strict=False))
+        wanted.append(line)
+        minimum.append(line if column.whole else min(_SQUEEZED, line, max(word, len(column.header))))
+    order = sorted(range(len(columns)), key=lambda i: (-1 if columns[i].rank is None else columns[i].rank, i))
+    given: dict[int, int] = {}
+    left = width + _GAP  # no gap before the first column
+    for i in order:
+        if columns[i].rank is None:
+            given[i] = wanted[i]
+        elif left - _GAP >= minimum[i]:
+            given[i] = min(wanted[i], left - _GAP)
+        else:
+            continue
+        left -= _GAP + given[i]
+    fits = left >= 0
+    kept = sorted(given)
+    dropped = [column.header for i, column in enumerate(columns) if i not in given]
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        title=title,
+        title_justify="left",
+        caption=f"({', '.join(dropped)}: left out at this width; --json has every field)" if dropped else None,
+        caption_justify="left",
+        expand=False,
+    )
+    for i in kept:
+        column = columns[i]
+        table.add_column(
+            column.header,
+            no_wrap=column.whole and fits,
+            overflow="fold",
+            justify=column.justify,
+            width=given[i] if fits else None,
+        )
+    for row in rows:
+        table.add_row(*(row[i] for i in kept))
+    return table
 
 
 def status_text(status: str) -> Text:
@@ -81,7 +162,7 @@ def run_duration(run: RunRecord, now: dt.datetime) -> str:
     return NONE if end is None else duration((end - run.created_at).total_seconds())
 
 
-def _param_text(value: object) -> str:
+def param_text(value: object) -> str:
     """As it would be typed after --param: booleans as true/false."""
     return str(value).lower() if isinstance(value, bool) else str(value)
 
@@ -90,7 +171,7 @@ def _param_text(value: object) -> str:
 _SUBMITTED = {JobStatus.SUBMITTED, JobStatus.CHECKING, JobStatus.SUCCEEDED, JobStatus.FAILED}
 
 
-def _known_job_id(job: JobRecord) -> str:
+def known_job_id(job: JobRecord) -> str:
     known = job.submitted_at is not None or job.status in _SUBMITTED
     return job.bigquery_job_id if known and job.bigquery_job_id else NONE
 
@@ -111,7 +192,7 @@ def run_header(run: RunRecord, now: dt.datetime) -> RenderableType:
     took = run_duration(run, now)
     grid.add_row("finished", f"{timestamp(run.finished_at)}  (took {took})" if run.finished_at else f"-  (running for {took})")
     if run.params:
-        grid.add_row("params", "  ".join(f"{name}={_param_text(bound.value)}" for name, bound in sorted(run.params.items())))
+        grid.add_row("params", "  ".join(f"{name}={param_text(bound.value)}" for name, bound in sorted(run.params.items())))
     return grid
 
 
@@ -133,88 +214,148 @@ def checks_text(checks: Sequence[CheckRecord]) -> Text:
     return text or Text(NONE)
 
 
+JOB_COLUMNS = (
+    Column("job", None, whole=True),
+    Column("status", None, whole=True),
+    Column("try", 2),
+    Column("submitted", 5),
+    Column("finished", 3),
+    Column("took", 1),
+    Column("BigQuery job id", 4, whole=True),  # long, and derived from the run, job and try: --json has it
+    Column("checks", 0),
+)
+
+
 def jobs_table(
-    jobs: Sequence[JobRecord], run: RunRecord, now: dt.datetime, checks: Mapping[str, Sequence[CheckRecord]] | None = None
+    jobs: Sequence[JobRecord],
+    run: RunRecord,
+    now: dt.datetime,
+    checks: Mapping[str, Sequence[CheckRecord]] | None = None,
+    width: int = WIDE,
 ) -> Table:
     day = run.created_at.astimezone(dt.UTC).date() if run.created_at else None
-    table = Table(title=f"{len(jobs)} jobs", title_justify="left", expand=False)
-    for column in ("job", "status", "try", "submitted", "finished", "took"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("BigQuery job id", overflow="fold")
-    if checks is not None:
-        table.add_column("checks", overflow="fold")
-    table.add_column("error", overflow="fold")
+    columns = [column for column in JOB_COLUMNS if checks is not None or column.header != "checks"]
+    rows: list[list[Cell]] = []
     for job in jobs:
-        row: list[RenderableType] = [
-            job.job_key,
-            status_text(job.status),
-            str(job.attempt),
-            clock_time(job.submitted_at, day),
-            clock_time(job.finished_at, day),
-            job_duration(job, now),
-            _known_job_id(job),
-        ]
-        if checks is not None:
-            row.append(checks_text(checks.get(job.job_key, ())))
-        row.append(Text(job.error or "", style="red" if job.status == JobStatus.FAILED else ""))
-        table.add_row(*row)
-    return table
+        cells: dict[str, Cell] = {
+            "job": job.job_key,
+            "status": status_text(job.status),
+            "try": str(job.attempt),
+            "submitted": clock_time(job.submitted_at, day),
+            "finished": clock_time(job.finished_at, day),
+            "took": job_duration(job, now),
+            "BigQuery job id": known_job_id(job),
+            "checks": checks_text((checks or {}).get(job.job_key, ())),
+        }
+        rows.append([cells[column.header] for column in columns])
+    return fitted_table(columns, rows, width, title=f"{len(jobs)} jobs")
+
+
+def errors_below(jobs: Sequence[JobRecord]) -> RenderableType | None:
+    """Each job's error on its own line under the table: errors are long, and a narrow column makes them unreadable."""
+    lines = []
+    for job in jobs:
+        if job.error:
+            line = Text(job.job_key, style="bold")
+            line.append(": ")
+            line.append(job.error, style="red" if job.status == JobStatus.FAILED else "")
+            line.append(f" (try {job.attempt})" if job.attempt > 1 else "", style="dim")
+            lines.append(line)
+    return Group(Text("errors", style="bold"), *lines) if lines else None
 
 
 def status_view(
-    run: RunRecord, jobs: Sequence[JobRecord], now: dt.datetime, checks: Mapping[str, Sequence[CheckRecord]] | None = None
+    run: RunRecord,
+    jobs: Sequence[JobRecord],
+    now: dt.datetime,
+    checks: Mapping[str, Sequence[CheckRecord]] | None = None,
+    width: int = WIDE,
 ) -> RenderableType:
-    return Group(run_header(run, now), Text(""), jobs_table(jobs, run, now, checks))
+    parts: list[RenderableType] = [run_header(run, now), Text(""), jobs_table(jobs, run, now, checks, width)]
+    errors = errors_below(jobs)
+    if errors is not None:
+        parts += [Text(""), errors]
+    return Group(*parts)
 
 
-def runs_table(runs: Iterable[RunRecord], now: dt.datetime) -> Table:
-    table = Table(expand=False)
-    for column in ("run", "manifest", "version", "status", "done", "failed", "skipped", "created", "took"):
-        table.add_column(
-            column, no_wrap=column != "manifest", justify="right" if column in ("done", "failed", "skipped") else "left"
-        )
+def params_text(run: RunRecord) -> str:
+    """`name=value` per line, as typed after --param."""
+    return "\n".join(f"{name}={param_text(bound.value)}" for name, bound in sorted(run.params.items())) or NONE
+
+
+RUN_COLUMNS = (
+    Column("run", None, whole=True),
+    Column("status", None, whole=True),
+    Column("manifest", 0, whole=True),
+    Column("params", 1),
+    Column("done", 2, justify="right"),
+    Column("created", 3),
+    Column("took", 4),
+    Column("failed", 5, justify="right"),
+    Column("skipped", 6, justify="right"),
+    Column("version", 7, whole=True),
+)
+
+
+def runs_table(runs: Iterable[RunRecord], now: dt.datetime, width: int = WIDE) -> Table:
+    rows: list[list[Cell]] = []
     for run in runs:
-        table.add_row(
-            run.run_id,
-            run.manifest_name,
-            run.manifest_version,
-            status_text(run.status),
-            f"{run.succeeded_jobs}/{run.total_jobs}",
-            str(run.failed_jobs),
-            str(run.skipped_jobs),
-            timestamp(run.created_at),
-            run_duration(run, now),
-        )
-    return table
+        cells: dict[str, Cell] = {
+            "run": run.run_id,
+            "status": status_text(run.status),
+            "manifest": run.manifest_name,
+            "params": params_text(run),
+            "done": f"{run.succeeded_jobs}/{run.total_jobs}",
+            "created": timestamp(run.created_at),
+            "took": run_duration(run, now),
+            "failed": str(run.failed_jobs),
+            "skipped": str(run.skipped_jobs),
+            "version": run.manifest_version,
+        }
+        rows.append([cells[column.header] for column in RUN_COLUMNS])
+    return fitted_table(RUN_COLUMNS, rows, width)
 
 
 def _count(value: int | None) -> str:
     return NONE if value is None else f"{value:,}"
 
 
-def catalog_table(entries: Iterable[CatalogEntry]) -> Table:
-    table = Table(expand=False)
-    for column in ("table", "run", "job", "written", "rows", "bytes"):
-        table.add_column(column, no_wrap=column != "table", justify="right" if column in ("rows", "bytes") else "left")
-    for entry in entries:
-        table.add_row(
+CATALOG_COLUMNS = (
+    Column("table", None, whole=True),
+    Column("run", 0, whole=True),
+    Column("job", 1, whole=True),
+    Column("written", 2),
+    Column("rows", 3, justify="right"),
+    Column("bytes", 4, justify="right"),
+)
+
+
+def catalog_table(entries: Iterable[CatalogEntry], width: int = WIDE) -> Table:
+    rows: list[list[Cell]] = [
+        [
             entry.table_ref,
             entry.run_id,
             entry.job_key,
             timestamp(entry.written_at),
             _count(entry.rows_affected),
             _count(entry.bytes_processed),
-        )
-    return table
+        ]
+        for entry in entries
+    ]
+    return fitted_table(CATALOG_COLUMNS, rows, width)
 
 
-def dead_letters_table(letters: Iterable[DeadLetter]) -> Table:
-    table = Table(expand=False)
-    table.add_column("message id", no_wrap=True)
-    table.add_column("published", no_wrap=True)
-    table.add_column("deliveries", justify="right")
-    table.add_column("payload", overflow="fold")
+DEAD_LETTER_COLUMNS = (
+    Column("message id", None, whole=True),
+    Column("published", 1),
+    Column("deliveries", 2, justify="right"),
+    Column("payload", 0),
+)
+
+
+def dead_letters_table(letters: Iterable[DeadLetter], width: int = WIDE) -> Table:
+    rows: list[list[Cell]] = []
     for letter in letters:
         count = letter.delivery_count
-        table.add_row(letter.message_id, timestamp(letter.publish_time), NONE if count is None else str(count), letter.summary)
-    return table
+        rows.append([letter.message_id, timestamp(letter.publish_time), NONE if count is None else str(count), letter.summary])
+    return fitted_table(DEAD_LETTER_COLUMNS, rows, width)

@@ -222,6 +222,17 @@ def dev(ctx: typer.Context) -> None:
     raise typer.Exit(dev_main(ctx.args))
 
 
+JsonOutput = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document (schema_version 1, see docs/cli.md) instead of a table.")
+]
+
+
+def print_json(document: dict[str, Any]) -> None:
+    from baton_cli.documents import dumps
+
+    typer.echo(dumps(document))
+
+
 ManifestsDir = Annotated[
     Path | None,
     typer.Option(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import os
+import shlex
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
@@ -12,12 +12,13 @@ from rich.live import Live
 
 from baton.config import default_manifests_dir
 from baton.domain.records import CheckRecord, JobRecord, RunRecord, RunStatus
-from baton.errors import BatonError, one_line
+from baton.errors import BatonError, ManifestInvalid, ManifestNotFound, one_line
 from baton.manifests.loading import ManifestRepository
 from baton.manifests.model import Manifest
-from baton.service.ports import RunStore
+from baton.service.ports import ManifestSource, RunStore
 from baton_cli import root
-from baton_cli.render import catalog_table, runs_table, status_view
+from baton_cli.documents import catalog_document, runs_document, status_document
+from baton_cli.render import NONE, catalog_table, known_job_id, param_text, runs_table, status_view
 
 
 def parse_params(pairs: Sequence[str]) -> dict[str, str]:
@@ -63,14 +64,21 @@ def _fetch_id_token(audience: str) -> str:
     return token
 
 
-def start_remote(url: str, manifest: str, params: Mapping[str, Any]) -> dict[str, Any]:
+def start_remote(
+    url: str, manifest: str, params: Mapping[str, Any], select: str | None = None, exclude: str | None = None
+) -> dict[str, Any]:
     """POST to the deployed start_manifest with an identity token for `url` (the function's audience)."""
     import requests
 
     token = os.environ.get(root.ID_TOKEN_VAR) or _fetch_id_token(url)
     response = requests.post(
         url,
-        json={"manifest": manifest, "params": dict(params)},
+        json={
+            "manifest": manifest,
+            "params": dict(params),
+            **({"select": select} if select else {}),
+            **({"exclude": exclude} if exclude else {}),
+        },
         headers={"Authorization": f"Bearer {token}"},
         timeout=root.HTTP_TIMEOUT_S,
     )
@@ -91,6 +99,10 @@ def start(
     url: Annotated[
         str | None, typer.Option("--url", help="POST to this deployed start_manifest function instead of using Spanner directly.")
     ] = None,
+    select_spec: Annotated[
+        str | None, typer.Option("--select", help="Run only these jobs: keys and label:k=v with dbt's +x, x+, 2+x, a,b, 'a b'.")
+    ] = None,
+    exclude_spec: Annotated[str | None, typer.Option("--exclude", help="Leave these jobs out (same syntax).")] = None,
     manifests_dir: root.ManifestsDir = None,
 ) -> None:
     """Start a run and print its id on stdout (details go to stderr)."""
@@ -100,7 +112,7 @@ def start(
             local: Manifest | None = ManifestRepository(manifests_dir or default_manifests_dir()).load(manifest)
         except BatonError:
             local = None  # the function knows its own manifests; it will say what is wrong
-        body = start_remote(url, manifest, typed_params(params, local))
+        body = start_remote(url, manifest, typed_params(params, local), select_spec, exclude_spec)
         typer.echo(body["run_id"])
         typer.echo(
             f"started {body.get('manifest', manifest)} @ {body.get('version', '?')} with {body.get('jobs', '?')} jobs", err=True
@@ -109,7 +121,7 @@ def start(
     orchestrator = root.build_orchestrator(root.settings())
     typed = typed_params(params, orchestrator.manifests.load(manifest))
     with root.core_logs():
-        run = orchestrator.start(manifest, typed)
+        run = orchestrator.start(manifest, typed, select_spec, exclude_spec)
     typer.echo(run.run_id)
     typer.echo(
         f"started {run.manifest_name} @ {run.manifest_version} with {run.total_jobs} jobs; "
@@ -130,23 +142,36 @@ def _checks(store: RunStore, run_id: str, jobs: Sequence[JobRecord]) -> dict[str
     return by_job
 
 
-def _status_view(store: RunStore, run_id: str) -> tuple[RunRecord, Any]:
+def _status_view(store: RunStore, run_id: str, width: int | None) -> tuple[RunRecord, Any]:
+    """The run, and its view: the table at `width`, or the JSON document when `width` is None."""
     run = root.existing_run(store, run_id)
     jobs = store.list_jobs(run_id)
     # Upstreams before dependents, the way the manifest reads: by depth, then by key.
     depth = _depths(jobs)
     jobs = sorted(jobs, key=lambda job: (depth[job.job_key], job.job_key))
-    return run, status_view(run, jobs, root.now(), _checks(store, run_id, jobs))
+    checks = _checks(store, run_id, jobs)
+    if width is None:
+        ids = {job.job_key: None if known_job_id(job) == NONE else job.bigquery_job_id for job in jobs}
+        return run, status_document(run, jobs, ids, checks, root.now())
+    return run, status_view(run, jobs, root.now(), checks, width)
 
 
 def _depths(jobs: Sequence[JobRecord]) -> dict[str, int]:
-    needs = {job.job_key: job.spec.needs for job in jobs}
-
-    @functools.cache
-    def depth(key: str) -> int:
-        return 1 + max((depth(up) for up in needs.get(key, ()) if up in needs), default=-1)
-
-    return {key: depth(key) for key in needs}
+    """Each job's depth in the DAG (roots 0): iteratively, so a chain thousands of jobs deep renders too."""
+    needs = {job.job_key: list(job.spec.needs) for job in jobs}
+    depth: dict[str, int] = {}
+    for start in needs:
+        stack, on_stack = [start], {start}
+        while stack:
+            key = stack[-1]
+            waiting = [up for up in needs[key] if up in needs and up not in depth and up not in on_stack]
+            if waiting:
+                stack.extend(waiting)
+                on_stack.update(waiting)
+                continue
+            depth[key] = 1 + max((depth.get(up, -1) for up in needs[key] if up in needs), default=-1)
+            on_stack.discard(stack.pop())
+    return depth
 
 
 @root.app.command()
@@ -154,21 +179,30 @@ def status(
     run_id: Annotated[str, typer.Argument(help="Run id.")],
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Redraw until the run ends; exit 3 unless it succeeded.")] = False,
     interval: Annotated[float, typer.Option("--interval", min=0.2, help="Seconds between refreshes with --watch.")] = 2.0,
+    as_json: root.JsonOutput = False,
 ) -> None:
-    """A run's header and its jobs: status, attempt, times, BigQuery job id, error."""
+    """A run's header and its jobs: status, attempt, times, BigQuery job id, checks; errors below the table.
+
+    With --json and --watch, the document is printed once, when the run has ended.
+    """
     store = root.build_store(root.settings())
     console = root.console()
-    if not watch:
-        _, view = _status_view(store, run_id)
-        console.print(view)
-        return
-    run, view = _status_view(store, run_id)
-    with Live(view, console=console, auto_refresh=False) as live:
-        while not run.status.terminal:
+    width = None if as_json else console.width
+    run, view = _status_view(store, run_id, width)
+    if as_json:
+        while watch and not run.status.terminal:
             root.sleep(interval)
-            run, view = _status_view(store, run_id)
-            live.update(view, refresh=True)
-    if run.status != RunStatus.SUCCEEDED:
+            run, view = _status_view(store, run_id, width)
+        root.print_json(view)
+    elif not watch:
+        console.print(view)
+    else:
+        with Live(view, console=console, auto_refresh=False) as live:
+            while not run.status.terminal:
+                root.sleep(interval)
+                run, view = _status_view(store, run_id, console.width)
+                live.update(view, refresh=True)
+    if watch and run.status != RunStatus.SUCCEEDED:
         raise typer.Exit(root.EXIT_RUN_NOT_SUCCEEDED)
 
 
@@ -179,23 +213,93 @@ def runs(
         RunStatus | None, typer.Option("--status", "-s", case_sensitive=False, help="Only runs in this status.")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 20,
+    as_json: root.JsonOutput = False,
 ) -> None:
-    """Recent runs, newest first."""
+    """Recent runs, newest first, with their params."""
     store = root.build_store(root.settings())
     found = store.list_runs(limit=limit, manifest=manifest, status=run_status)
-    if not found:
+    if as_json:
+        root.print_json(runs_document(found, root.now()))
+    elif not found:
         typer.echo("no runs", err=True)
-        return
-    root.console().print(runs_table(found, root.now()))
+    else:
+        console = root.console()
+        console.print(runs_table(found, root.now(), console.width))
+
+
+def start_command(run: RunRecord) -> str:
+    """The command that starts the manifest as it is now with this run's params, ready to paste."""
+    params = " ".join(f"-p {shlex.quote(f'{name}={param_text(bound.value)}')}" for name, bound in sorted(run.params.items()))
+    return f"baton start {run.manifest_name}" + (f" {params}" if params else "")
+
+
+def snapshot_note(run: RunRecord, manifests: ManifestSource) -> str | None:
+    """One line when the manifest in the folder is no longer the run's snapshot: retry runs the snapshot, not the edit."""
+    try:
+        current = manifests.load(run.manifest_name).version
+    except ManifestNotFound:
+        return f"note: manifest '{run.manifest_name}' is not found any more; retry re-runs the run's own snapshot"
+    except ManifestInvalid as exc:
+        current = None
+        state = f"is now invalid ({len(exc.problems)} problem(s): baton manifest validate {run.manifest_name})"
+    else:
+        if current == run.manifest_version:
+            return None
+        state = f"changed since this run started ({run.manifest_version} -> {current})"
+    fresh = f"; to run the current manifest: {start_command(run)}" if current is not None else ""
+    return f"note: manifest '{run.manifest_name}' {state}; retry re-runs the run's own snapshot{fresh}"
 
 
 @root.app.command()
 def retry(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
-    """Re-run a FAILED or CANCELLED run's failed, skipped and cancelled jobs, each as its next attempt."""
+    """Re-run a FAILED or CANCELLED run's failed, skipped and cancelled jobs, each as its next attempt.
+
+    The run keeps its snapshot of the manifest; when the manifest changed since, a note on stderr says so.
+    """
     orchestrator = root.build_orchestrator(root.settings())
     with root.core_logs():
         run = orchestrator.retry(run_id)
     typer.echo(f"run {run.run_id} is {run.status} again: {run.open_jobs} of {run.total_jobs} jobs to run")
+    note = snapshot_note(run, orchestrator.manifests)
+    if note is not None:
+        typer.echo(note, err=True)
+
+
+@root.app.command()
+def pause(
+    manifest: Annotated[str, typer.Argument(help="Manifest name.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why: shown to whoever tries to start it.")] = "paused by an operator",
+) -> None:
+    """Refuse every start of MANIFEST, scheduled or manual, until `baton resume`; runs in flight go on."""
+    orchestrator = root.build_orchestrator(root.settings())
+    orchestrator.pause(manifest, reason)
+    typer.echo(f"manifest {manifest} is paused: starts are refused until `baton resume {manifest}`")
+
+
+@root.app.command()
+def resume(manifest: Annotated[str, typer.Argument(help="Manifest name.")]) -> None:
+    """Let MANIFEST start runs again."""
+    orchestrator = root.build_orchestrator(root.settings())
+    orchestrator.resume(manifest)
+    typer.echo(f"manifest {manifest} starts runs again")
+
+
+@root.app.command()
+def rerun(
+    run_id: Annotated[str, typer.Argument(help="The finished run to rerun.")],
+    from_key: Annotated[str, typer.Option("--from", help="Run this job and everything downstream of it again.")],
+) -> None:
+    """A new run of the manifest as it is now, with RUN's params: JOB and what follows it run, the rest is reused."""
+    orchestrator = root.build_orchestrator(root.settings())
+    with root.core_logs():
+        run, change = orchestrator.rerun(run_id, from_key)
+    typer.echo(run.run_id)
+    typer.echo(f"manifest {run.manifest_name} since run {run_id}: {'; '.join(change.lines())}", err=True)
+    typer.echo(
+        f"started {run.manifest_name} @ {run.manifest_version}: {run.open_jobs} of {run.total_jobs} jobs to run, "
+        f"{run.succeeded_jobs} reused from {run_id}; follow it with: baton status {run.run_id} --watch",
+        err=True,
+    )
 
 
 @root.app.command()
@@ -216,14 +320,18 @@ def cancel(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
 def catalog(
     prefix: Annotated[str | None, typer.Option("--prefix", help="Only tables whose reference starts with this.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000)] = 100,
+    as_json: root.JsonOutput = False,
 ) -> None:
     """Tables Baton wrote: the last run, job, time, rows and bytes of each."""
     store = root.build_store(root.settings())
     entries = store.list_catalog(limit=limit, prefix=prefix)
-    if not entries:
+    if as_json:
+        root.print_json(catalog_document(entries))
+    elif not entries:
         typer.echo("no tables in the catalog" + (f" under '{prefix}'" if prefix else ""), err=True)
-        return
-    root.console().print(catalog_table(entries))
+    else:
+        console = root.console()
+        console.print(catalog_table(entries, console.width))
 
 
 # --- dead letters ------------------------------------------------------------------------------------------

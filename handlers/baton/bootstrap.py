@@ -12,6 +12,7 @@ from typing import Any
 
 from baton.config import Settings
 from baton.domain.records import Continuation
+from baton.domain.timing import TimeBudget
 from baton.manifests.loading import ManifestRepository
 from baton.service.orchestrator import Orchestrator
 from baton.service.ports import DeadLetters, EventPublisher, NoDeadLetters, NoEventPublisher, WorkQueue
@@ -25,32 +26,34 @@ class _PublisherOnFirstEvent(EventPublisher):
     50-80 ms of its cold start (benchmarks/cold_start.py measures it).
     """
 
-    def __init__(self, project: str, topic: str) -> None:
+    def __init__(self, project: str, topic: str, budget: TimeBudget) -> None:
         self.project = project
         self.topic = topic
+        self.budget = budget
         self._publisher: EventPublisher | None = None
 
     def publish(self, event: Mapping[str, Any]) -> None:
         if self._publisher is None:
             from baton.adapters.pubsub import PubSubEventPublisher, topic_path
 
-            self._publisher = PubSubEventPublisher(topic_path(self.project, self.topic))
+            self._publisher = PubSubEventPublisher(topic_path(self.project, self.topic), budget=self.budget)
         self._publisher.publish(event)
 
 
 class _WorkQueueOnFirstUse(WorkQueue):
     """The continuations topic, built on first use: only wide releases and skips hand work on."""
 
-    def __init__(self, project: str, topic: str) -> None:
+    def __init__(self, project: str, topic: str, budget: TimeBudget) -> None:
         self.project = project
         self.topic = topic
+        self.budget = budget
         self._queue: WorkQueue | None = None
 
     def publish(self, items: Sequence[Continuation]) -> None:
         if self._queue is None:
             from baton.adapters.pubsub import PubSubWorkQueue, topic_path
 
-            self._queue = PubSubWorkQueue(topic_path(self.project, self.topic))
+            self._queue = PubSubWorkQueue(topic_path(self.project, self.topic), budget=self.budget)
         self._queue.publish(items)
 
 
@@ -60,16 +63,19 @@ def build(settings: Settings) -> Orchestrator:
 
     events: EventPublisher = NoEventPublisher()
     if settings.run_events_topic:
-        events = _PublisherOnFirstEvent(settings.project, settings.run_events_topic)
+        events = _PublisherOnFirstEvent(settings.project, settings.run_events_topic, settings.budget)
     return Orchestrator(
         store=SpannerRunStore.connect(
-            settings.project, settings.spanner_instance, settings.spanner_database, settings.mutation_budget
+            settings.project, settings.spanner_instance, settings.spanner_database, settings.mutation_budget, settings.budget
         ),
-        submitter=BigQuerySubmitter.connect(settings.project, settings.bigquery_location, settings.bigquery_endpoint),
-        manifests=ManifestRepository(settings.manifests_dir),
+        submitter=BigQuerySubmitter.connect(
+            settings.project, settings.bigquery_location, settings.bigquery_endpoint, settings.budget
+        ),
+        manifests=ManifestRepository(settings.manifests_dir, settings.datasets),
         environment=settings.environment,
         events=events,
-        work=_WorkQueueOnFirstUse(settings.project, settings.work_topic) if settings.work_topic else None,
+        work=_WorkQueueOnFirstUse(settings.project, settings.work_topic, settings.budget) if settings.work_topic else None,
+        scratch_dataset=settings.scratch_dataset,
     )
 
 
@@ -91,4 +97,4 @@ def dead_letters() -> DeadLetters:
         return NoDeadLetters()
     from baton.adapters.pubsub import PubSubDeadLetters, topic_path
 
-    return PubSubDeadLetters(topic_path(current.project, current.dead_letter_topic))
+    return PubSubDeadLetters(topic_path(current.project, current.dead_letter_topic), budget=current.budget)

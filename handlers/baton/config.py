@@ -10,8 +10,9 @@ from pathlib import Path
 
 from baton.domain.limits import MUTATION_LIMIT
 from baton.domain.naming import ENVIRONMENT_PATTERN
-from baton.domain.timing import ReconcilePolicy
+from baton.domain.timing import ReconcilePolicy, TimeBudget
 from baton.errors import BatonError
+from baton.manifests.datasets import DeclaredDatasets
 
 _HANDLERS_DIR = Path(__file__).resolve().parent.parent
 
@@ -40,7 +41,12 @@ class Settings:
     max_delivery_attempts: int | None = None  # the push subscription's; the last attempt dead-letters with the reason
     work_topic: str | None = None  # where continuations go (see service/continuations.py); None: carried out in-process
     mutation_budget: int = MUTATION_LIMIT  # what one Spanner commit may cost; lowered in tests so chunking shows
+    scratch_dataset: str | None = None  # where check queries write their rows, readable by every Baton function
     reconcile: ReconcilePolicy = field(default_factory=ReconcilePolicy)
+    budget: TimeBudget = field(default_factory=TimeBudget)  # the function's timeout and each Google call's share
+    # BATON_DATASETS, from the environment's config (the handlers stack sets it): what manifests may touch.
+    # None (unset) leaves datasets unchecked, for a setup that declares none.
+    datasets: DeclaredDatasets | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -49,7 +55,7 @@ class Settings:
         if missing:
             raise ConfigError(f"missing environment variable(s): {', '.join(missing)}")
         environment = env["BATON_ENV"]
-        if not ENVIRONMENT_PATTERN.match(environment):
+        if not ENVIRONMENT_PATTERN.fullmatch(environment):
             raise ConfigError(f"BATON_ENV '{environment}' must be lowercase letters, digits or '_' (a label value)")
         return cls(
             environment=environment,
@@ -64,8 +70,22 @@ class Settings:
             max_delivery_attempts=_optional_int(env, "BATON_MAX_DELIVERY_ATTEMPTS", minimum=1),
             work_topic=env.get("BATON_WORK_TOPIC") or None,
             mutation_budget=_mutation_budget(env),
+            scratch_dataset=env.get("BATON_SCRATCH_DATASET") or None,
             reconcile=reconcile_policy(env),
+            budget=time_budget(env),
+            datasets=declared_datasets(env),
         )
+
+
+def declared_datasets(env: Mapping[str, str]) -> DeclaredDatasets | None:
+    """BATON_DATASETS (and BATON_PROJECT, whose datasets they are), or None when the environment declares none."""
+    raw = env.get("BATON_DATASETS")
+    if not raw:
+        return None
+    try:
+        return DeclaredDatasets.parse(raw, project=env.get("BATON_PROJECT") or None)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 # Reconciler policy overrides, in seconds (or rows and pages); unset ones keep ReconcilePolicy's defaults.
@@ -98,6 +118,16 @@ def _mutation_budget(env: Mapping[str, str]) -> int:
     if budget is not None and budget > MUTATION_LIMIT:
         raise ConfigError(f"BATON_SPANNER_MUTATION_BUDGET is over Spanner's limit of {MUTATION_LIMIT}: {budget}")
     return MUTATION_LIMIT if budget is None else budget
+
+
+def time_budget(env: Mapping[str, str]) -> TimeBudget:
+    """BATON_FUNCTION_TIMEOUT_S, the timeout the stack gave this function; unset: TimeBudget's default."""
+    seconds = _optional_float(env, "BATON_FUNCTION_TIMEOUT_S")
+    if seconds is None:
+        return TimeBudget()
+    if seconds > 3600:  # gen2 HTTP functions stop at 60 minutes
+        raise ConfigError(f"BATON_FUNCTION_TIMEOUT_S must be at most 3600 seconds, got {seconds:g}")
+    return TimeBudget(function_timeout_s=seconds)
 
 
 def _optional_float(env: Mapping[str, str], name: str) -> float | None:

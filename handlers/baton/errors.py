@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 
 class BatonError(Exception):
@@ -17,12 +18,30 @@ class ManifestNotFound(BatonError):
         self.name = name
 
 
-class ManifestInvalid(BatonError):
-    """A manifest failed validation; `problems` holds one line per problem."""
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a manifest: the job and check it concerns (when it does) and what is wrong.
 
-    def __init__(self, where: str, problems: Sequence[str]) -> None:
+    Its text is the line a data engineer reads; the fields are what a script reads (`--json`).
+    """
+
+    message: str
+    job: str | None = None
+    check: str | None = None
+
+    def __str__(self) -> str:
+        job = f"job '{self.job}': " if self.job is not None else ""
+        check = f"check '{self.check}': " if self.check is not None else ""
+        return f"{job}{check}{self.message}"
+
+
+class ManifestInvalid(BatonError):
+    """A manifest failed validation; `problems` holds one line per problem, `details` the same as `Problem`s."""
+
+    def __init__(self, where: str, problems: Sequence[str | Problem]) -> None:
         self.where = where
-        self.problems = list(problems)
+        self.details = [problem if isinstance(problem, Problem) else Problem(problem) for problem in problems]
+        self.problems = [str(problem) for problem in self.details]
         super().__init__("\n".join(f"{where}: {problem}" for problem in self.problems))
 
 
@@ -33,6 +52,24 @@ class InvalidParams(BatonError):
         self.manifest = manifest
         self.problems = list(problems)
         super().__init__("; ".join(f"{manifest}: {problem}" for problem in self.problems))
+
+
+class InvalidSelection(BatonError):
+    """A --select or --exclude spec is malformed, names no job, or leaves nothing to run."""
+
+    def __init__(self, manifest: str, problem: str) -> None:
+        super().__init__(f"{manifest}: {problem}")
+        self.manifest = manifest
+        self.problem = problem
+
+
+class ManifestPaused(BatonError):
+    """An operator paused the manifest (`baton pause`): it starts no run until resumed."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"manifest '{name}' is paused ({reason or 'no reason given'}); `baton resume {name}` starts it again")
+        self.name = name
+        self.reason = reason
 
 
 class RunNotFound(BatonError):
@@ -48,6 +85,28 @@ class RunNotRetryable(BatonError):
 
     def __init__(self, run_id: str, reason: str) -> None:
         super().__init__(f"run '{run_id}' cannot be retried: {reason}")
+        self.run_id = run_id
+        self.reason = reason
+
+
+class CancelIncomplete(BatonError):
+    """The run is CANCELLED in Baton (nothing more is submitted), but BigQuery refused to cancel some of its jobs,
+    which may still run: `cancel` again asks BigQuery once more."""
+
+    def __init__(self, run_id: str, refused: Sequence[str]) -> None:
+        super().__init__(
+            f"run '{run_id}' is CANCELLED, but BigQuery did not accept the cancel of {len(refused)} job(s), which may "
+            f"still run: {'; '.join(refused[:5])}{' ...' if len(refused) > 5 else ''}; cancel it again to retry"
+        )
+        self.run_id = run_id
+        self.refused = list(refused)
+
+
+class CannotRerun(BatonError):
+    """`rerun RUN --from JOB` needs a finished run and a job of its manifest's current version."""
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        super().__init__(f"cannot rerun '{run_id}': {reason}")
         self.run_id = run_id
         self.reason = reason
 
@@ -68,6 +127,17 @@ class CommitTooLarge(BatonError):
 
 class TransientError(BatonError):
     """Infrastructure failed in a way a retry may cure (Spanner aborted, BigQuery 5xx)."""
+
+
+class JobRefused(BatonError):
+    """BigQuery refused a job at jobs.insert for good (400 invalid, 404 notFound, 403 accessDenied):
+    the same request can never succeed, so the job fails with `reason` like a job that ran and failed."""
+
+    def __init__(self, job_id: str, reason: str, message: str) -> None:
+        super().__init__(f"BigQuery jobs.insert {job_id} refused: {reason}: {message}")
+        self.job_id = job_id
+        self.reason = reason
+        self.message = message
 
 
 def one_line(text: str, limit: int | None = None) -> str:

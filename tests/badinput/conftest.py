@@ -23,6 +23,7 @@ from baton import bootstrap
 from baton.adapters.spanner_store import SpannerRunStore
 from baton.config import Settings
 from baton.domain.records import Completion
+from baton.errors import TransientError
 from baton.manifests.loading import ManifestRepository
 from baton.service.orchestrator import Orchestrator
 from baton.service.ports import DeadLetters
@@ -42,14 +43,35 @@ BROKEN_MANIFESTS = {
 }
 
 
+def pubsub_refusal(data: bytes, attributes: Mapping[str, str]) -> str | None:
+    """Why Pub/Sub would refuse to publish this message, if it would: 10 MB, 100 attributes, 256-byte keys,
+    1,024-byte values, UTF-8 text."""
+    try:
+        sizes = [(len(key.encode()), len(value.encode())) for key, value in attributes.items()]
+    except UnicodeEncodeError:
+        return "attributes are not UTF-8"
+    if len(attributes) > 100:
+        return f"{len(attributes)} attributes, over 100"
+    if any(key > 256 or value > 1024 for key, value in sizes):
+        return "an attribute over its size limit"
+    if len(data) + sum(key + value for key, value in sizes) > 10_000_000:
+        return "message over 10 MB"
+    return None
+
+
 class RecordingDeadLetters(DeadLetters):
     def __init__(self) -> None:
         self.letters: list[tuple[bytes, dict[str, str]]] = []
         self.fail: Exception | None = None
 
     def put(self, data: bytes, attributes: Mapping[str, str]) -> str | None:
+        """Refuses what Pub/Sub refuses (as the adapter reports it: TransientError), so a dead letter that
+        could never be published shows up as the endless 503 it would be."""
         if self.fail is not None:
             raise self.fail
+        problem = pubsub_refusal(data, attributes)
+        if problem:
+            raise TransientError(f"dead-letter topic: 400 {problem}")
         self.letters.append((data, dict(attributes)))
         return f"dead-letter-{len(self.letters)}"
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from baton.entrypoints.dead_letters import MAX_DEAD_LETTER_DATA
 from baton.entrypoints.pubsub_message import MAX_BODY_BYTES
 from baton.errors import TransientError
 from tests.badinput.conftest import World, done_entry, entry_push, one_line, push
@@ -26,6 +27,7 @@ from tests.fixtures import load_fixture
 Body = bytes | Callable[[str], bytes]  # bytes, or made from the seeded run's ID
 RUN = "5f0c1e7a9b2d4c6e8f1a3b5c7d9e0f21"  # a well-formed run ID that is not in the database
 CE_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
+SURROGATE = "message data is not plain JSON: a lone UTF-16 surrogate (\\ud800-\\udfff) is not text"
 
 
 @dataclass(frozen=True)
@@ -338,6 +340,164 @@ CASES = [
         "malformed_labels",
         "Baton labels invalid: baton_job 'Land' does not match ...",
     ),
+    # --- numbers, times and text no store or encoder takes: dropped, never a 500 --------------------------
+    Case(
+        "slot ms beyond int64",
+        lambda run: entry(set_in(f"{JOB}.jobStats.totalSlotMs", "9223372036854775808"), run, "hist_orders"),
+        "dropped",
+        "malformed",
+        f"{JOB}.jobStats.totalSlotMs is 9223372036854775808, beyond int64",
+    ),
+    Case(
+        "row count beyond int64 as a number",
+        lambda run: entry(set_in(f"{JOB}.jobStats.queryStats.outputRowCount", 10**20), run, "hist_orders"),
+        "dropped",
+        "malformed",
+        f"{JOB}.jobStats.queryStats.outputRowCount is 100000000000000000000, beyond int64",
+    ),
+    Case(
+        "billed bytes beyond int64",
+        lambda _: entry(set_in(f"{JOB}.jobStats.queryStats.totalBilledBytes", "9999999999999999999")),
+        "dropped",
+        "malformed",
+        f"{JOB}.jobStats.queryStats.totalBilledBytes is 9999999999999999999, beyond int64",
+    ),
+    Case(
+        "end time before year 1 in UTC",
+        lambda run: entry(set_in(f"{JOB}.jobStats.endTime", "0001-01-01T00:00:00+01:00"), run, "hist_orders"),
+        "dropped",
+        "malformed",
+        f"{JOB}.jobStats.endTime is '0001-01-01T00:00:00+01:00', not a valid date and time",
+    ),
+    Case(
+        "start time after year 9999 in UTC",
+        lambda run: entry(set_in(f"{JOB}.jobStats.startTime", "9999-12-31T23:59:59-01:00"), run, "hist_orders"),
+        "dropped",
+        "malformed",
+        f"{JOB}.jobStats.startTime is '9999-12-31T23:59:59-01:00', not a valid date and time",
+    ),
+    Case(
+        "lone surrogate in a label",
+        lambda run: entry(set_in(f"{JOB}.jobConfig.labels.team", "sales\ud800"), run, "hist_orders"),
+        "dropped",
+        "malformed",
+        SURROGATE,
+    ),
+    Case(
+        "lone surrogate in the job label",
+        lambda _: entry(set_in(f"{JOB}.jobConfig.labels.baton_job", "land_\udc00raw")),
+        "dropped",
+        "malformed",
+        SURROGATE,
+    ),
+    Case(
+        "lone surrogate in a label key",
+        lambda _: entry(lambda e: labels_of(e).update({"team\udfff": "x"})),
+        "dropped",
+        "malformed",
+        SURROGATE,
+    ),
+    Case(
+        "lone surrogate in the job name",
+        lambda run: entry(set_in(f"{JOB}.jobName", f"projects/baton-local/jobs/baton_dev_{run}_hist_orders_1\ud800"), run),
+        "dropped",
+        "malformed",
+        SURROGATE,
+    ),
+    Case(
+        "lone surrogate in an attribute",
+        envelope({"message": {"data": "e30=", "messageId": "4711", "attributes": {"origin": "x\udbff"}}}),
+        "dropped",
+        "malformed",
+        "push body " + SURROGATE[len("message data ") :],
+        "push_body",
+    ),
+    Case(
+        "job label with a trailing newline",
+        lambda run: entry(set_in(f"{JOB}.jobConfig.labels.baton_job", "hist_orders\n"), run, "hist_orders"),
+        "dropped",
+        "malformed_labels",
+        "Baton labels invalid: baton_job 'hist_orders\\n' does not match ...",
+    ),
+    Case(
+        "environment label with a trailing newline",
+        lambda run: entry(set_in(f"{JOB}.jobConfig.labels.baton_env", "dev\n"), run, "hist_orders"),
+        "dropped",
+        "malformed_labels",
+        "Baton labels invalid: baton_env 'dev\\n' is not a Baton environment name",
+    ),
+    Case(
+        "attempt label with a trailing newline",
+        lambda run: entry(set_in(f"{JOB}.jobConfig.labels.baton_attempt", "1\n"), run, "hist_orders"),
+        "dropped",
+        "malformed_labels",
+        "Baton labels invalid: baton_attempt '1\\n' is not a positive integer",
+    ),
+    Case(
+        "run label with a trailing newline",
+        lambda run: entry(set_in(f"{JOB}.jobConfig.labels.baton_run", f"{run}\n"), run, "hist_orders"),
+        "dropped",
+        "malformed_labels",
+        "Baton labels invalid: baton_run '...",
+    ),
+    Case(
+        "check label with a trailing newline",
+        lambda run: entry(set_in(f"{JOB}.jobConfig.labels.baton_check", "ids\n"), run, "hist_orders"),
+        "dropped",
+        "malformed_labels",
+        "Baton labels invalid: baton_check 'ids\\n' does not match ...",
+    ),
+    # --- sizes Pub/Sub can deliver but a whole copy of cannot be republished -----------------------------
+    Case(
+        "legal 8 MB message",
+        push(b"{" + b" " * 8_000_000 + b"}", attributes={"logging.googleapis.com/timestamp": "2026-11-27T06:00:00Z"}),
+        "dropped",
+        "malformed",
+        "push body is ...",
+        "push_body",
+    ),
+    Case(
+        "150 attributes",
+        push(b"[150]", attributes={f"attribute_{i:03d}": "v" for i in range(150)}),
+        "dropped",
+        "not_an_object",
+        "payload is an array, not a JSON object",
+    ),
+    Case(
+        "attribute key over 256 bytes",
+        push(b"[256]", attributes={"k" * 300: "v"}),
+        "dropped",
+        "not_an_object",
+        "payload is an array, not a JSON object",
+    ),
+    # --- a completion from where Baton submits nothing: dropped with the reason -------------------------
+    Case(
+        "completion in another project",
+        lambda run: entry(
+            set_in(f"{JOB}.jobName", f"projects/someone-else/jobs/baton_dev_{run}_hist_orders_1"), run, "hist_orders"
+        ),
+        "dropped",
+        "foreign_project",
+        "job of project 'someone-else', this is 'baton-local'",
+    ),
+    Case(
+        "completion in another location",
+        lambda run: entry(set_in("resource.labels.location", "EU"), run, "hist_orders"),
+        "dropped",
+        "foreign_location",
+        "job in location 'EU', this environment's is 'US'",
+    ),
+    Case(
+        "completion named in another location",
+        lambda run: entry(
+            set_in(f"{JOB}.jobName", f"projects/baton-local/locations/asia-northeast1/jobs/baton_dev_{run}_hist_orders_1"),
+            run,
+            "hist_orders",
+        ),
+        "dropped",
+        "foreign_location",
+        "job in location 'asia-northeast1', this environment's is 'US'",
+    ),
     # --- well-formed entries that are not this environment's completions: acknowledged and counted ----
     Case("another service", fixture("non_bigquery"), "ignored", "not_bigquery", "audit entry of ..."),
     Case(
@@ -410,8 +570,8 @@ def body_of(case: Case, world: World) -> bytes:
     return case.body(world.run_id) if callable(case.body) else case.body
 
 
-def test_there_are_at_least_40_distinct_cases(world: World) -> None:
-    assert len({case.id for case in CASES}) == len(CASES) >= 40
+def test_there_are_at_least_60_distinct_cases(world: World) -> None:
+    assert len({case.id for case in CASES}) == len(CASES) >= 60
     assert len({(case.method, body_of(case, world), tuple(case.headers.items())) for case in CASES}) == len(CASES)
 
 
@@ -443,8 +603,12 @@ def test_bad_messages_get_one_documented_outcome_and_change_nothing(world: World
             answer["message"],
             case.payload,
         )
+        assert len(attributes) <= 100
         if case.payload == "push_body":
-            assert data == body
+            assert data == body[:MAX_DEAD_LETTER_DATA]
+            assert attributes.get("baton_truncated_from") == (str(len(body)) if len(body) > MAX_DEAD_LETTER_DATA else None)
+            if b'"messageId": "4711"' in body:
+                assert attributes["baton_source_message_id"] == "4711", "a cut dead letter still says which message it was"
     else:
         assert new_letters == []
     assert world.snapshot() == before

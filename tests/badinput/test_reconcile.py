@@ -14,6 +14,7 @@ from tests.badinput.conftest import World, one_line
 
 NOT_JSON = "body is not JSON: ..."
 NO_BODY = "reconcile takes no body, or {}; got "
+SURROGATE = "body is not plain JSON: a lone UTF-16 surrogate (\\ud800-\\udfff) is not text"
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,38 @@ CASES = [
     Case("nested {}", b'{"{}": {}}', 400, NO_BODY + "an object with field(s) '{}'"),
     Case("null field", b'{"a": null}', 400, NO_BODY + "an object with field(s) 'a'"),
     Case("a Pub/Sub push", b'{"message": {"data": "e30="}}', 400, NO_BODY + "an object with field(s) 'message'"),
+    # --- text no encoder takes, numbers beyond int64, trailing newlines inside values ----------------------
+    Case("lone surrogate string", b'"\\ud800"', 400, SURROGATE),
+    Case("lone surrogate key", b'{"\\udc00": 1}', 400, SURROGATE),
+    Case("lone surrogate value", b'{"a": "x\\udbff"}', 400, SURROGATE),
+    Case("lone surrogate in an array", b'["\\ud801"]', 400, SURROGATE),
+    Case("reversed surrogate pair", b'"\\ude00\\ud83d"', 400, SURROGATE),
+    Case("surrogate pair is text", b'"\\ud83d\\ude00"', 400, NO_BODY + "a string"),
+    Case("beyond int64", b"9223372036854775808", 400, NO_BODY + "a number"),
+    Case("batch beyond int64", b'{"batch": 99999999999999999999}', 400, NO_BODY + "an object with field(s) 'batch'"),
+    Case("huge exponent", b"1e308", 400, NO_BODY + "a number"),
+    Case("negative zero", b"-0", 400, NO_BODY + "a number"),
+    Case("{} as a string with a newline", b'"{}\\n"', 400, NO_BODY + "a string"),
+    Case("byte order mark", b"\xef\xbb\xbf[]", 400, NO_BODY + "an array"),
+    Case("two objects on two lines", b"{}\n{}", 400, NOT_JSON),
+    Case("comment", b"{} // scheduled", 400, NOT_JSON),
+    Case("single-quoted key", b"{'a': 1}", 400, NOT_JSON),
+    Case("trailing comma", b'{"a": 1,}', 400, NOT_JSON),
+    Case("nested empty objects", b'{"a": {"b": {}}}', 400, NO_BODY + "an object with field(s) 'a'"),
+    Case(
+        "six fields", b'{"a":1,"b":1,"c":1,"d":1,"e":1,"f":1}', 400, NO_BODY + "an object with field(s) 'a', 'b', 'c', 'd', 'e'"
+    ),
+    Case("a key with a newline", b'{"a\\n": 1}', 400, NO_BODY + "an object with field(s) 'a\\n'"),
+    Case(
+        "a cancel request", b'{"cancel": "5f0c1e7a9b2d4c6e8f1a3b5c7d9e0f21"}', 400, NO_BODY + "an object with field(s) 'cancel'"
+    ),
+    Case("a retry request", b'{"retry": true}', 400, NO_BODY + "an object with field(s) 'retry'"),
+    Case("an environment", b'{"environment": "dev"}', 400, NO_BODY + "an object with field(s) 'environment'"),
+    Case("a page token", b'{"page_token": "x"}', 400, NO_BODY + "an object with field(s) 'page_token'"),
+    Case("a Scheduler job name", b'{"job": "baton-dev-reconcile"}', 400, NO_BODY + "an object with field(s) 'job'"),
+    Case("an audit entry", b'{"protoPayload": {}}', 400, NO_BODY + "an object with field(s) 'protoPayload'"),
+    Case("a CloudEvent", b'{"specversion": "1.0", "type": "x"}', 400, NO_BODY + "an object with field(s) 'specversion', 'type'"),
+    Case("an empty object in an array", b"[{}, {}]", 400, NO_BODY + "an array"),
     Case("spaces over the limit", b"{}" + b" " * 1100, 413, "body is 1102 bytes; reconcile takes no body"),
     Case("text over the limit", b"x" * 5000, 413, "body is 5000 bytes; reconcile takes no body"),
     Case(
@@ -75,8 +108,8 @@ CASES = [
 ]
 
 
-def test_there_are_at_least_40_distinct_cases() -> None:
-    assert len({case.id for case in CASES}) == len(CASES) >= 40
+def test_there_are_at_least_60_distinct_cases() -> None:
+    assert len({case.id for case in CASES}) == len(CASES) >= 60
     assert len({(case.method, case.body) for case in CASES}) == len(CASES)
 
 

@@ -31,6 +31,7 @@ OVER = json.dumps({"manifest": "elt_daily", "params": {"run_date": "2026-11-27",
 LONG_NAME = json.dumps({"manifest": "m" * 70_000}).encode()
 NOT_OBJECT = "body must be a JSON object, got "
 NO_MANIFEST = "'manifest' must be a non-empty string"
+SURROGATE = "body is not plain JSON: a lone UTF-16 surrogate (\\ud800-\\udfff) is not text"
 
 CASES = [
     Case("get", b"", 405, "MethodNotAllowed", "use POST", method="GET"),
@@ -88,6 +89,27 @@ CASES = [
     Case("manifest object", b'{"manifest": {"name": "elt_daily"}}', 400, "InvalidRequest", NO_MANIFEST),
     Case("wrong field name", b'{"name": "elt_daily"}', 400, "InvalidRequest", "unknown field(s): name"),
     Case("extra field", b'{"manifest": "elt_daily", "dry_run": true}', 400, "InvalidRequest", "unknown field(s): dry_run"),
+    Case(
+        "select not a string",
+        b'{"manifest": "elt_daily", "select": ["land_raw"]}',
+        400,
+        "InvalidRequest",
+        "'select' must be a string of at most 4096 characters, got an array",
+    ),
+    Case(
+        "select names no job",
+        b'{"manifest": "elt_daily", "select": "+no_such_job"}',
+        400,
+        "InvalidSelection",
+        "elt_daily: --select '+no_such_job': no job matches 'no_such_job'",
+    ),
+    Case(
+        "exclude leaves nothing",
+        b'{"manifest": "elt_daily", "exclude": "land_raw+"}',
+        400,
+        "InvalidSelection",
+        "elt_daily: the selection leaves no job to run",
+    ),
     Case(
         "params array",
         b'{"manifest": "elt_daily", "params": []}',
@@ -192,13 +214,29 @@ CASES = [
         "InvalidParams",
         "elt_daily: unknown param 'run_date; DROP TABLE x' (declared: big_order_threshold, run_date)",
     ),
+    # --- text no encoder takes, names with a trailing newline, numbers beyond int64 -------------------------
+    Case("lone surrogate in the name", b'{"manifest": "elt_\\ud800daily"}', 400, "InvalidRequest", SURROGATE),
+    Case("lone low surrogate in the name", b'{"manifest": "\\udfffelt_daily"}', 400, "InvalidRequest", SURROGATE),
+    Case("lone surrogate in a param value", params(run_date="2026-11-27\ud800"), 400, "InvalidRequest", SURROGATE),
+    Case("lone surrogate in a param name", params(**{"run_date\udc00": "x"}), 400, "InvalidRequest", SURROGATE),
+    Case("lone surrogate in an unknown field", b'{"\\ud83d": 1, "manifest": "elt_daily"}', 400, "InvalidRequest", SURROGATE),
+    Case("name with a trailing newline", b'{"manifest": "elt_daily\\n"}', 404, "ManifestNotFound", "manifest 'elt_daily..."),
+    Case("name with a trailing space", b'{"manifest": "elt_daily "}', 404, "ManifestNotFound", "manifest 'elt_daily ' not found"),
+    Case("name of blanks", b'{"manifest": "   "}', 404, "ManifestNotFound", "manifest ' ' not found"),
+    Case(
+        "name with a look-alike letter", '{"manifest": "elt_d\u0430ily"}'.encode(), 404, "ManifestNotFound", "manifest 'elt_d..."
+    ),
+    Case("name over 63 characters", json.dumps({"manifest": "m" * 64}).encode(), 404, "ManifestNotFound", "manifest 'mmm..."),
+    Case("date with a trailing newline", params(run_date="2026-11-27\n"), 400, "InvalidParams", "elt_daily: param 'run_date'..."),
+    Case("date beyond int64", params(run_date=2**64), 400, "InvalidParams", "elt_daily: param 'run_date'..."),
+    Case("date in year 10000", params(run_date="10000-01-01"), 400, "InvalidParams", "elt_daily: param 'run_date'..."),
     Case("body over limit", OVER, 413, "RequestTooLarge", f"body is {len(OVER)} bytes; the limit is {BIG}"),
     Case("name over limit", LONG_NAME, 413, "RequestTooLarge", f"body is {len(LONG_NAME)} bytes; the limit is {BIG}"),
 ]
 
 
-def test_there_are_at_least_40_distinct_cases() -> None:
-    assert len({case.id for case in CASES}) == len(CASES) >= 40
+def test_there_are_at_least_60_distinct_cases() -> None:
+    assert len({case.id for case in CASES}) == len(CASES) >= 60
     assert len({(case.method, case.body) for case in CASES}) == len(CASES)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -85,9 +87,9 @@ class Topology:
 
 
 def table_rows(output: str) -> dict[str, list[str]]:
-    """Rich table rows by their first cell."""
-    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in output.splitlines() if line.startswith("│")]
-    return {row[0]: row for row in rows}
+    """Table rows by their first cell, a message id: cells are three or more spaces apart."""
+    rows = [re.split(r" {3,}", line.strip()) for line in output.splitlines()]
+    return {row[0]: row for row in rows if row[0].isdigit()}
 
 
 @pytest.fixture
@@ -143,6 +145,34 @@ def test_list_shows_dead_letters_with_their_delivery_count_and_payload(topology:
     again = topology.on_hold()
     assert set(again) == {audit_id, garbage_id}
     assert {message.attributes[DELIVERY_COUNT_ATTRIBUTE] for message in again.values()} == {str(MAX_DELIVERIES)}
+
+
+def test_list_json_describes_each_dead_letter_and_acknowledges_nothing(topology: Topology) -> None:
+    empty = invoke("deadletters", "list", "--json")
+    assert empty.exit_code == 0 and json.loads(empty.stdout) == {
+        "schema_version": 1,
+        "subscription": topology.hold,
+        "dead_letters": [],
+    }
+    entry = load_fixture("audit_log/job_done_backend_error")
+    labels = entry["protoPayload"]["metadata"]["jobChange"]["job"]["jobConfig"]["labels"]
+    data = json.dumps(entry).encode()
+    (message_id,) = topology.dead_letter((data, {"origin": "sink"}))
+
+    result = invoke("deadletters", "list", "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["schema_version"] == 1 and document["subscription"] == topology.hold
+    (letter,) = document["dead_letters"]
+    assert letter["message_id"] == message_id
+    assert letter["delivery_count"] == MAX_DELIVERIES
+    assert letter["attributes"]["origin"] == "sink"
+    assert base64.b64decode(letter["data_base64"]) == data
+    assert letter["summary"].startswith(f"run {labels['baton_run']} job {labels['baton_job']}")
+    assert letter["publish_time"].startswith(dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT")) and letter["publish_time"].endswith(
+        "Z"
+    )
+    assert set(topology.on_hold()) == {message_id}  # still there: listing acknowledged nothing
 
 
 def test_list_limit_and_an_empty_hold(topology: Topology) -> None:

@@ -72,7 +72,12 @@ def test_validate_prints_every_problem_and_exits_1(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith("OK  ") and "elt_daily" in lines[0]
     problems = [line for line in lines[1:] if line.startswith(f"{broken}: ")]
-    assert len(problems) == 1 and "colour: unknown field" in problems[0]  # pydantic stops the structure check first
+    # The schema's problem and the rules' problems in one pass: a bad field does not hide the rest.
+    assert [line.removeprefix(f"{broken}: ").split(" (")[0] for line in problems] == [
+        "job 'B': colour: unknown field",
+        "job 'a': needs unknown job 'nowhere'",
+        "job 'B': key must match ^[a-z][a-z0-9_]{0,62}$",
+    ]
     assert "1 of 2 manifest(s) invalid" in result.stderr
 
 
@@ -188,3 +193,89 @@ def test_graph_coloured_by_a_run_marks_each_job_with_its_status(core: Core) -> N
 def test_graph_with_a_run_of_another_manifest_is_refused(core: Core) -> None:
     run = core.orchestrator.start("checked", {"run_date": "2026-11-27"})
     assert_one_line_error(invoke("manifest", "graph", "elt_daily", "--run", run.run_id), "is of manifest 'checked'")
+
+
+# --- checks in the graph -----------------------------------------------------------------------------------
+
+CHECKED_GRAPH = """
+name: shop
+jobs:
+  - key: customers
+    sql: SELECT 1 AS id
+    destination: sales.customers
+  - key: orders
+    needs: [customers]
+    sql: SELECT 1 AS customer_id
+    destination: sales.orders
+    labels: {layer: trusted}
+    checks:
+      - name: known_customer
+        relationships: {column: customer_id, to: sales.customers, field: id}
+      - name: id_present
+        not_null: customer_id
+  - key: report
+    needs: [orders]
+    sql: SELECT 2
+    checks:
+      - name: totals_match
+        severity: warn
+        sql_is_true: (SELECT COUNT(*) FROM sales.orders) >= (SELECT COUNT(*) FROM `sales.customers`)
+"""
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Path:
+    path = tmp_path / "shop.yaml"
+    path.write_text(CHECKED_GRAPH)
+    return path
+
+
+def test_text_graph_lists_each_job_with_its_checks_and_what_they_read(shop: Path) -> None:
+    result = invoke("manifest", "graph", str(shop), "--format", "text")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "shop: 3 jobs, 3 checks",
+        "customers",
+        "orders [trusted]  needs: customers",
+        "  check known_customer (relationships, error)  reads: customers",
+        "  check id_present (not_null, error)",
+        "report  needs: orders",
+        "  check totals_match (sql_is_true, warn)  reads: customers, orders",
+    ]
+
+
+def test_mermaid_graph_draws_checks_beside_their_jobs(shop: Path) -> None:
+    out = invoke("manifest", "graph", str(shop)).stdout
+    edges, nodes = parse(out, MERMAID_EDGE, MERMAID_NODE)
+    assert edges == {("customers", "orders"), ("orders", "report")}  # checks add no job edges
+    assert set(nodes) == {"customers", "orders", "report"}
+    checks = dict(re.findall(r'^\s*(check_\d+)\{\{"([^"]+)"\}\}$', out, re.MULTILINE))
+    by_name = {label.split("<br/>")[0]: check_id for check_id, label in checks.items()}
+    assert checks[by_name["known_customer"]] == "known_customer<br/>relationships"
+    attached = set(re.findall(r"^\s*(\w+) -\.- (check_\d+)$", out, re.MULTILINE))
+    assert attached == {
+        ("orders", by_name["known_customer"]),
+        ("orders", by_name["id_present"]),
+        ("report", by_name["totals_match"]),
+    }
+    reads = set(re.findall(r"^\s*(\w+) -\.-> (check_\d+)$", out, re.MULTILINE))
+    assert reads == {
+        ("customers", by_name["known_customer"]),
+        ("customers", by_name["totals_match"]),
+        ("orders", by_name["totals_match"]),
+    }
+
+
+def test_dot_graph_draws_checks_beside_their_jobs(shop: Path) -> None:
+    out = invoke("manifest", "graph", str(shop), "--format", "dot").stdout
+    edges, _ = parse(out, DOT_EDGE, DOT_NODE)
+    assert edges == {("customers", "orders"), ("orders", "report")}
+    assert '"check orders.known_customer" [label="known_customer\\nrelationships", shape=note' in out
+    assert '"orders" -> "check orders.known_customer" [style=dashed, arrowhead=none' in out
+    assert '"customers" -> "check orders.known_customer" [style=dotted' in out
+    assert '"orders" -> "check report.totals_match" [style=dotted' in out
+
+
+def test_text_format_cannot_be_rendered_as_an_image(shop: Path, tmp_path: Path) -> None:
+    result = invoke("manifest", "graph", str(shop), "--format", "text", "-o", str(tmp_path / "g.png"))
+    assert_one_line_error(result, "drop --format text")

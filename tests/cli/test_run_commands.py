@@ -52,8 +52,8 @@ def dag_depth(core: Core, run_id: str) -> int:
 
 
 def row_of(output: str, key: str) -> str:
-    """The table line of one job (keys are unique words in the table)."""
-    lines = [line for line in output.splitlines() if f" {key} " in line]
+    """The table line of one job or run: the line whose first cell it is."""
+    lines = [line for line in output.splitlines() if line.split()[:1] == [key]]
     assert len(lines) == 1, (key, output)
     return lines[0]
 
@@ -132,10 +132,13 @@ def test_status_shows_the_run_header_and_every_job(core: Core) -> None:
         assert job.bigquery_job_id is not None
         # BigQuery knows a job ID only once it was submitted; a skipped job never was.
         assert (job.bigquery_job_id in line) == (job.submitted_at is not None), line
-    assert "invalidQuery: Unrecognized name: amount" in row_of(out, "hist_orders")
-    assert "upstream 'hist_orders' failed" in row_of(out, "consume_order_lines")
+    # Errors are long: each goes on a line of its own below the table, whole.
+    errors = out.split("\nerrors\n", 1)[1].splitlines()
+    assert "hist_orders: invalidQuery: Unrecognized name: amount at [3:7]" in errors
+    assert "consume_order_lines: upstream 'hist_orders' failed" in errors
+    assert "invalidQuery" not in row_of(out, "hist_orders")
     # Upstreams come first: the root's row is above every other.
-    assert out.index(" land_raw ") < min(out.index(f" {key} ") for key in ("hist_orders", "events_daily_summary"))
+    assert out.index("\nland_raw ") < min(out.index(f"\n{key} ") for key in ("hist_orders", "events_daily_summary"))
     assert "checks" not in out  # elt_daily declares none
 
 
@@ -243,6 +246,35 @@ def test_retry_reruns_the_failed_jobs_of_a_failed_run(core: Core) -> None:
     assert f"is RUNNING again: {stored.open_jobs} of 2 jobs to run" in result.stdout
     assert job_id(run.run_id, "load", 2) in core.submitter.job_ids
     assert_one_line_error(invoke("retry", run.run_id), "cannot be retried", "RUNNING")
+
+
+def test_rerun_from_a_job_reuses_its_upstreams_from_spanner(core: Core) -> None:
+    run = core.orchestrator.start("elt_daily", {"run_date": RUN_DATE})
+    for key in ("land_raw", "hist_customers", "hist_orders", "hist_products"):
+        finish(core, run.run_id, key, JobError("invalidQuery", "bad") if key == "hist_orders" else None)
+    failed = core.store.get_run(run.run_id)
+    assert failed is not None and failed.status == RunStatus.FAILED
+
+    result = invoke("rerun", run.run_id, "--from", "hist_orders")
+    assert result.exit_code == 0, result.output
+    new_id = result.stdout.strip()
+    assert "since run" in result.stderr and "no job changed" in result.stderr
+    jobs = {job.job_key: job for job in core.store.list_jobs(new_id)}
+    reused = {key for key, job in jobs.items() if job.reused_from == run.run_id}
+    assert reused == {"land_raw", "hist_customers", "hist_products"}
+    assert all(jobs[key].status == JobStatus.SUCCEEDED for key in reused)
+    assert jobs["hist_orders"].status == JobStatus.SUBMITTED
+    assert_one_line_error(invoke("rerun", run.run_id, "--from", "nope"), "job 'nope' is not in manifest 'elt_daily'")
+
+
+def test_pause_refuses_starts_in_one_line_until_resume(core: Core) -> None:
+    result = invoke("pause", "checked", "--reason", "backfill in progress")
+    assert result.exit_code == 0, result.output
+    assert "checked" in core.store.paused()
+    assert_one_line_error(invoke("start", "checked", "-p", f"run_date={RUN_DATE}"), "is paused (backfill in progress)")
+    assert invoke("resume", "checked").exit_code == 0
+    assert invoke("start", "checked", "-p", f"run_date={RUN_DATE}").exit_code == 0
+    assert_one_line_error(invoke("pause", "no_such_manifest"), "manifest 'no_such_manifest' not found")
 
 
 # --- catalog -----------------------------------------------------------------------------------------------
@@ -410,3 +442,24 @@ def test_describe_error_keeps_baton_errors_as_they_are() -> None:
     assert cli.describe_error(BatonError("run 'x' not found")) == "run 'x' not found"
     not_found = gexc.NotFound("Database not found: projects/p/instances/i/databases/d")  # type: ignore[no-untyped-call]
     assert cli.describe_error(not_found) == ("NotFound: 404 Database not found: projects/p/instances/i/databases/d")
+
+
+def test_status_renders_a_chain_ten_thousand_jobs_deep() -> None:
+    from rich.console import Console
+
+    from baton.domain.records import JobRecord, RunRecord
+    from baton.domain.specs import JobSpec
+    from baton_cli.render import status_view
+    from baton_cli.run_commands import _depths
+
+    keys = [f"j{i:05d}" for i in range(10_000)]
+    jobs = [
+        JobRecord("r", key, JobStatus.PENDING, 1, 1, JobSpec(key, "SELECT 1", (keys[i - 1],) if i else ()))
+        for i, key in enumerate(keys)
+    ]
+    depth = _depths(list(reversed(jobs)))  # deepest first: the worst order for a recursive walk
+    assert depth[keys[0]] == 0 and depth[keys[-1]] == 9_999
+    run = RunRecord("r", "m", "v", "dev", {}, RunStatus.RUNNING, 10_000, 10_000, created_at=dt.datetime.now(dt.UTC))
+    console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(status_view(run, sorted(jobs, key=lambda job: depth[job.job_key]), dt.datetime.now(dt.UTC), {}))
+    assert keys[-1] in console.export_text()

@@ -8,7 +8,16 @@ from typing import Any
 
 import pytest
 
-from devstack.topology import PushSubscription, SchedulerJob, TopologyError, load_topology, scheduler_jobs
+from devstack.topology import (
+    DEFAULT_MAX_INSTANCES,
+    DEFAULT_REQUEST_CONCURRENCY,
+    FunctionSpec,
+    PushSubscription,
+    SchedulerJob,
+    TopologyError,
+    load_topology,
+    scheduler_jobs,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -174,3 +183,39 @@ def test_refuses_a_scheduler_job_that_calls_no_function_of_the_stack(tmp_path: P
     }
     with pytest.raises(TopologyError, match=r"google_cloud_scheduler_job\.tick"):
         scheduler_jobs(write_stacks(tmp_path, PLATFORM, handlers), "x")
+
+
+def test_function_limits_and_identity_come_from_the_service_config(tmp_path: Path) -> None:
+    handlers = json.loads(json.dumps(HANDLERS))
+    handlers["resource"]["google_service_account"] = {"sa": {"account_id": "fn-done", "project": "p-1"}}
+    service = handlers["resource"]["google_cloudfunctions2_function"]["fn"]["service_config"]
+    service.update(
+        service_account_email="${google_service_account.sa.email}",
+        max_instance_count=7,
+        max_instance_request_concurrency=3,
+        timeout_seconds=90,
+    )
+    spec = load_topology(write_stacks(tmp_path, PLATFORM, handlers), "x").functions["bigquery_job_completed"]
+    assert spec == FunctionSpec("bigquery_job_completed", "fn-done@p-1.iam.gserviceaccount.com", 7, 3, 90)
+    assert spec.capacity == 21
+
+
+def test_function_limits_default_as_cloud_functions_does(tmp_path: Path) -> None:
+    spec = load_topology(write_stacks(tmp_path, PLATFORM, HANDLERS), "x").functions["bigquery_job_completed"]
+    assert (spec.max_instances, spec.request_concurrency) == (DEFAULT_MAX_INSTANCES, DEFAULT_REQUEST_CONCURRENCY) == (100, 1)
+
+
+@pytest.mark.infra
+def test_each_dev_function_has_its_own_identity_and_the_configured_limit(synth_dir: Path) -> None:
+    from cdk.config import ENVIRONMENTS
+
+    functions = load_topology(synth_dir, "dev").functions
+    assert set(functions) == {"bigquery_job_completed", "start_manifest", "reconcile"}
+    assert len({spec.service_account_email for spec in functions.values()}) == 3
+    assert all(spec.service_account_email.endswith("@baton-dev-project.iam.gserviceaccount.com") for spec in functions.values())
+    dev = ENVIRONMENTS["dev"]
+    assert {entry: spec.capacity for entry, spec in functions.items()} == {
+        "bigquery_job_completed": dev.completion_max_instances * dev.completion_concurrency,
+        "start_manifest": dev.function_max_instances * 1,
+        "reconcile": dev.function_max_instances * 1,
+    }

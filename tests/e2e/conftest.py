@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from baton.adapters.spanner_store import SpannerRunStore
-from devstack.stack import EXAMPLE_DATASETS, LocalStack, LocalStackOptions
+from devstack.stack import LocalStack, LocalStackOptions
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -19,7 +19,6 @@ REPO = Path(__file__).resolve().parents[2]
 def local_stack(synth_dir: Path) -> Iterator[LocalStack]:
     options = LocalStackOptions(work_dir=REPO / ".devstack" / f"e2e-{os.getpid()}", job_duration_s=0.2, synth_dir=synth_dir)
     with LocalStack.start(options) as stack:
-        stack.create_datasets(EXAMPLE_DATASETS)
         yield stack
 
 

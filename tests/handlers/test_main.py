@@ -203,3 +203,52 @@ def test_requirements_txt_pins_exactly_the_runtime_dependencies() -> None:
     pinned = [line for line in lines if line and not line.startswith("#")]
     assert sorted(pinned, key=str.lower) == sorted(declared, key=str.lower)
     assert all("==" in line for line in pinned)
+
+
+class RefusingBigQuery:
+    """Stands in for bigquery.Client under the real BigQuery adapter: jobs.insert raises `error` for job IDs
+    containing `match`, as the real client raises what BigQuery answers."""
+
+    project = "baton-local"
+
+    def __init__(self, match: str, error: Exception) -> None:
+        self.match, self.error = match, error
+        self.inserted: list[str] = []
+
+    def query(self, sql: str, *, job_id: str, **kwargs: Any) -> None:
+        if self.match in job_id:
+            raise self.error
+        self.inserted.append(job_id)
+
+
+def with_bigquery(core: Core, client: RefusingBigQuery) -> None:
+    from baton.adapters.bigquery import BigQuerySubmitter
+
+    core.orchestrator.submitter = BigQuerySubmitter(client, "US")  # type: ignore[arg-type]
+
+
+def test_a_rate_limited_insert_asks_pub_sub_to_redeliver(core: Core) -> None:
+    from google.api_core import exceptions as gexc
+
+    run_id = start(core)
+    bigquery = RefusingBigQuery("_hist_orders_", gexc.Forbidden("Exceeded rate limits", errors=[{"reason": "rateLimitExceeded"}]))
+    with_bigquery(core, bigquery)
+    response = client("bigquery_job_completed").post("/", data=push_body(completion_entry(run_id, "land_raw")))
+    assert response.status_code == 503, response.get_json()
+    assert response.get_json()["error"] == "TransientError"
+    assert core.store.jobs[(run_id, "hist_orders")].status == JobStatus.READY, "left for the redelivery"
+
+
+def test_an_insert_refused_for_good_fails_the_job_and_acknowledges(core: Core) -> None:
+    from google.api_core import exceptions as gexc
+
+    run_id = start(core)
+    bigquery = RefusingBigQuery(
+        "_hist_orders_", gexc.NotFound("Not found: Dataset baton-local:raw", errors=[{"reason": "notFound"}])
+    )
+    with_bigquery(core, bigquery)
+    response = client("bigquery_job_completed").post("/", data=push_body(completion_entry(run_id, "land_raw")))
+    assert response.status_code == 200, response.get_json()
+    job = core.store.jobs[(run_id, "hist_orders")]
+    assert (job.status, job.error_reason) == (JobStatus.FAILED, "notFound")
+    assert {core.store.jobs[(run_id, key)].status for key in ("hist_customers", "hist_products")} == {JobStatus.SUBMITTED}

@@ -13,17 +13,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 SCHEDULED_MANIFEST = """\
 name: nightly_sales
-description: a scheduled manifest that writes two datasets
+description: a scheduled manifest that writes two of the declared datasets
 schedule: "30 2 * * *"
 time_zone: Europe/Berlin
 jobs:
   - key: staged
     sql: SELECT 1 AS x
-    destination: staging.sales
+    destination: trusted.sales
   - key: published
     needs: [staged]
-    sql: SELECT x FROM staging.sales
-    destination: analytics.sales
+    sql: SELECT x FROM trusted.sales
+    destination: consume.sales
 """
 UNSCHEDULED_MANIFEST = """\
 name: adhoc_backfill

@@ -73,3 +73,21 @@ def test_checkov_passes_on_every_stack(synth_dir: Path, tmp_path: Path) -> None:
         # Each stack was actually read: checks passed on resources of both files.
         scanned = {Path(check["file_path"]).parent.name for one in reports for check in one["results"]["passed_checks"]}
         assert scanned == {f"baton-{environment}-platform", f"baton-{environment}-handlers"}, scanned
+
+
+@needs_checkov
+def test_checkov_fails_a_stack_broken_on_purpose(synth_dir: Path, tmp_path: Path) -> None:
+    """The scan can fail: a copy of the prod handlers stack with the source bucket's uniform access turned off."""
+    stack = json.loads(stack_path(synth_dir, "baton-prod-handlers").read_text())
+    (bucket,) = stack["resource"]["google_storage_bucket"].values()
+    bucket["uniform_bucket_level_access"] = False
+    broken = tmp_path / "broken" / "cdk.tf.json"
+    broken.parent.mkdir()
+    broken.write_text(json.dumps(stack))
+    env = {**os.environ, "HOME": str(tmp_path), "BC_SKIP_MAPPING": "TRUE", "LOG_LEVEL": "WARNING"}
+    command = [str(CHECKOV), "--config-file", str(SHARED_CONFIG), "--skip-download", "-o", "json", "-f", str(broken)]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    report = json.loads(result.stdout)
+    failed = {check["check_id"] for check in report["results"]["failed_checks"]}
+    assert "CKV_GCP_29" in failed, failed  # uniform bucket-level access
+    assert result.returncode != 0

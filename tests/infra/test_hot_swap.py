@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from baton_cli.infra_diff import diff_stack
 from tests.infra.conftest import Synthesize
 from tests.infra.terraform_json import ENVIRONMENTS, load, stack_path
 
@@ -14,12 +15,8 @@ pytestmark = pytest.mark.infra
 
 
 def changed_resources(before: dict[str, Any], after: dict[str, Any]) -> set[str]:
-    kinds = set(before.get("resource", {})) | set(after.get("resource", {}))
-    changed = set()
-    for kind in kinds:
-        old, new = before["resource"].get(kind, {}), after["resource"].get(kind, {})
-        changed |= {f"{kind}.{name}" for name in set(old) | set(new) if old.get(name) != new.get(name)}
-    return changed
+    """What `baton infra diff` would list for this stack."""
+    return {change.address for change in diff_stack("handlers", before, after)}
 
 
 def test_handler_change_touches_only_the_archive_and_the_functions(

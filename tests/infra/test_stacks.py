@@ -35,6 +35,7 @@ PROJECT_LEVEL_ROLES = {
     "roles/bigquery.resourceViewer",  # the reconciler reads jobs other identities created
     "roles/logging.logWriter",  # build logs
     "roles/storage.objectViewer",  # the build reads gcf-v2-sources-*; conditioned to those buckets
+    "${google_project_iam_custom_role.operator_role.id}",  # operators cancel jobs others created: project-wide
 }
 
 
@@ -121,7 +122,9 @@ def test_functions_get_the_handlers_settings(synth_dir: Path, env: str) -> None:
 
     config = CONFIGS[env]
     for _, body in functions_by_entry_point(load(synth_dir, f"baton-{env}-handlers")).values():
+        timeout = body["service_config"]["timeout_seconds"]
         assert body["service_config"]["environment_variables"] == {
+            "BATON_FUNCTION_TIMEOUT_S": str(timeout),
             "BATON_ENV": env,
             "BATON_PROJECT": config.project,
             "BATON_SPANNER_INSTANCE": f"baton-{env}",
@@ -132,6 +135,12 @@ def test_functions_get_the_handlers_settings(synth_dir: Path, env: str) -> None:
             "BATON_MAX_DELIVERY_ATTEMPTS": str(config.push.max_delivery_attempts),
             "BATON_RECONCILE_INTERVAL_S": "300",
             "BATON_WORK_TOPIC": f"projects/{config.project}/topics/baton-{env}-work",
+            "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW": "false",  # the session mode the tests exercise
+            "THREADS": str(body["service_config"].get("max_instance_request_concurrency", 1)),
+            "BATON_DATASETS": json.dumps(
+                {dataset: config.bigquery_location for dataset in ("consume", "events", "history", "landing", "trusted")},
+                separators=(",", ":"),
+            ),
         }
 
 
@@ -166,6 +175,39 @@ def test_database_ddl_is_spanner_schema(synth_dir: Path, env: str) -> None:
     expected = _statements_in_schema_dir()
     assert database["ddl"] == expected
     assert all(re.match(r"^(CREATE|ALTER|DROP) ", statement) for statement in database["ddl"])
+
+
+def test_open_status_columns_turn_null_at_exactly_the_engines_terminal_statuses() -> None:
+    from baton.adapters.spanner_migrations import all_statements
+    from baton.domain.records import JobStatus, RunStatus
+
+    ddl = all_statements(REPO / "spanner_schema")
+    for table, statuses in (("RunJobs", JobStatus), ("Runs", RunStatus)):
+        (statement,) = [s for s in ddl if s.startswith(f"ALTER TABLE {table} ADD COLUMN OpenStatus ")]
+        listed = re.search(r"IF\(Status IN \(([^)]*)\), NULL, Status\)", statement)
+        assert listed, statement
+        assert {v.strip(" '") for v in listed.group(1).split(",")} == {str(s) for s in statuses if s.terminal}
+
+
+def test_no_index_puts_a_timestamp_right_after_a_status_and_finished_runs_expire() -> None:
+    from baton.adapters.spanner_migrations import all_statements
+
+    indexes: dict[str, str] = {}
+    for statement in all_statements(REPO / "spanner_schema"):
+        created = re.match(r"CREATE (?:NULL_FILTERED )?INDEX (\w+) ON \w+\s*\(([^)]*)\)", statement)
+        if created:
+            indexes[created.group(1)] = created.group(2)
+        dropped = re.match(r"DROP INDEX (\w+)", statement)
+        if dropped:
+            del indexes[dropped.group(1)]
+    for name, keys in indexes.items():
+        columns = [key.split()[0] for key in keys.split(",")]
+        assert not (columns[0].endswith("Status") and len(columns) > 1 and columns[1].endswith("At")), (name, keys)
+    assert {"OpenRunJobs", "OpenRuns"} <= set(indexes)
+    policies = [s for s in all_statements(REPO / "spanner_schema") if "ROW DELETION POLICY" in s]
+    assert policies and re.fullmatch(
+        r"ALTER TABLE Runs (ADD|REPLACE) ROW DELETION POLICY \(OLDER_THAN\(FinishedAt, INTERVAL \d+ DAY\)\)", policies[-1]
+    )
 
 
 def test_prod_is_protected_from_deletion_and_dev_is_not(synth_dir: Path) -> None:
@@ -257,7 +299,7 @@ def test_completion_events_are_pushed_with_oidc_backoff_and_dead_letter(synth_di
         subscription = subscriptions[name]
         assert subscription["name"] == subscription_name
         assert subscription["topic"] == f"projects/{config.project}/topics/{topic}"
-        assert subscription["ack_deadline_seconds"] == 120
+        assert subscription["ack_deadline_seconds"] == config.push.ack_deadline_seconds > config.completion_timeout_seconds
         assert subscription["retry_policy"] == {"minimum_backoff": "10s", "maximum_backoff": "600s"}
         assert subscription["dead_letter_policy"] == {
             "dead_letter_topic": f"projects/{config.project}/topics/baton-{env}-job-completed-dead-letter",
@@ -276,8 +318,14 @@ def test_completion_events_are_pushed_with_oidc_backoff_and_dead_letter(synth_di
         subscriber = subscribers[ref("google_pubsub_subscription", name, "name")]
         assert (subscriber["role"], subscriber["member"]) == ("roles/pubsub.subscriber", agent)
 
+    # The platform stack creates the agent (service identity) and grants to it; the handlers stack names it.
+    _, identity = only(platform, "google_project_service_identity")
+    assert identity["service"] == "pubsub.googleapis.com"
+    platform_agent = "serviceAccount:" + ref("google_project_service_identity", "pubsub_agent", "email")
     dead_letter_grants = [
-        (b["topic"], b["role"]) for b in resources(platform, "google_pubsub_topic_iam_member").values() if b["member"] == agent
+        (b["topic"], b["role"])
+        for b in resources(platform, "google_pubsub_topic_iam_member").values()
+        if b["member"] == platform_agent
     ]
     assert dead_letter_grants == [(ref("google_pubsub_topic", "dead_letter_topic", "name"), "roles/pubsub.publisher")]
     # Something must hold dead letters, or a topic without subscriptions drops them.
@@ -329,20 +377,51 @@ def test_schedules_follow_the_repository_manifests(synth_dir: Path) -> None:
     assert jobs == {f"baton-dev-start-{name}" for name in scheduled} | {"baton-dev-reconcile"}
 
 
-def test_manifest_destinations_and_configured_datasets_get_dataset_grants(example_synth_dir: Path) -> None:
+def test_every_function_gets_each_declared_dataset_and_the_platform_creates_them(example_synth_dir: Path) -> None:
     from cdk.config import ENVIRONMENTS as CONFIGS
 
-    config = CONFIGS["dev"]
-    handlers = load(example_synth_dir, "baton-dev-handlers")
-    grants = {(b["dataset_id"], b["role"]) for b in resources(handlers, "google_bigquery_dataset_iam_member").values()}
-    written = {"staging", "analytics"} | set(config.write_datasets)  # the example manifest's destinations, then the config's
-    assert grants == {(d, "roles/bigquery.dataEditor") for d in written} | {
-        (d, "roles/bigquery.dataViewer") for d in set(config.read_datasets) - written
-    }
-    per_dataset = [
-        b for b in resources(handlers, "google_bigquery_dataset_iam_member").values() if b["dataset_id"] == "analytics"
-    ]
-    assert len({b["member"] for b in per_dataset}) == len(ENTRY_POINTS)
+    for env in ENVIRONMENTS:
+        config = CONFIGS[env]
+        handlers = load(example_synth_dir, f"baton-{env}-handlers")
+        platform = load(example_synth_dir, f"baton-{env}-platform")
+        roles = {"write": "roles/bigquery.dataEditor", "read": "roles/bigquery.dataViewer"}
+        grants = {(b["dataset_id"], b["role"]) for b in resources(handlers, "google_bigquery_dataset_iam_member").values()}
+        assert grants == {(d.dataset_id, roles[d.access]) for d in config.datasets}
+        assert {"trusted", "consume"} <= {dataset for dataset, _ in grants}  # the example manifest's destinations
+        per_dataset = [
+            b for b in resources(handlers, "google_bigquery_dataset_iam_member").values() if b["dataset_id"] == "consume"
+        ]
+        assert len({b["member"] for b in per_dataset}) == len(ENTRY_POINTS)
+
+        created = {body["dataset_id"]: body for body in resources(platform, "google_bigquery_dataset").values()}
+        assert set(created) == {dataset for dataset, _ in grants}
+        for body in created.values():
+            assert body["location"] == config.bigquery_location
+            assert body["labels"]["baton_env"] == env
+            assert "access" not in body  # an access block would reset the IAM members' grants at every apply
+            assert body["delete_contents_on_destroy"] is (not config.deletion_protection)
+            assert ("lifecycle" in body) is config.deletion_protection
+            if config.deletion_protection:
+                assert body["lifecycle"]["prevent_destroy"] is True
+            assert "google_project_service.api_bigquery" in body["depends_on"]
+
+
+def test_a_manifest_writing_an_undeclared_dataset_is_refused(tmp_path: Path) -> None:
+    from cdktf import App
+
+    from baton.manifests.loading import parse_manifest
+    from cdk.archive import HandlerArchive
+    from cdk.config import ENVIRONMENTS as CONFIGS
+    from cdk.handlers_stack import HandlersStack, UndeclaredDataset
+
+    manifest = parse_manifest(
+        {"name": "m", "jobs": [{"key": "a", "sql": "SELECT 1", "destination": "nowhere.daily"}]}, "m.yaml", base_dir=REPO
+    )
+    archive_file = tmp_path / "handlers-0.zip"
+    archive_file.write_bytes(b"")
+    archive = HandlerArchive(path=archive_file, digest="0", entries=())
+    with pytest.raises(UndeclaredDataset, match="nowhere"):
+        HandlersStack(App(outdir=str(tmp_path)), CONFIGS["dev"], archive=archive, manifests=[manifest])
 
 
 def test_destination_datasets_are_found_with_or_without_a_project() -> None:

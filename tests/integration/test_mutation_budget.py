@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from baton.adapters.spanner_migrations import all_statements
-from baton.adapters.spanner_mutations import INDEXES, MUTATION_LIMIT, PRIMARY_KEYS, row_mutations
+from baton.adapters.spanner_mutations import GENERATED, INDEXES, MUTATION_LIMIT, PRIMARY_KEYS, row_mutations
 from baton.adapters.spanner_store import JOB_UPDATE, SpannerRunStore
 from baton.domain.records import JobStatus
 from baton.errors import CommitTooLarge
@@ -25,16 +25,32 @@ def test_the_counting_tables_mirror_the_ddl() -> None:
         for match in re.finditer(r"CREATE TABLE (?P<table>\w+) \((?:.|\n)*?\) PRIMARY KEY \((?P<key>[^)]*)\)", ddl)
     }
     assert tables == PRIMARY_KEYS
-    indexes: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
-    for match in re.finditer(r"CREATE INDEX (?P<name>\w+) ON (?P<table>\w+)\((?P<columns>[^)]*)\)", ddl):
-        columns = tuple(part.split()[0] for part in match["columns"].split(","))
-        indexes.setdefault(match["table"], []).append((match["name"], columns))
-    assert {table: tuple(found) for table, found in indexes.items()} == INDEXES
+    indexes: dict[str, dict[str, tuple[str, ...]]] = {}
+    for statement in all_statements():  # in order: a later DROP INDEX removes an earlier one
+        created = re.match(r"CREATE (?:NULL_FILTERED )?INDEX (?P<name>\w+) ON (?P<table>\w+)\s*\((?P<columns>[^)]*)\)", statement)
+        if created:
+            columns = tuple(part.split()[0] for part in created["columns"].split(","))
+            indexes.setdefault(created["table"], {})[created["name"]] = columns
+        dropped = re.match(r"DROP INDEX (\w+)", statement)
+        if dropped:
+            for found in indexes.values():
+                found.pop(dropped.group(1), None)
+    assert {table: tuple(found.items()) for table, found in indexes.items()} == {
+        table: tuple(found) for table, found in INDEXES.items()
+    }
+    generated = {
+        (match["table"], match["column"])
+        for statement in all_statements()
+        for match in [re.match(r"ALTER TABLE (?P<table>\w+) ADD COLUMN (?P<column>\w+) .* AS \(.*\) STORED$", statement)]
+        if match
+    }
+    assert generated == {(table, column) for table, columns in GENERATED.items() for column in columns}
 
 
 def test_a_job_update_costs_its_columns_and_its_index_entries() -> None:
-    # 17 columns and the commit timestamp, plus the status index's entry removed and written (2 x (2 + 2)).
-    assert row_mutations("RunJobs", JOB_UPDATE) == len(JOB_UPDATE) + 8
+    # Its columns and the commit timestamp, the generated OpenStatus, and the open-jobs index entry
+    # (OpenStatus, RunId, JobKey) removed and written (2 x 3).
+    assert row_mutations("RunJobs", JOB_UPDATE) == len(JOB_UPDATE) + 1 + 6
     assert row_mutations("RunJobs", ("RunId", "JobKey", "Error")) == 3, "no indexed column: no index entry"
 
 

@@ -1,4 +1,4 @@
-"""The reconciler's work list pages through RunJobsByStatus without losing or repeating rows."""
+"""The reconciler's work list pages through OpenRunJobs without losing or repeating rows."""
 
 from __future__ import annotations
 

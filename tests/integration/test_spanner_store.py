@@ -56,6 +56,10 @@ def test_a_diamond_round_trips_through_spanner(spanner_database: Any, tmp_path: 
     assert {j.status for j in jobs.values()} == {JobStatus.SUCCEEDED}
     assert jobs["d"].spec.sql == "SELECT @run_date"
     assert store.list_runs(manifest="m")[0].status == RunStatus.SUCCEEDED
+    # The open-status indexes (spanner_schema/0005) drop a row once it is terminal; terminal lists still answer.
+    assert store.list_runs(status=RunStatus.RUNNING) == []
+    assert [r.run_id for r in store.list_runs(status=RunStatus.SUCCEEDED)] == [run_id]
+    assert all(store.jobs_page(status, 10) == ([], None) for status in (JobStatus.READY, JobStatus.SUBMITTED))
 
 
 def test_completion_reads_do_not_grow_with_the_run(spanner_database: Any, tmp_path: Any) -> None:
@@ -92,3 +96,24 @@ def test_large_runs_are_written_in_commits_under_the_mutation_limit(spanner_data
     assert run is not None and run.total_jobs == 6001
     assert len(store.list_jobs(run_id)) == 6001
     assert store.transact(lambda tx: len(tx.get_dependents(run_id, "root"))) == 3000
+
+
+def test_run_events_wait_in_the_outbox_committed_with_their_transition(spanner_database: Any, tmp_path: Any) -> None:
+    from baton.domain.run_events import run_event
+    from baton.service.events import record
+
+    store = SpannerRunStore(spanner_database)
+    run_id = start(store, {"a": []}, tmp_path)
+
+    def activated_again(tx: Any) -> str:
+        run = tx.get_run(run_id)
+        [event] = record(tx, [run_event("run.started", run, NOW)])
+        return str(event["event_id"])
+
+    event_id = store.transact(activated_again)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
+    [waiting] = [e for e in store.unpublished_events(100, later) if e["run_id"] == run_id]
+    assert (waiting["event_id"], waiting["type"], waiting["counts"]["total"]) == (event_id, "run.started", 1)
+    assert not [e for e in store.unpublished_events(100, NOW) if e["run_id"] == run_id], "written after NOW"
+    store.forget_events([(run_id, event_id)])
+    assert not [e for e in store.unpublished_events(100, later) if e["run_id"] == run_id]

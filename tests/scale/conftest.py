@@ -49,17 +49,10 @@ class ScaleStack:
     manifests_dir: Path
 
     def settings(self) -> Settings:
-        """What the operator CLI uses to reach this stack (it cancels and retries like `baton`)."""
-        return Settings(
-            environment=self.stack.options.environment,
-            project=self.stack.topology.project,
-            spanner_instance=self.stack.settings["BATON_SPANNER_INSTANCE"],
-            spanner_database=self.stack.settings["BATON_SPANNER_DATABASE"],
-            bigquery_location=self.stack.settings.get("BATON_BQ_LOCATION", "US"),
-            manifests_dir=self.manifests_dir,
-            bigquery_endpoint=self.stack.bigquery.endpoint,
-            mutation_budget=BUDGET,
-        )
+        """What the operator CLI uses to reach this stack (it cancels and retries like `baton`); use it inside
+        `stack.client_env()`, since it also publishes (run events, continuations) to the stack's Pub/Sub."""
+        settings: Settings = self.stack.operator_settings()
+        return settings
 
     def handler_log(self) -> str:
         return "".join(server.process.log_path.read_text(errors="replace") for server in self.stack.functions.values())
@@ -77,6 +70,7 @@ def scale(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         synth_dir=synth_dir,
         push_backoff_s=(1.0, 2.0),
         extra_handler_env={"BATON_SPANNER_MUTATION_BUDGET": str(BUDGET)},
+        extra_datasets=("scale",),  # the gated manifest reads scale.gate
     )
     with LocalStack.start(options) as stack:
         yield ScaleStack(stack, SpannerRunStore(stack.database(), mutation_budget=BUDGET), manifests)

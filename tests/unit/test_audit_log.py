@@ -93,7 +93,7 @@ def test_success_with_destination_table() -> None:
 def test_invalid_query_failure_maps_the_rpc_code() -> None:
     completion = parsed(parse_log_entry(entry("job_done_invalid_query"))).completion
     assert completion.job_key == "build_report"
-    assert completion.error == JobError("invalidQuery", "Syntax error: Unexpected keyword FROM at [1:8]")
+    assert completion.error == JobError("invalidQuery", "Syntax error: Unexpected keyword FROM at [1:8]", reason_inferred=True)
     assert completion.stats.destination_table == "acme-analytics-dev.marts.daily_report"
     assert completion.stats.total_bytes_processed is None  # a failed query reports no queryStats
 
@@ -102,7 +102,7 @@ def test_backend_error_on_a_second_attempt_keeps_nanosecond_times_as_microsecond
     completion = parsed(parse_log_entry(entry("job_done_backend_error"))).completion
     assert (completion.job_key, completion.attempt) == ("refresh_kpis", 2)
     assert completion.bigquery_job_id.endswith("_refresh_kpis_2")
-    assert completion.error == JobError("backendError", "The service is currently unavailable.")
+    assert completion.error == JobError("backendError", "The service is currently unavailable.", reason_inferred=True)
     assert completion.stats.start_time == dt.datetime(2025, 3, 14, 2, 7, 40, 123456, tzinfo=UTC)
     assert completion.stats.end_time == dt.datetime(2025, 3, 14, 2, 9, 3, 500000, tzinfo=UTC)
     assert (completion.stats.total_bytes_processed, completion.stats.total_slot_ms) == (0, 412)
@@ -323,7 +323,9 @@ def test_anonymous_result_table_is_no_destination() -> None:
     [
         ({}, None),  # an empty google.rpc.Status is OK
         ({"code": 0}, None),
-        ({"code": "3", "message": "bad"}, JobError("invalidQuery", "bad")),
+        ({"code": "3", "message": "bad"}, JobError("invalidQuery", "bad", reason_inferred=True)),
+        ({"code": 8, "message": "Exceeded"}, JobError("rateLimitExceeded", "Exceeded", reason_inferred=True)),
+        ({"code": 5, "message": "gone"}, JobError("notFound", "gone")),  # one reason only: nothing to look up
         ({"code": 8, "message": "Quota exceeded", "reason": "quotaExceeded"}, JobError("quotaExceeded", "Quota exceeded")),
         ({"code": 99, "message": "?"}, JobError(reason_for_code(99), "?")),
         ({"code": 1}, JobError("stopped", "google.rpc code 1")),

@@ -95,7 +95,8 @@ def test_check_problems_are_all_reported_at_once(tmp_path: Path) -> None:
     problems = problems_of(manifest_with_checks(checks), tmp_path)
     text = "\n".join(problems)
     assert "check 'Bad-Name': name must match" in text
-    assert "check 'two_kinds': give exactly one of" in text and "(found: not_null, unique)" in text
+    assert "check 'two_kinds': give exactly one of the check kinds not_null, unique," in text
+    assert "(found: not_null, unique)" in text
     assert "check 'two_kinds': duplicate check name" in text
     assert "check 'raw_with_table': 'table' applies to named checks" in text
     assert "check 'bad_column': 'id; DROP TABLE x' is not a column name" in text
@@ -404,3 +405,62 @@ def test_a_job_failed_by_its_checks_is_retried_with_fresh_checks(tmp_path: Path)
     assert world.store.runs[run_id].status == RunStatus.SUCCEEDED
     history = [(c.attempt, c.status) for c in world.store.list_checks(run_id, "load")]
     assert history == [(1, CheckStatus.FAILED), (2, CheckStatus.PASSED)]
+
+
+def _check_entry(run_id: str, name: str, *, query_stats: dict[str, Any] | None) -> dict[str, Any]:
+    """The audit entry of a check's job: `query_stats` None is a truncated entry without queryStats."""
+    entry = load_fixture("audit_log/job_done_success")
+    job = entry["protoPayload"]["metadata"]["jobChange"]["job"]
+    job["jobConfig"]["labels"].update(baton_env="test", baton_run=run_id, baton_job="load", baton_attempt="1", baton_check=name)
+    job["jobName"] = f"projects/p/jobs/{check_job_id('test', run_id, 'load', 1, name)}"
+    job["jobConfig"]["queryConfig"].pop("destinationTable", None)
+    if query_stats is None:
+        job["jobStats"].pop("queryStats", None)
+    else:
+        job["jobStats"]["queryStats"] = query_stats
+    return entry
+
+
+def test_a_check_entry_without_query_stats_is_healed_from_jobs_get_never_read_as_a_pass(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_with_checks(CHECKS))
+    run_id = world.start()
+    world.finish(run_id, "load")
+    truncated = parse_log_entry(_check_entry(run_id, "ids_present", query_stats=None), environment="test")
+    assert isinstance(truncated, ParsedCompletion) and isinstance(truncated.completion, CheckCompletion)
+    assert truncated.completion.rows is None and not truncated.completion.passed
+    ids = check_job_id("test", run_id, "load", 1, "ids_present")
+    world.submitter.remote[ids] = RemoteJob(ids, RemoteState.DONE, output_rows=4)
+
+    world.orchestrator.complete(truncated.completion)
+
+    assert world.submitter.lookups == [ids]
+    outcome = {c.name: c for c in world.store.list_checks(run_id)}["ids_present"]
+    assert (outcome.status, outcome.rows, outcome.error) == (CheckStatus.FAILED, 4, None)
+
+
+def test_a_check_entry_with_query_stats_but_no_row_count_is_zero_rows() -> None:
+    run_id = "5f0c1e7a9b2d4c6e8f1a3b5c7d9e0f21"
+    parsed = parse_log_entry(_check_entry(run_id, "ids_present", query_stats={"totalProcessedBytes": "10"}), environment="test")
+    assert isinstance(parsed, ParsedCompletion) and isinstance(parsed.completion, CheckCompletion)
+    assert (parsed.completion.rows, parsed.completion.passed) == (0, True), "proto3 JSON omits a zero outputRowCount"
+
+
+def test_a_truncated_check_entry_bigquery_cannot_answer_for_fails_closed(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_with_checks(CHECKS))
+    run_id = world.start()
+    world.finish(run_id, "load")
+    truncated = parse_log_entry(_check_entry(run_id, "ids_present", query_stats=None), environment="test")
+    assert isinstance(truncated, ParsedCompletion)
+    world.orchestrator.complete(truncated.completion)  # jobs.get does not know the job (None)
+    outcome = {c.name: c for c in world.store.list_checks(run_id)}["ids_present"]
+    assert outcome.status == CheckStatus.FAILED and "unknownResult" in (outcome.error or "")
+
+
+def test_with_a_scratch_dataset_check_results_go_to_a_table_every_function_can_read(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_with_checks(CHECKS))
+    world.orchestrator.scratch_dataset = "baton_test_scratch"
+    run_id = world.start()
+    world.finish(run_id, "load")
+    ids = check_job_id("test", run_id, "load", 1, "ids_present")
+    request = {r.job_id: r for r in world.submitter.requests}[ids]
+    assert (request.destination, request.write_disposition) == (f"baton_test_scratch.{ids}", "WRITE_TRUNCATE")

@@ -60,3 +60,26 @@ def test_malformed_values_are_refused_by_name(name: str, value: str, message: st
     with pytest.raises(ConfigError) as refused:
         Settings.from_env({**BASE, name: value})
     assert str(refused.value) == message
+
+
+def test_the_time_budget_fits_the_function_and_the_function_fits_the_ack_deadline() -> None:
+    from baton.domain.timing import ACK_DEADLINE_S, CALLS_IN_SEQUENCE, DEFAULT_FUNCTION_TIMEOUT_S, TimeBudget
+    from cdk.config import EnvironmentConfig, PushDelivery
+
+    assert PushDelivery().ack_deadline_seconds == ACK_DEADLINE_S
+    completion_timeout = EnvironmentConfig.__dataclass_fields__["completion_timeout_seconds"].default
+    assert completion_timeout == DEFAULT_FUNCTION_TIMEOUT_S
+    assert DEFAULT_FUNCTION_TIMEOUT_S < ACK_DEADLINE_S
+    budget = TimeBudget()
+    assert CALLS_IN_SEQUENCE * budget.call_deadline_s + budget.reserve_s == budget.function_timeout_s
+    assert budget.reserve_s > 0 and budget.request_timeout_s < budget.call_deadline_s
+    assert budget.call_deadline_s < 600, "BigQuery's DEFAULT_RETRY deadline is what this replaces"
+
+
+def test_the_function_timeout_comes_from_the_stack() -> None:
+    settings = Settings.from_env({**BASE, "BATON_FUNCTION_TIMEOUT_S": "60"})
+    assert settings.budget.function_timeout_s == 60
+    assert settings.budget.call_deadline_s == 15
+    assert Settings.from_env(BASE).budget.function_timeout_s == 120
+    with pytest.raises(ConfigError, match="BATON_FUNCTION_TIMEOUT_S"):
+        Settings.from_env({**BASE, "BATON_FUNCTION_TIMEOUT_S": "7200"})

@@ -247,5 +247,195 @@ def test_a_completion_that_beats_the_submitted_mark_keeps_its_outcome_and_gets_a
     world.store.jobs[(run_id, "a")] = job.__class__(**{**job.__dict__, "status": JobStatus.READY, "submitted_at": None})
     world.finish(run_id, "a")
     assert world.job(run_id, "a").submitted_at is None
-    assert world.store.transact(lambda tx: mark_submitted(tx, run_id, [("a", 1)], NOW)) == 0
+    assert world.store.transact(lambda tx: mark_submitted(tx, run_id, [("a", 1)], NOW)).moved == 0
     assert (world.job(run_id, "a").status, world.job(run_id, "a").submitted_at) == (JobStatus.SUCCEEDED, NOW)
+
+
+def test_a_job_bigquery_refuses_at_insert_fails_like_a_failed_job(tmp_path: Path) -> None:
+    from baton.errors import JobRefused
+
+    world = World(tmp_path, manifest_of({"a": [], "b": ["a"], "c": ["b"], "d": ["a"]}))
+    run_id = world.start()
+    world.submitter.refuse = lambda request: (
+        JobRefused(request.job_id, "notFound", "Not found: Dataset baton-local:sales")
+        if request.labels["baton_job"] == "b"
+        else None
+    )
+    result = world.finish(run_id, "a")
+
+    assert result.verdict == Verdict.RECORDED
+    b = world.job(run_id, "b")
+    assert (b.status, b.error_reason) == (JobStatus.FAILED, "notFound")
+    assert world.job(run_id, "c").status == JobStatus.SKIPPED
+    assert world.job(run_id, "d").status == JobStatus.SUBMITTED, "the other released job still went out"
+    world.finish(run_id, "d")
+    assert world.store.runs[run_id].status == RunStatus.FAILED
+    assert world.events.types() == ["run.started", "job.failed", "run.failed"]
+    assert world.events.events[1]["job"]["error_reason"] == "notFound"
+
+
+def test_a_refused_check_fails_closed(tmp_path: Path) -> None:
+    from baton.errors import JobRefused
+
+    manifest = manifest_of({"a": []})
+    manifest["jobs"][0]["destination"] = "sales.orders"
+    manifest["jobs"][0]["checks"] = [{"name": "no_nulls", "not_null": "id"}]
+    world = World(tmp_path, manifest)
+    run_id = world.start()
+    world.submitter.refuse = lambda request: (
+        JobRefused(request.job_id, "accessDenied", "Access Denied") if "baton_check" in request.labels else None
+    )
+    world.finish(run_id, "a")
+    assert world.job(run_id, "a").status == JobStatus.FAILED
+    assert world.store.runs[run_id].status == RunStatus.FAILED
+
+
+def test_a_reason_inferred_from_an_rpc_code_is_replaced_by_bigquerys_own_before_the_retry_decision(tmp_path: Path) -> None:
+    from baton.service.ports import RemoteJob, RemoteState
+
+    world = World(tmp_path, manifest_of({"a": []}, retry={"max_attempts": 3}))
+    run_id = world.start()
+    job_id = bigquery_job_id("test", run_id, "a", 1)
+    # RESOURCE_EXHAUSTED reads as rateLimitExceeded (retryable), but it was a quota that lasts for hours.
+    world.submitter.remote[job_id] = RemoteJob(job_id, RemoteState.DONE, "quotaExceeded", "Quota exceeded: bytes scanned")
+    inferred = JobError("rateLimitExceeded", "Quota exceeded", reason_inferred=True)
+
+    result = world.orchestrator.complete(Completion(run_id, "a", 1, job_id, error=inferred))
+
+    assert world.submitter.lookups == [job_id]
+    assert result.verdict == Verdict.RECORDED
+    job = world.job(run_id, "a")
+    assert (job.status, job.error_reason, job.attempt) == (JobStatus.FAILED, "quotaExceeded", 1)
+
+
+def test_a_reason_bigquery_gave_is_not_looked_up(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": []}, retry={"max_attempts": 3}))
+    run_id = world.start()
+    world.finish(run_id, "a", error="rateLimitExceeded")
+    assert world.submitter.lookups == []
+    assert world.job(run_id, "a").attempt == 2
+
+
+def _cancelled_after_insert(calls: list[tuple[str, str]], job_id: str) -> bool:
+    inserted = calls.index(("insert", job_id))
+    return ("cancel", job_id) in calls[inserted:]
+
+
+def test_a_cancel_between_release_and_insert_still_stops_the_job_in_bigquery(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": [], "b": ["a"]}))
+    run_id = world.start()
+    b_id = bigquery_job_id("test", run_id, "b", 1)
+
+    def cancel_first(request: Any) -> None:
+        if request.job_id == b_id and world.store.runs[run_id].status == RunStatus.RUNNING:
+            world.orchestrator.cancel(run_id)  # lands after b's release committed, before its insert
+
+    world.submitter.refuse = cancel_first
+    world.finish(run_id, "a")
+
+    assert world.store.runs[run_id].status == RunStatus.CANCELLED
+    assert world.job(run_id, "b").status == JobStatus.CANCELLED
+    assert _cancelled_after_insert(world.submitter.calls, b_id), world.submitter.calls
+
+
+def test_a_cancel_while_checks_are_submitted_stops_them_in_bigquery(tmp_path: Path) -> None:
+    from baton.domain.naming import check_job_id
+
+    manifest = manifest_of({"a": []})
+    manifest["jobs"][0]["destination"] = "sales.orders"
+    manifest["jobs"][0]["checks"] = [{"name": "no_nulls", "not_null": "id"}]
+    world = World(tmp_path, manifest)
+    run_id = world.start()
+    check_id = check_job_id("test", run_id, "a", 1, "no_nulls")
+
+    def cancel_first(request: Any) -> None:
+        if request.job_id == check_id and world.store.runs[run_id].status == RunStatus.RUNNING:
+            world.orchestrator.cancel(run_id)
+
+    world.submitter.refuse = cancel_first
+    world.finish(run_id, "a")
+    assert _cancelled_after_insert(world.submitter.calls, check_id), world.submitter.calls
+
+
+def test_cancelling_a_run_whose_job_is_checking_cancels_its_checks(tmp_path: Path) -> None:
+    from baton.domain.naming import check_job_id
+
+    manifest = manifest_of({"a": []})
+    manifest["jobs"][0]["destination"] = "sales.orders"
+    manifest["jobs"][0]["checks"] = [{"name": "no_nulls", "not_null": "id"}]
+    world = World(tmp_path, manifest)
+    run_id = world.start()
+    world.finish(run_id, "a")
+    world.orchestrator.cancel(run_id)
+    assert world.submitter.cancelled == [check_job_id("test", run_id, "a", 1, "no_nulls")]
+
+
+def test_the_first_redelivery_after_a_503_submits_what_the_first_delivery_released(tmp_path: Path) -> None:
+    from baton.domain.timing import PUBSUB_MINIMUM_BACKOFF_S, RESUBMIT_AFTER
+    from baton.errors import TransientError
+    from cdk.config import PushDelivery
+
+    assert PushDelivery().minimum_backoff_seconds == PUBSUB_MINIMUM_BACKOFF_S
+    assert RESUBMIT_AFTER.total_seconds() < PUBSUB_MINIMUM_BACKOFF_S
+    world = World(tmp_path, manifest_of({"a": [], "b": ["a"]}))
+    run_id = world.start()
+    world.submitter.fail_next = TransientError("BigQuery jobs.insert: 503")
+    with pytest.raises(TransientError):  # the handler answers 503
+        world.finish(run_id, "a")
+    assert world.job(run_id, "b").status == JobStatus.READY
+    world.clock.now += dt.timedelta(seconds=PUBSUB_MINIMUM_BACKOFF_S)  # the earliest redelivery
+
+    result = world.finish(run_id, "a")
+
+    assert result.verdict == Verdict.DUPLICATE
+    assert world.job(run_id, "b").status == JobStatus.SUBMITTED
+
+
+def test_run_events_survive_a_failed_publish_and_the_reconciler_publishes_them(tmp_path: Path) -> None:
+    from baton.domain.timing import ReconcilePolicy
+
+    world = World(tmp_path, manifest_of({"a": [], "b": ["a"]}))
+    run_id = world.start()
+    world.events.fail = RuntimeError("Pub/Sub: 503")
+
+    result = world.finish(run_id, "a", error="invalidQuery")  # the transition commits; the handler answers 200
+
+    assert result.run_finished and world.events.types() == ["run.started"]
+    waiting = sorted(event["type"] for event in world.store.outbox.values())
+    assert waiting == ["job.failed", "run.failed"]
+    world.events.fail = None
+    world.clock.now += dt.timedelta(minutes=1)
+    report = world.orchestrator.reconcile(ReconcilePolicy())
+    assert report.published_events == 2
+    assert world.events.types() == ["run.started", "job.failed", "run.failed"]
+    assert world.store.outbox == {}
+    assert world.events.events[1]["event_id"] == f"{run_id}:job.failed:a:1"
+    assert len({event["event_id"] for event in world.events.events}) == 3
+
+
+def test_a_failed_publish_on_cancel_still_cancels_in_bigquery(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": []}))
+    run_id = world.start()
+    world.events.fail = RuntimeError("Pub/Sub: 503")
+    world.orchestrator.cancel(run_id)
+    assert world.submitter.cancelled == [bigquery_job_id("test", run_id, "a", 1)]
+    assert [event["type"] for event in world.store.outbox.values()] == ["run.cancelled"]
+
+
+def test_every_published_event_leaves_the_outbox(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": []}))
+    run_id = world.start()
+    world.finish(run_id, "a")
+    assert world.events.types() == ["run.started", "run.succeeded"]
+    assert world.store.outbox == {}
+
+
+def test_a_failure_stays_a_failure_when_jobs_get_names_no_reason(tmp_path: Path) -> None:
+    from baton.service.ports import RemoteJob, RemoteState
+
+    world = World(tmp_path, manifest_of({"a": []}))
+    run_id = world.start()
+    job_id = bigquery_job_id("test", run_id, "a", 1)
+    world.submitter.remote[job_id] = RemoteJob(job_id, RemoteState.DONE)  # no errorResult
+    world.orchestrator.complete(Completion(run_id, "a", 1, job_id, error=JobError("invalidQuery", "bad", reason_inferred=True)))
+    assert world.job(run_id, "a").status == JobStatus.FAILED

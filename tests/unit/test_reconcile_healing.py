@@ -147,3 +147,116 @@ def test_a_transient_failure_leaves_that_job_for_next_time_and_heals_the_rest(tm
     assert (report.submitted, report.errors) == (1, 1)
     assert sorted(world.job(run_id, k).status for k in ("a", "b")) == [JobStatus.READY, JobStatus.SUBMITTED]
     assert world.orchestrator.reconcile(SHORT).submitted == 1
+
+
+def test_one_job_that_bigquery_always_refuses_does_not_stop_the_healing_of_other_runs(tmp_path: Path) -> None:
+    from google.api_core import exceptions as gexc
+
+    world = World(tmp_path, manifest_of({"a": [], "b": ["a"]}))
+    bad = world.start()
+    world.submitter.refuse = lambda request: (
+        gexc.BadRequest("Invalid table name", errors=[{"reason": "invalid"}]) if request.labels["baton_run"] == bad else None
+    )
+    healed = []
+    for _ in range(3):  # pass after pass, a new run whose release was lost behind the bad one
+        good = world.start()
+        for run_id in (bad, good):
+            set_job(world, run_id, "a", status=JobStatus.READY, ready_at=world.clock.now, submitted_at=None)
+        world.clock.now += dt.timedelta(seconds=3)
+
+        report = world.orchestrator.reconcile(SHORT)
+
+        assert report.errors >= 1
+        assert world.job(good, "a").status == JobStatus.SUBMITTED
+        healed.append(good)
+    assert all(world.job(run_id, "a").status == JobStatus.SUBMITTED for run_id in healed)
+    assert world.job(bad, "a").status != JobStatus.SUBMITTED
+
+
+def test_a_lookup_that_fails_for_a_non_transient_reason_is_counted_and_the_rest_heal(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": []}))
+    first, second = world.start(), world.start()
+    world.submitter.lookup_errors[bigquery_job_id("test", first, "a", 1)] = ValueError("an answer Baton cannot read")
+    job_id = bigquery_job_id("test", second, "a", 1)
+    world.submitter.remote[job_id] = RemoteJob(job_id, RemoteState.DONE)
+    world.clock.now += dt.timedelta(seconds=3)
+
+    report = world.orchestrator.reconcile(SHORT)
+
+    assert (report.errors, report.healed) == (1, 1)
+    assert world.store.runs[second].status == RunStatus.SUCCEEDED
+
+
+def test_stalled_runs_are_repaired_oldest_first(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": [], "b": ["a"]}))
+    world.store = PagingStore()
+    world.orchestrator.store = world.store
+    runs = []
+    for _ in range(3):
+        run_id = world.start()
+        world.finish(run_id, "a")
+        set_job(world, run_id, "b", status=JobStatus.PENDING, pending_upstreams=1, ready_at=None, submitted_at=None)
+        runs.append(run_id)
+        world.clock.now += dt.timedelta(minutes=1)
+    world.clock.now += dt.timedelta(minutes=20)
+
+    repaired = []
+    for _ in range(3):
+        assert world.orchestrator.reconcile(replace(SHORT, batch=1)).repaired_runs == 1
+        repaired.append(next(r for r in runs if r not in repaired and world.job(r, "b").status == JobStatus.SUBMITTED))
+    assert repaired == runs, "with more RUNNING runs than a batch, the one stalled longest goes first"
+
+
+def test_runs_stuck_creating_are_abandoned_oldest_first(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": []}))
+    runs = []
+    for _ in range(2):
+        run_id = world.start()
+        world.store.runs[run_id] = replace(world.store.runs[run_id], status=RunStatus.CREATING)
+        runs.append(run_id)
+        world.clock.now += dt.timedelta(minutes=1)
+    world.clock.now += dt.timedelta(minutes=20)
+    assert world.orchestrator.reconcile(replace(SHORT, batch=1)).abandoned_runs == 1
+    assert [world.store.runs[r].status for r in runs] == [RunStatus.FAILED, RunStatus.CREATING]
+
+
+def test_the_fake_store_lists_runs_newest_first_like_spanner(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of({"a": []}))
+    first = world.start()
+    world.clock.now += dt.timedelta(seconds=1)
+    second = world.start()
+    assert [r.run_id for r in world.store.list_runs()] == [second, first]
+    assert [r.run_id for r in world.store.list_runs(oldest_first=True)] == [first, second]
+
+
+def test_check_lookups_count_against_the_batch(tmp_path: Path) -> None:
+    from baton.domain.naming import check_job_id
+
+    manifest = manifest_of({"a": []})
+    manifest["jobs"][0]["destination"] = "sales.orders"
+    manifest["jobs"][0]["checks"] = [{"name": f"c{i}", "not_null": "id"} for i in range(3)]
+    world = World(tmp_path, manifest)
+    run_id = world.start()
+    world.finish(run_id, "a")
+    for i in range(3):
+        job_id = check_job_id("test", run_id, "a", 1, f"c{i}")
+        world.submitter.remote[job_id] = RemoteJob(job_id, RemoteState.RUNNING)
+    world.clock.now += dt.timedelta(seconds=3)
+    world.orchestrator.reconcile(replace(SHORT, batch=2))
+    assert len(world.submitter.lookups) == 2
+
+
+def test_a_lost_submission_that_bigquery_now_refuses_fails_the_job(tmp_path: Path) -> None:
+    from baton.errors import JobRefused
+
+    world = World(tmp_path, manifest_of({"a": [], "b": ["a"]}))
+    run_id = world.start()  # a is SUBMITTED, but BigQuery never got it (lookup answers None)
+    world.submitter.refuse = lambda request: JobRefused(request.job_id, "notFound", "Not found: Dataset p:gone")
+    world.clock.now += dt.timedelta(seconds=3)
+
+    report = world.orchestrator.reconcile(SHORT)
+
+    assert report.errors == 0
+    a = world.job(run_id, "a")
+    assert (a.status, a.error_reason) == (JobStatus.FAILED, "notFound")
+    assert world.store.runs[run_id].status == RunStatus.FAILED

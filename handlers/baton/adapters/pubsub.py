@@ -6,56 +6,77 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from google.api_core.retry import Retry
 from google.cloud.pubsub_v1 import PublisherClient
 
 from baton.domain.records import Continuation
+from baton.domain.timing import TimeBudget
 from baton.errors import TransientError
 from baton.service.ports import WORK_ATTRIBUTE, DeadLetters, EventPublisher, WorkQueue
 
-PUBLISH_TIMEOUT_S = 30.0
+
+def _publish(client: Any, topic: str, data: bytes, attributes: Mapping[str, str], budget: TimeBudget) -> str:
+    """One publish, its retries bounded by the call deadline and each request by the request timeout."""
+    retry = Retry(timeout=budget.call_deadline_s)
+    future = client.publish(topic, data, retry=retry, timeout=budget.request_timeout_s, **attributes)
+    return str(future.result(timeout=budget.call_deadline_s))
 
 
 class PubSubEventPublisher(EventPublisher):
-    def __init__(self, topic_path: str, client: PublisherClient | None = None) -> None:
+    def __init__(self, topic_path: str, client: PublisherClient | None = None, budget: TimeBudget | None = None) -> None:
         self.topic_path = topic_path
         self.client = client or PublisherClient()
+        self.budget = budget or TimeBudget()
 
     def publish(self, event: Mapping[str, Any]) -> None:
         data = json.dumps(event, sort_keys=True, default=str).encode()
-        attributes = {"type": str(event.get("type", "")), "run_id": str(event.get("run_id", ""))}
-        self.client.publish(self.topic_path, data, **attributes).result(timeout=PUBLISH_TIMEOUT_S)
+        attributes = {
+            "type": str(event.get("type", "")),
+            "run_id": str(event.get("run_id", "")),
+            "event_id": str(event.get("event_id", "")),  # delivery is at least once: consumers deduplicate by it
+        }
+        _publish(self.client, self.topic_path, data, attributes, self.budget)
 
 
 class PubSubDeadLetters(DeadLetters):
     """The dead-letter topic that bigquery_job_completed writes to itself, with the reason in the attributes."""
 
-    def __init__(self, topic_path: str, client: Any = None) -> None:
+    def __init__(self, topic_path: str, client: Any = None, budget: TimeBudget | None = None) -> None:
         self.topic_path = topic_path
         self.client: Any = client or PublisherClient()
+        self.budget = budget or TimeBudget()
 
     def put(self, data: bytes, attributes: Mapping[str, str]) -> str | None:
         try:
-            message_id = self.client.publish(self.topic_path, data, **attributes).result(timeout=PUBLISH_TIMEOUT_S)
+            message_id = _publish(self.client, self.topic_path, data, attributes, self.budget)
         except Exception as exc:  # any publishing failure: let Pub/Sub redeliver, and dead-letter it itself in the end
             raise TransientError(f"dead-letter topic {self.topic_path}: {exc}") from exc
-        return str(message_id)
+        return message_id
 
 
 class PubSubWorkQueue(WorkQueue):
     """Continuations as messages on the work topic; its push subscription invokes bigquery_job_completed."""
 
-    def __init__(self, topic_path: str, client: PublisherClient | None = None) -> None:
+    def __init__(self, topic_path: str, client: PublisherClient | None = None, budget: TimeBudget | None = None) -> None:
         self.topic_path = topic_path
         self.client = client or PublisherClient()
+        self.budget = budget or TimeBudget()
 
     def publish(self, items: Sequence[Continuation]) -> None:
         try:
+            retry = Retry(timeout=self.budget.call_deadline_s)
             futures = [
-                self.client.publish(self.topic_path, json.dumps(item.to_json()).encode(), **{WORK_ATTRIBUTE: item.kind})
+                self.client.publish(
+                    self.topic_path,
+                    json.dumps(item.to_json()).encode(),
+                    retry=retry,
+                    timeout=self.budget.request_timeout_s,
+                    **{WORK_ATTRIBUTE: item.kind},
+                )
                 for item in items
             ]
             for future in futures:
-                future.result(timeout=PUBLISH_TIMEOUT_S)
+                future.result(timeout=self.budget.call_deadline_s)
         except Exception as exc:  # any publishing failure: the caller's message is redelivered
             raise TransientError(f"work topic {self.topic_path}: {exc}") from exc
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from baton.domain.limits import MUTATION_LIMIT
 
-__all__ = ["INDEXES", "MUTATION_LIMIT", "PRIMARY_KEYS", "row_mutations"]
+__all__ = ["GENERATED", "INDEXES", "MUTATION_LIMIT", "PRIMARY_KEYS", "row_mutations"]
 
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "Runs": ("RunId",),
@@ -22,19 +22,28 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "RunJobDependents": ("RunId", "JobKey", "DependentKey"),
     "RunJobChecks": ("RunId", "JobKey", "Attempt", "CheckName"),
     "Catalog": ("TableRef",),
+    "ManifestControls": ("ManifestName",),
+    "RunEventOutbox": ("RunId", "EventId"),
 }
 
 INDEXES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
-    "Runs": (("RunsByStatus", ("Status", "CreatedAt")), ("RunsByManifest", ("ManifestName", "CreatedAt"))),
-    "RunJobs": (("RunJobsByStatus", ("Status", "UpdatedAt")),),
+    "Runs": (("RunsByManifest", ("ManifestName", "CreatedAt")), ("OpenRuns", ("OpenStatus", "RunId"))),
+    "RunJobs": (("OpenRunJobs", ("OpenStatus", "RunId", "JobKey")),),
+}
+# Stored generated columns: written (and counted) whenever a column they derive from is written.
+GENERATED: dict[str, dict[str, tuple[str, ...]]] = {
+    "Runs": {"OpenStatus": ("Status",)},
+    "RunJobs": {"OpenStatus": ("Status",)},
 }
 
 
 def row_mutations(table: str, columns: Sequence[str]) -> int:
     """Mutations of writing `columns` of one row of `table`."""
     written = set(columns)
-    count = len(columns)
+    written |= {name for name, sources in GENERATED.get(table, {}).items() if written & set(sources)}
+    count = len(written)
+    keys = set(PRIMARY_KEYS[table])
     for _, index_columns in INDEXES.get(table, ()):
-        if written & set(index_columns):
-            count += 2 * (len(index_columns) + len(PRIMARY_KEYS[table]))
+        if written & (set(index_columns) - keys):  # the primary key is in every write; it moves no entry
+            count += 2 * len(set(index_columns) | keys)
     return count

@@ -43,6 +43,7 @@ JOB_COLUMNS = (
     "PendingChecks",
     "ChecksStartedAt",
     "ReleaseCursor",
+    "ReusedFrom",
 )
 # The spec is a snapshot written once at creation; transitions never rewrite it.
 JOB_UPDATE_COLUMNS = tuple(c for c in JOB_COLUMNS if c != "Spec")
@@ -119,6 +120,7 @@ def job_row(job: JobRecord, with_spec: bool = True) -> list[Any]:
         job.pending_checks,
         job.checks_started_at,
         job.release_cursor,
+        job.reused_from,
     ]
     return row
 
@@ -142,6 +144,7 @@ def job_from_row(row: Sequence[Any]) -> JobRecord:
         pending_checks=row[14] or 0,
         checks_started_at=row[15],
         release_cursor=row[16],
+        reused_from=row[17],
     )
 
 

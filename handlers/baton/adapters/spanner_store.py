@@ -7,14 +7,14 @@ and they are flushed as mutations when its function returns.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
-from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud import spanner
 from google.cloud.spanner_v1.database import Database
 
@@ -36,12 +36,13 @@ from baton.adapters.spanner_rows import (
     run_row,
 )
 from baton.domain.records import CatalogEntry, CheckRecord, JobRecord, JobStatus, NewRun, RunRecord, RunStatus
+from baton.domain.timing import TimeBudget
 from baton.errors import CommitTooLarge, TransientError
 from baton.service.ports import RunStore
 
 T = TypeVar("T")
 
-# Dependents' keys kept on the job's row up to this many (spanner_schema/0005_dependent_keys.sql).
+# Dependents' keys kept on the job's row up to this many (spanner_schema/0009_dependent_keys.sql).
 DEPENDENT_KEYS_ON_ROW = 64
 # Reads of one transaction that do not depend on each other run side by side on these threads.
 _READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spanner-read")
@@ -68,6 +69,7 @@ class SpannerTransaction:
         self._jobs: dict[tuple[str, str], JobRecord] = {}
         self._checks: dict[tuple[str, str, int, str], CheckRecord] = {}
         self._catalog: dict[str, CatalogEntry] = {}
+        self._events: dict[tuple[str, str], str] = {}  # the outbox: (run ID, event ID) -> JSON
         self.rows_read = 0
         # Rows read ahead, never written unless a transition puts them; dependents' keys from the job's row.
         self._read_runs: dict[str, RunRecord | None] = {}
@@ -183,6 +185,9 @@ class SpannerTransaction:
     def put_catalog(self, entry: CatalogEntry) -> None:
         self._catalog[entry.table_ref] = entry
 
+    def put_event(self, event: Mapping[str, Any]) -> None:
+        self._events[(str(event["run_id"]), str(event["event_id"]))] = json.dumps(event, sort_keys=True, default=str)
+
     def flush(self) -> None:
         """Buffer the writes as mutations, after counting them: over the budget, nothing is written."""
         writes: list[tuple[str, str, tuple[str, ...], list[list[Any]]]] = []
@@ -198,6 +203,9 @@ class SpannerTransaction:
         if self._catalog:
             rows = [[*catalog_row(entry), spanner.COMMIT_TIMESTAMP] for entry in self._catalog.values()]
             writes.append(("insert_or_update", "Catalog", (*CATALOG_COLUMNS, "UpdatedAt"), rows))
+        if self._events:
+            rows = [[run_id, event_id, payload, spanner.COMMIT_TIMESTAMP] for (run_id, event_id), payload in self._events.items()]
+            writes.append(("insert_or_update", "RunEventOutbox", ("RunId", "EventId", "Payload", "CreatedAt"), rows))
         self.mutations = sum(row_mutations(table, columns) * len(rows) for _, table, columns, rows in writes)
         if self.mutations > self.mutation_budget:
             raise CommitTooLarge(self.mutations, self.mutation_budget)
@@ -209,9 +217,15 @@ def _kept_on_row(dependents: list[str]) -> list[str] | None:
     return sorted(dependents) if len(dependents) <= DEPENDENT_KEYS_ON_ROW else None
 
 
+# The open-jobs index (spanner_schema/0005) holds no terminal rows; an equality on OpenStatus never needs them.
+# The emulator cannot prove that and asks for its own hint, which Cloud Spanner ignores.
+_OPEN_JOBS_INDEX = "FORCE_INDEX=OpenRunJobs, spanner_emulator.disable_query_null_filtered_index_check=true"
+
+
 class SpannerRunStore(RunStore):
-    def __init__(self, database: Database, mutation_budget: int = MUTATION_LIMIT) -> None:
-        """`mutation_budget` is what one commit may cost: Spanner's limit, or less in tests, so chunking shows."""
+    def __init__(self, database: Database, mutation_budget: int = MUTATION_LIMIT, budget: TimeBudget | None = None) -> None:
+        """`mutation_budget` is what one commit may cost: Spanner's limit, or less in tests, so chunking shows.
+        `budget` bounds each call in time (domain/timing.py)."""
         self.database = database
         self.mutation_budget = mutation_budget
         # Job rows a transition may write besides its own few rows: within the budget, and never more than
@@ -229,11 +243,21 @@ class SpannerRunStore(RunStore):
         # run again by the client): the difference is what contention cost. Benchmarks read them.
         self.transactions = 0
         self.transaction_attempts = 0
+        # run_in_transaction retries aborts for 30 s by default, whatever the function's timeout.
+        self.budget = budget or TimeBudget()
+        self._read_timeout = self.budget.call_deadline_s  # a snapshot read or query; the clients' own default is an hour
 
     @classmethod
-    def connect(cls, project: str, instance: str, database: str, mutation_budget: int = MUTATION_LIMIT) -> SpannerRunStore:
+    def connect(
+        cls,
+        project: str,
+        instance: str,
+        database: str,
+        mutation_budget: int = MUTATION_LIMIT,
+        budget: TimeBudget | None = None,
+    ) -> SpannerRunStore:
         client = spanner.Client(project=project)
-        return cls(client.instance(instance).database(database), mutation_budget)
+        return cls(client.instance(instance).database(database), mutation_budget, budget)
 
     def transact(self, fn: Callable[[Any], T]) -> T:
         def work(transaction: Any) -> T:
@@ -246,7 +270,7 @@ class SpannerRunStore(RunStore):
             return result
 
         try:
-            result: T = self.database.run_in_transaction(work)
+            result: T = self.database.run_in_transaction(work, timeout_secs=self.budget.call_deadline_s)
         except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.Aborted, gexc.InternalServerError) as exc:
             raise TransientError(f"Spanner: {exc}") from exc
         self.transactions += 1
@@ -289,16 +313,18 @@ class SpannerRunStore(RunStore):
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self.database.snapshot() as snapshot:
-            rows = list(snapshot.read("Runs", RUN_COLUMNS, spanner.KeySet(keys=[[run_id]])))
+            rows = list(snapshot.read("Runs", RUN_COLUMNS, spanner.KeySet(keys=[[run_id]]), timeout=self._read_timeout))
         return run_from_row(rows[0]) if rows else None
 
     def list_jobs(self, run_id: str) -> list[JobRecord]:
         prefix = spanner.KeyRange(start_closed=[run_id], end_closed=[run_id])
         with self.database.snapshot() as snapshot:
-            rows = list(snapshot.read("RunJobs", JOB_COLUMNS, spanner.KeySet(ranges=[prefix])))
+            rows = list(snapshot.read("RunJobs", JOB_COLUMNS, spanner.KeySet(ranges=[prefix]), timeout=self._read_timeout))
         return [job_from_row(row) for row in rows]
 
-    def list_runs(self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None) -> list[RunRecord]:
+    def list_runs(
+        self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None, *, oldest_first: bool = False
+    ) -> list[RunRecord]:
         where: list[str] = []
         params: dict[str, Any] = {}
         types: dict[str, Any] = {}
@@ -306,67 +332,92 @@ class SpannerRunStore(RunStore):
             where.append("ManifestName = @manifest")
             params["manifest"], types["manifest"] = manifest, spanner.param_types.STRING
         if status is not None:
-            where.append("Status = @status")
+            # Open statuses through the OpenRuns index (spanner_schema/0005); terminal ones scan, for the CLI only.
+            where.append("Status = @status" if status.terminal else "OpenStatus = @status")
             params["status"], types["status"] = str(status), spanner.param_types.STRING
         sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM Runs"
         sql += (" WHERE " + " AND ".join(where)) if where else ""
-        sql += " ORDER BY CreatedAt DESC LIMIT @limit"
+        sql += f" ORDER BY CreatedAt {'ASC' if oldest_first else 'DESC'}, RunId LIMIT @limit"
         params["limit"], types["limit"] = limit, spanner.param_types.INT64
         with self.database.snapshot() as snapshot:
-            rows = list(snapshot.execute_sql(sql, params=params, param_types=types))
+            rows = list(snapshot.execute_sql(sql, params=params, param_types=types, timeout=self._read_timeout))
         return [run_from_row(row) for row in rows]
 
     def jobs_in_status(self, status: JobStatus, limit: int) -> list[JobRecord]:
         columns = ", ".join(f"j.{c}" for c in JOB_COLUMNS)
         sql = (
-            f"SELECT {columns} FROM RunJobs@{{FORCE_INDEX=RunJobsByStatus}} AS j "
-            "WHERE j.Status = @status ORDER BY j.UpdatedAt LIMIT @limit"
+            f"SELECT {columns} FROM RunJobs@{{{_OPEN_JOBS_INDEX}}} AS j "
+            "WHERE j.OpenStatus = @status ORDER BY j.UpdatedAt LIMIT @limit"
         )
         with self.database.snapshot() as snapshot:
             rows = snapshot.execute_sql(
                 sql,
                 params={"status": str(status), "limit": limit},
                 param_types={"status": spanner.param_types.STRING, "limit": spanner.param_types.INT64},
+                timeout=self._read_timeout,
             )
             return [job_from_row(row) for row in rows]
 
     def jobs_page(self, status: JobStatus, limit: int, page_token: str | None = None) -> tuple[list[JobRecord], str | None]:
-        """Keyset pagination along RunJobsByStatus: (UpdatedAt, RunId, JobKey) of the last row is the token."""
-        columns = ", ".join(f"j.{c}" for c in (*JOB_COLUMNS, "UpdatedAt"))
+        """Keyset pagination along OpenRunJobs (open jobs only): (RunId, JobKey) of the last row is the token."""
+        columns = ", ".join(f"j.{c}" for c in JOB_COLUMNS)
         params: dict[str, Any] = {"status": str(status), "limit": limit}
         types: dict[str, Any] = {"status": spanner.param_types.STRING, "limit": spanner.param_types.INT64}
         after = ""
         if page_token is not None:
-            updated, run_id, job_key = json.loads(page_token)
-            params.update(updated=DatetimeWithNanoseconds.from_rfc3339(updated), run_id=run_id, job_key=job_key)
-            types.update(
-                updated=spanner.param_types.TIMESTAMP, run_id=spanner.param_types.STRING, job_key=spanner.param_types.STRING
-            )
-            after = (
-                " AND (j.UpdatedAt > @updated OR (j.UpdatedAt = @updated AND"
-                " (j.RunId > @run_id OR (j.RunId = @run_id AND j.JobKey > @job_key))))"
-            )
+            run_id, job_key = json.loads(page_token)
+            params.update(run_id=run_id, job_key=job_key)
+            types.update(run_id=spanner.param_types.STRING, job_key=spanner.param_types.STRING)
+            after = " AND (j.RunId > @run_id OR (j.RunId = @run_id AND j.JobKey > @job_key))"
         sql = (
-            f"SELECT {columns} FROM RunJobs@{{FORCE_INDEX=RunJobsByStatus}} AS j WHERE j.Status = @status{after} "
-            "ORDER BY j.UpdatedAt, j.RunId, j.JobKey LIMIT @limit"
+            f"SELECT {columns} FROM RunJobs@{{{_OPEN_JOBS_INDEX}}} AS j WHERE j.OpenStatus = @status{after} "
+            "ORDER BY j.RunId, j.JobKey LIMIT @limit"
         )
         with self.database.snapshot() as snapshot:
-            rows = list(snapshot.execute_sql(sql, params=params, param_types=types))
+            rows = list(snapshot.execute_sql(sql, params=params, param_types=types, timeout=self._read_timeout))
+        jobs = [job_from_row(row) for row in rows]
         if len(rows) < limit:
-            return [job_from_row(row) for row in rows], None
-        last = rows[-1]
-        updated_at = last[len(JOB_COLUMNS)]
-        if not isinstance(updated_at, DatetimeWithNanoseconds):  # keep nanoseconds, or the next page repeats rows
-            updated_at = DatetimeWithNanoseconds.from_rfc3339(updated_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-        stamp = updated_at.rfc3339()
-        return [job_from_row(row) for row in rows], json.dumps([stamp, last[0], last[1]])
+            return jobs, None
+        return jobs, json.dumps([jobs[-1].run_id, jobs[-1].job_key])
 
     def list_checks(self, run_id: str, job_key: str | None = None) -> list[CheckRecord]:
         key = [run_id] if job_key is None else [run_id, job_key]
         prefix = spanner.KeyRange(start_closed=key, end_closed=key)
         with self.database.snapshot() as snapshot:
-            rows = list(snapshot.read("RunJobChecks", CHECK_COLUMNS, spanner.KeySet(ranges=[prefix])))
+            rows = list(snapshot.read("RunJobChecks", CHECK_COLUMNS, spanner.KeySet(ranges=[prefix]), timeout=self._read_timeout))
         return [check_from_row(row) for row in rows]
+
+    def paused(self) -> dict[str, str]:
+        with self.database.snapshot() as snapshot:
+            rows = snapshot.execute_sql("SELECT ManifestName, Reason FROM ManifestControls WHERE Paused")
+            return {row[0]: row[1] or "" for row in rows}
+
+    def set_paused(self, manifest: str, reason: str | None) -> None:
+        with self.database.batch() as batch:
+            batch.insert_or_update(
+                "ManifestControls",
+                ("ManifestName", "Paused", "Reason", "UpdatedAt"),
+                [[manifest, reason is not None, reason, spanner.COMMIT_TIMESTAMP]],
+            )
+
+    def unpublished_events(self, limit: int, written_before: dt.datetime) -> list[dict[str, Any]]:
+        sql = "SELECT Payload FROM RunEventOutbox WHERE CreatedAt <= @before ORDER BY CreatedAt, RunId, EventId LIMIT @limit"
+        with self.database.snapshot() as snapshot:
+            rows = list(
+                snapshot.execute_sql(
+                    sql,
+                    params={"before": written_before, "limit": limit},
+                    param_types={"before": spanner.param_types.TIMESTAMP, "limit": spanner.param_types.INT64},
+                    timeout=self._read_timeout,
+                )
+            )
+        return [json.loads(row[0]) for row in rows]
+
+    def forget_events(self, keys: Sequence[tuple[str, str]]) -> None:
+        if not keys:
+            return
+        with self.database.batch() as batch:
+            batch.delete("RunEventOutbox", spanner.KeySet(keys=[list(key) for key in keys]))
 
     def list_catalog(self, limit: int = 100, prefix: str | None = None) -> list[CatalogEntry]:
         sql = f"SELECT {', '.join(CATALOG_COLUMNS)} FROM Catalog"
@@ -377,5 +428,5 @@ class SpannerRunStore(RunStore):
             params["prefix"], types["prefix"] = prefix, spanner.param_types.STRING
         sql += " ORDER BY TableRef LIMIT @limit"
         with self.database.snapshot() as snapshot:
-            rows = list(snapshot.execute_sql(sql, params=params, param_types=types))
+            rows = list(snapshot.execute_sql(sql, params=params, param_types=types, timeout=self._read_timeout))
         return [catalog_from_row(row) for row in rows]

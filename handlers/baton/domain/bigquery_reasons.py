@@ -46,9 +46,20 @@ REASON_TO_RPC_CODE: dict[str, int] = {
     "notImplemented": 12,
 }
 
+# google.rpc codes that stand for more than one reason (RESOURCE_EXHAUSTED: rateLimitExceeded, quotaExceeded,
+# resourcesExceeded): a reason read off one of them is a guess, and a job's retry policy may tell them apart.
+AMBIGUOUS_CODES: frozenset[int] = frozenset(
+    code for code in set(REASON_TO_RPC_CODE.values()) if sum(1 for c in REASON_TO_RPC_CODE.values() if c == code) > 1
+)
+
 RETRYABLE_REASONS: frozenset[str] = frozenset(
     {"backendError", "internalError", "rateLimitExceeded", "jobBackendError", "jobInternalError"}
 )
+
+
+# Refusals of a request (jobs.insert, jobs.get) that say "not now" rather than "never": 403 with one of
+# these reasons, like 429 and 5xx, is retried with backoff; any other 4xx is final.
+RATE_LIMIT_REASONS: frozenset[str] = frozenset({"rateLimitExceeded", "quotaExceeded"})
 
 
 def reason_for_code(code: int) -> str:

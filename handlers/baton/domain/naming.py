@@ -14,7 +14,8 @@ LABEL_ENV, LABEL_RUN, LABEL_JOB, LABEL_ATTEMPT = "baton_env", "baton_run", "bato
 LABEL_CHECK = "baton_check"  # only on the BigQuery job of a data check
 BATON_LABELS = (LABEL_ENV, LABEL_RUN, LABEL_JOB, LABEL_ATTEMPT)
 
-# Each becomes a label value: lowercase, at most 63 characters.
+# Each becomes a label value: lowercase, at most 63 characters. Always use them with `fullmatch`:
+# `$` also matches before a final newline, so `match` would take "land_raw\n" for a job key.
 JOB_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 CHECK_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 ENVIRONMENT_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

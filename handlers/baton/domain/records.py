@@ -46,8 +46,12 @@ class RunStatus(StrEnum):
 
 @dataclass(frozen=True)
 class JobError:
+    """`reason_inferred`: the reason was read off a google.rpc code that stands for several reasons
+    (an audit entry carries no BigQuery reason), so jobs.get must say which one before a retry decision."""
+
     reason: str
     message: str
+    reason_inferred: bool = False
 
     def to_text(self) -> str:
         return f"{self.reason}: {self.message}"
@@ -134,6 +138,7 @@ class JobRecord:
     # A SUCCEEDED job with more dependents than one commit may update: its dependents up to this key
     # (in key order) are released, the rest is handed on as a Continuation. None: nothing is pending.
     release_cursor: str | None = None
+    reused_from: str | None = None  # a rerun took this job's success from that earlier run instead of running it
 
 
 class CheckStatus(StrEnum):

@@ -2,6 +2,10 @@
 
 Schema (version 1), every field always present unless marked optional:
   schema_version  1
+  event_id        stable and unique: `<run_id>:<type>:<job key>:<attempt>` for job.* events (an attempt
+                  fails or warns once), `<run_id>:<type>:<time of the transition>` for run.* events.
+                  Delivery is at least once (the outbox below): consumers deduplicate by it. Also the
+                  message attribute `event_id`.
   type            run.started | run.succeeded | run.failed | run.cancelled | run.retried | job.failed | job.warning
   run_id, manifest, manifest_version, environment
   status          the run's status after the event
@@ -11,6 +15,10 @@ Schema (version 1), every field always present unless marked optional:
   checks          (optional, job.* only) the job's failed data checks:
                   [{name, severity, rows, error, bigquery_job_id}]; job.warning is a job that
                   succeeded with failed `warn` checks
+
+Never lost: an event is written to the outbox (table RunEventOutbox) in the same transaction as the
+transition it reports, published after the commit and then deleted; what a failed publish or a crash
+leaves there, the reconciler publishes. So an event may arrive twice, never not at all.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ def run_event(
 ) -> dict[str, Any]:
     event: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
+        "event_id": event_id(event_type, run.run_id, now, job),
         "type": event_type,
         "run_id": run.run_id,
         "manifest": run.manifest_name,
@@ -74,6 +83,13 @@ def run_event(
             for check in checks
         ]
     return event
+
+
+def event_id(event_type: str, run_id: str, now: dt.datetime, job: JobRecord | None = None) -> str:
+    """Stable: a transaction that Spanner re-runs computes the same ID (its `now` is fixed before it starts)."""
+    if job is not None:
+        return f"{run_id}:{event_type}:{job.job_key}:{job.attempt}"
+    return f"{run_id}:{event_type}:{now.astimezone(dt.UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
 
 
 def finished_event_type(status: RunStatus) -> str:

@@ -98,9 +98,93 @@ class CheckSpec:
         )
 
 
+class JobKind(StrEnum):
+    """What BigQuery job a manifest job becomes: a query (`sql`), or a load, copy or extract job."""
+
+    QUERY = "query"
+    LOAD = "load"
+    COPY = "copy"
+    EXTRACT = "extract"
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """Files in Cloud Storage loaded into the job's `destination` (with its write disposition)."""
+
+    source_uris: tuple[str, ...]
+    source_format: str  # CSV, NEWLINE_DELIMITED_JSON, PARQUET
+    schema: tuple[tuple[str, str], ...] = ()  # (column, BigQuery type) in order; empty with autodetect
+    autodetect: bool = False
+    skip_leading_rows: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source_uris": list(self.source_uris),
+            "source_format": self.source_format,
+            "schema": [list(column) for column in self.schema],
+            "autodetect": self.autodetect,
+            "skip_leading_rows": self.skip_leading_rows,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LoadSpec:
+        return cls(
+            source_uris=tuple(data["source_uris"]),
+            source_format=data["source_format"],
+            schema=tuple((str(name), str(type_)) for name, type_ in data.get("schema", ())),
+            autodetect=bool(data.get("autodetect", False)),
+            skip_leading_rows=int(data.get("skip_leading_rows", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class CopySpec:
+    """Tables copied into the job's `destination` (with its write disposition)."""
+
+    source_tables: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source_tables": list(self.source_tables)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CopySpec:
+        return cls(source_tables=tuple(data["source_tables"]))
+
+
+@dataclass(frozen=True)
+class ExtractSpec:
+    """A table written to Cloud Storage; the job has no destination table."""
+
+    source_table: str
+    destination_uris: tuple[str, ...]
+    destination_format: str  # CSV, NEWLINE_DELIMITED_JSON
+    print_header: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source_table": self.source_table,
+            "destination_uris": list(self.destination_uris),
+            "destination_format": self.destination_format,
+            "print_header": self.print_header,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ExtractSpec:
+        return cls(
+            source_table=data["source_table"],
+            destination_uris=tuple(data["destination_uris"]),
+            destination_format=data["destination_format"],
+            print_header=bool(data.get("print_header", True)),
+        )
+
+
 @dataclass(frozen=True)
 class JobSpec:
-    """A job as it will run: SQL resolved, defaults applied. Snapshotted into each run."""
+    """A job as it will run: SQL resolved, defaults applied. Snapshotted into each run.
+
+    A query job has `sql`; a load, copy or extract job has its spec instead (and `sql` is empty).
+    Load and copy jobs write `destination`, so checks and the catalog treat them like queries.
+    """
 
     key: str
     sql: str
@@ -111,6 +195,19 @@ class JobSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, ParamValue] = field(default_factory=dict)
     checks: tuple[CheckSpec, ...] = ()
+    load: LoadSpec | None = None
+    copy: CopySpec | None = None
+    extract: ExtractSpec | None = None
+
+    @property
+    def kind(self) -> JobKind:
+        if self.load is not None:
+            return JobKind.LOAD
+        if self.copy is not None:
+            return JobKind.COPY
+        if self.extract is not None:
+            return JobKind.EXTRACT
+        return JobKind.QUERY
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -125,6 +222,13 @@ class JobSpec:
         }
         if self.checks:  # absent when empty, so manifests without checks keep their version hash
             out["checks"] = [check.to_json() for check in self.checks]
+        # Each kind's spec only when present, so query jobs keep the JSON (and manifest versions) they had.
+        if self.load is not None:
+            out["load"] = self.load.to_json()
+        if self.copy is not None:
+            out["copy"] = self.copy.to_json()
+        if self.extract is not None:
+            out["extract"] = self.extract.to_json()
         return out
 
     @classmethod
@@ -139,4 +243,7 @@ class JobSpec:
             labels=dict(data.get("labels", {})),
             params=dict(data.get("params", {})),
             checks=tuple(CheckSpec.from_json(check) for check in data.get("checks", ())),
+            load=LoadSpec.from_json(data["load"]) if data.get("load") else None,
+            copy=CopySpec.from_json(data["copy"]) if data.get("copy") else None,
+            extract=ExtractSpec.from_json(data["extract"]) if data.get("extract") else None,
         )

@@ -1,4 +1,5 @@
-"""When Baton acts on a job by time alone: the resubmit lease, backoff, and the reconciler's schedule.
+"""When Baton acts on a job by time alone: the resubmit lease, backoff, the reconciler's schedule, and
+the time budget of one function invocation.
 
 Event delivery and the reconciler both hand out READY jobs that nobody seems to
 be submitting; they share `awaiting_submission`, so the two cannot disagree on
@@ -14,7 +15,13 @@ from baton.domain.records import JobRecord, JobStatus
 
 # A released job is left to the handler that released it this long; after that, a redelivered event
 # or the reconciler submits it again (a harmless 409 if the first submission made it after all).
-RESUBMIT_AFTER = dt.timedelta(seconds=30)
+# Shorter than Pub/Sub's minimum retry backoff (10 s, the push subscription's): when the releasing
+# handler's jobs.insert fails and it answers 503, the first redelivery comes at least 10 s after the
+# release, finds the lease over and submits what the first delivery released. With a lease longer than
+# the backoff, that redelivery found the job still leased, acknowledged, and left it to the reconciler.
+# A shorter lease costs at most a second insert of a slow handler's job, answered 409.
+RESUBMIT_AFTER = dt.timedelta(seconds=8)
+PUBSUB_MINIMUM_BACKOFF_S = 10.0  # the push subscription's (cdk/config.py PushDelivery.minimum_backoff_seconds)
 
 
 def lease_expired(since: dt.datetime | None, now: dt.datetime, lease: dt.timedelta = RESUBMIT_AFTER) -> bool:
@@ -67,3 +74,48 @@ def due_for_check(age: dt.timedelta, policy: ReconcilePolicy) -> bool:
     while checkpoint <= previous:
         checkpoint *= 2
     return checkpoint <= age
+
+
+# --- the time budget of one invocation (docs/failure-model.md, "The time budget") -----------------
+
+# The push subscription's ack deadline, which is also its request timeout (cdk/config.py PushConfig):
+# a function still working when it passes is redelivered while it runs.
+ACK_DEADLINE_S = 180.0
+# The function's timeout when the stack does not say (BATON_FUNCTION_TIMEOUT_S): the completion function's
+# (cdk/config.py EnvironmentConfig.completion_timeout_seconds), below the ack deadline.
+DEFAULT_FUNCTION_TIMEOUT_S = 120.0
+# Google calls the completion path makes one after another: its transaction, a jobs.insert, a publish.
+CALLS_IN_SEQUENCE = 3
+# Tries of one request a call's deadline leaves room for.
+TRIES_PER_CALL = 3
+
+
+@dataclass(frozen=True)
+class TimeBudget:
+    """Every Google client call's retry deadline and per-request timeout, derived from the function's timeout.
+
+    The client libraries' defaults (BigQuery's DEFAULT_RETRY: 600 s; Spanner's
+    run_in_transaction: 30 s of abort retries, per call) know nothing of the function
+    around them: a call still retrying when the function is killed never reaches the
+    503 that tells Pub/Sub to redeliver. Here a call gets a quarter of the function's
+    time, so the completion path's three calls in sequence leave a quarter in reserve
+    for answering, and each request a third of its call's deadline, so a call can try
+    three times before it gives up as a TransientError.
+    """
+
+    function_timeout_s: float = DEFAULT_FUNCTION_TIMEOUT_S
+
+    @property
+    def call_deadline_s(self) -> float:
+        """How long one call may take, retries included."""
+        return self.function_timeout_s / (CALLS_IN_SEQUENCE + 1)
+
+    @property
+    def request_timeout_s(self) -> float:
+        """How long one request of a call may take."""
+        return self.call_deadline_s / TRIES_PER_CALL
+
+    @property
+    def reserve_s(self) -> float:
+        """What is left after the calls in sequence have all used their whole deadline."""
+        return self.function_timeout_s - CALLS_IN_SEQUENCE * self.call_deadline_s

@@ -7,8 +7,8 @@ have no side effect beyond the transaction's own writes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from baton.domain.records import CatalogEntry, CheckRecord, JobRecord, RunRecord
 
@@ -36,3 +36,6 @@ class RunTransaction(Protocol):
     def put_check(self, check: CheckRecord) -> None: ...
     def get_catalog(self, table_ref: str) -> CatalogEntry | None: ...
     def put_catalog(self, entry: CatalogEntry) -> None: ...
+    def put_event(self, event: Mapping[str, Any]) -> None:
+        """A run event into the outbox, committed with this transaction (domain/run_events.py)."""
+        ...

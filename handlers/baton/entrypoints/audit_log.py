@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from baton.domain.bigquery_reasons import reason_for_code
+from baton.domain.bigquery_reasons import AMBIGUOUS_CODES, reason_for_code
 from baton.domain.naming import (
     ATTEMPT_PATTERN,
     BATON_LABELS,
@@ -60,6 +60,7 @@ _TIMESTAMP = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}:\d{2})(?:\.(?P<frac>\d{1,9}))?(?P<tz>[Zz]|[+-]\d{2}:\d{2})$"
 )
 _CONFIG_KINDS = ("queryConfig", "loadConfig", "tableCopyConfig")
+_INT64_MAX = 2**63 - 1
 
 
 class IgnoreReason(StrEnum):
@@ -151,7 +152,7 @@ def _parse(entry: object, environment: str | None) -> ParsedCompletion | Ignored
         return _ignored(IgnoreReason.NOT_DONE, message, job_name=job_name, after=after, **ids)
     job = _required_obj(change, "job", f"{at}.job")
     job_name = _str(job, "jobName", f"{at}.job.jobName", required=True)
-    name = _JOB_NAME.match(job_name)
+    name = _JOB_NAME.fullmatch(job_name)
     if name is None:
         raise _MalformedError(f"{at}.job.jobName", f"is '{job_name[:200]}', not projects/P/jobs/ID")
 
@@ -168,8 +169,8 @@ def _parse(entry: object, environment: str | None) -> ParsedCompletion | Ignored
         return Ignored(checked.reason, checked.message, {**checked.detail, **ids})
     env, run_id, job_key, attempt = checked
     check_name = labels.get(LABEL_CHECK)
-    if check_name is not None and not CHECK_NAME_PATTERN.match(check_name):
-        problem = f"{LABEL_CHECK} '{check_name}' does not match {CHECK_NAME_PATTERN.pattern}"
+    if check_name is not None and not CHECK_NAME_PATTERN.fullmatch(check_name):
+        problem = f"{LABEL_CHECK} {check_name!r} does not match {CHECK_NAME_PATTERN.pattern}"
         message = f"Baton labels invalid: {problem}"
         return _ignored(IgnoreReason.MALFORMED_LABELS, message, job_name=job_name, labels=labels, problems=[problem], **ids)
     if check_name is None:
@@ -183,8 +184,9 @@ def _parse(entry: object, environment: str | None) -> ParsedCompletion | Ignored
     status = _obj(job, "jobStatus", f"{at}.job.jobStatus") or {}
     error = _job_error(status, f"{at}.job.jobStatus.errorResult")
     stats = _job_stats(config, job_stats, f"{at}.job")
-    # A check's verdict is outputRowCount (stats.rows_affected), which proto3 JSON omits when it is zero.
-    rows = None if check_name is None else (stats.rows_affected or 0)
+    # A check's verdict is outputRowCount (stats.rows_affected), which proto3 JSON omits when it is zero; but an
+    # entry without queryStats at all (truncated at 100 KB) says nothing, and None makes jobs.get tell.
+    rows = None if check_name is None or "queryStats" not in job_stats else (stats.rows_affected or 0)
     completion = completion_of(
         run_id, job_key, attempt, expected, check_name=check_name, error=error, stats=stats, output_rows=rows
     )
@@ -198,20 +200,20 @@ def _check_labels(labels: Mapping[str, str], job_name: str, environment: str | N
         return _ignored(IgnoreReason.NOT_BATON_JOB, "job carries no Baton labels", job_name=job_name)
     problems = [f"{key} is missing" for key in BATON_LABELS if key not in present]
     env = present.get(LABEL_ENV)
-    if env is not None and not ENVIRONMENT_PATTERN.match(env):
-        problems.append(f"{LABEL_ENV} '{env}' is not a Baton environment name")
+    if env is not None and not ENVIRONMENT_PATTERN.fullmatch(env):
+        problems.append(f"{LABEL_ENV} {env!r} is not a Baton environment name")
     if not problems and environment is not None and env != environment:
         message = f"job of environment '{env}', this is '{environment}'"
         return _ignored(
             IgnoreReason.OTHER_ENVIRONMENT, message, job_name=job_name, environment=env, expected_environment=environment
         )
     run_id, job_key, attempt = present.get(LABEL_RUN), present.get(LABEL_JOB), present.get(LABEL_ATTEMPT)
-    if run_id is not None and not RUN_ID_PATTERN.match(run_id):
-        problems.append(f"{LABEL_RUN} '{run_id}' is not 32 lowercase hex digits")
-    if job_key is not None and not JOB_KEY_PATTERN.match(job_key):
-        problems.append(f"{LABEL_JOB} '{job_key}' does not match {JOB_KEY_PATTERN.pattern}")
-    if attempt is not None and not ATTEMPT_PATTERN.match(attempt):
-        problems.append(f"{LABEL_ATTEMPT} '{attempt}' is not a positive integer")
+    if run_id is not None and not RUN_ID_PATTERN.fullmatch(run_id):
+        problems.append(f"{LABEL_RUN} {run_id!r} is not 32 lowercase hex digits")
+    if job_key is not None and not JOB_KEY_PATTERN.fullmatch(job_key):
+        problems.append(f"{LABEL_JOB} {job_key!r} does not match {JOB_KEY_PATTERN.pattern}")
+    if attempt is not None and not ATTEMPT_PATTERN.fullmatch(attempt):
+        problems.append(f"{LABEL_ATTEMPT} {attempt!r} is not a positive integer")
     if problems or env is None or run_id is None or job_key is None or attempt is None:
         message = "Baton labels invalid: " + "; ".join(problems)
         return _ignored(IgnoreReason.MALFORMED_LABELS, message, job_name=job_name, labels=present, problems=problems)
@@ -228,7 +230,11 @@ def _job_error(status: Mapping[str, object], at: str) -> JobError | None:
     reason = _str(result, "reason", f"{at}.reason")  # BigQuery-style, when a writer provides it
     if code == 0 and not message and not reason:
         return None
-    return JobError(reason=reason or reason_for_code(code), message=message or f"google.rpc code {code}")
+    return JobError(
+        reason=reason or reason_for_code(code),
+        message=message or f"google.rpc code {code}",
+        reason_inferred=not reason and code in AMBIGUOUS_CODES,  # jobs.get tells which reason it was
+    )
 
 
 def _job_stats(config: Mapping[str, object], stats: Mapping[str, object], at: str) -> JobStats:
@@ -257,7 +263,7 @@ def _destination(config: Mapping[str, object], at: str) -> str | None:
         table = _str(sub, "destinationTable", f"{at}.{kind}.destinationTable")
         if not table:
             return None
-        match = _TABLE_NAME.match(table)
+        match = _TABLE_NAME.fullmatch(table)
         if match is None:
             raise _MalformedError(f"{at}.{kind}.destinationTable", f"is '{table[:200]}', not projects/P/datasets/D/tables/T")
         if match["dataset"].startswith("_"):
@@ -347,11 +353,13 @@ def _int64(parent: Mapping[str, object], key: str, path: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise _MalformedError(path, f"must be an integer or a decimal string, got {kind_of(value)}")
     if isinstance(value, str):
-        if not _INT64.match(value):
+        if not _INT64.fullmatch(value):
             raise _MalformedError(path, f"is '{value[:40]}', not a decimal integer")
         value = int(value)
     if value < 0:
         raise _MalformedError(path, f"is negative ({value})")
+    if value > _INT64_MAX:  # Spanner's INT64 (and proto3's) cannot hold it
+        raise _MalformedError(path, f"is {str(value)[:40]}, beyond int64")
     return value
 
 
@@ -360,12 +368,14 @@ def _timestamp(parent: Mapping[str, object], key: str, path: str) -> dt.datetime
     raw = _str_opt(parent, key, path)
     if not raw:
         return None
-    match = _TIMESTAMP.match(raw)
+    match = _TIMESTAMP.fullmatch(raw)
     if match is None:
         raise _MalformedError(path, f"is '{raw[:40]}', not an RFC 3339 timestamp")
     frac = (match["frac"] or "").ljust(6, "0")[:6]
     tz = "+00:00" if match["tz"] in ("Z", "z") else match["tz"]
     try:
-        return dt.datetime.fromisoformat(f"{match['date']}T{match['time']}.{frac}{tz}")
-    except ValueError:
+        value = dt.datetime.fromisoformat(f"{match['date']}T{match['time']}.{frac}{tz}")
+        value.astimezone(dt.UTC)  # 0001-01-01T00:00:00+01:00 is a valid string but no UTC time Python or Spanner has
+    except (ValueError, OverflowError):
         raise _MalformedError(path, f"is '{raw[:40]}', not a valid date and time") from None
+    return value

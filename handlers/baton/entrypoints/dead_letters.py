@@ -22,18 +22,25 @@ ATTEMPTS_ATTRIBUTE = "baton_delivery_attempts"
 
 # Reasons, besides the audit_log.IgnoreReason values of entries that cannot be Baton's events.
 MALFORMED = "malformed"  # the envelope or the data cannot be decoded
+FOREIGN_PROJECT = "foreign_project"  # a completion of this environment's labels in a project that is not Baton's
+FOREIGN_LOCATION = "foreign_location"  # ... in a location where Baton submits nothing
 GAVE_UP = "gave_up"  # the last delivery attempt failed; the detail says how
 
 _ATTRIBUTE_VALUE_LIMIT = 1024  # Pub/Sub's limit on an attribute value, in bytes
+_ATTRIBUTE_KEY_LIMIT = 256  # ... on an attribute key
+MAX_ATTRIBUTES = 100  # ... on the attributes of one message
+# The most data a dead letter carries: Pub/Sub takes 10 MB per message, attributes included, and a
+# request of many. A larger payload (a legal 8 MB message's whole push body is about 11 MB) is cut to
+# this, marked by `baton_truncated_from`, so the dead letter can always be published.
+MAX_DEAD_LETTER_DATA = 4 * 1024 * 1024
+TRUNCATED_ATTRIBUTE = "baton_truncated_from"  # the payload's size in bytes before it was cut
 
 
 def attributes_for(
     reason: str, detail: str, message: PubSubMessage | None = None, *, payload: str = "message_data"
 ) -> dict[str, str]:
-    """The message's own attributes plus Baton's, each value within Pub/Sub's limit."""
-    # Keys starting with "goog" are Pub/Sub's own and cannot be published.
-    attributes = {k: v for k, v in message.attributes.items() if not k.startswith("goog")} if message is not None else {}
-    attributes.update({REASON_ATTRIBUTE: reason, DETAIL_ATTRIBUTE: _clip(" ".join(detail.split())), PAYLOAD_ATTRIBUTE: payload})
+    """Baton's attributes plus as many of the message's own as Pub/Sub allows, each within its limits."""
+    attributes = {REASON_ATTRIBUTE: reason, DETAIL_ATTRIBUTE: _clip(" ".join(detail.split())), PAYLOAD_ATTRIBUTE: payload}
     if message is not None:
         for name, value in (
             (SOURCE_MESSAGE_ATTRIBUTE, message.message_id),
@@ -42,7 +49,24 @@ def attributes_for(
         ):
             if value:
                 attributes[name] = _clip(value)
+    room = MAX_ATTRIBUTES - len(attributes) - 1  # one left for TRUNCATED_ATTRIBUTE
+    # Keys starting with "goog" are Pub/Sub's own and cannot be published; Baton's own win over a message's.
+    own = sorted(message.attributes.items()) if message is not None else []
+    for key, value in own:
+        if room <= 0:
+            break
+        if key.startswith("goog") or key in attributes or len(key.encode("utf-8")) > _ATTRIBUTE_KEY_LIMIT:
+            continue
+        attributes[key] = _clip(value)
+        room -= 1
     return attributes
+
+
+def bounded(data: bytes, attributes: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+    """The payload cut to MAX_DEAD_LETTER_DATA, saying so, so that publishing it cannot fail on its size."""
+    if len(data) <= MAX_DEAD_LETTER_DATA:
+        return data, attributes
+    return data[:MAX_DEAD_LETTER_DATA], {**attributes, TRUNCATED_ATTRIBUTE: str(len(data))}
 
 
 def _clip(value: str) -> str:

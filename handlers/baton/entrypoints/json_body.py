@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,13 +53,30 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _refuse_lone_surrogates(raw: bytes | str, value: object) -> None:
+    """JSON may escape half of a UTF-16 pair ("\\ud800"): Python decodes it to a str that no UTF-8
+    encoder (Spanner, Pub/Sub, the log) accepts. Paired halves decode to one character and pass."""
+    encoded = raw.encode("utf-8", errors="surrogatepass") if isinstance(raw, str) else raw
+    if not _SURROGATE_ESCAPE.search(encoded):
+        return
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise _NotPlainJson("a lone UTF-16 surrogate (\\ud800-\\udfff) is not text") from None
+
+
 def strict_json(raw: bytes | str, where: str, error: type[InvalidRequest] = InvalidRequest) -> object:
     """Parse untrusted JSON, refusing NaN, infinities, duplicate keys and nesting Python cannot follow.
 
     `where` names the input in the message ("body", "message data"); `error` is the exception raised.
     """
     try:
-        return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite, object_pairs_hook=_unique_keys)
+        value = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite, object_pairs_hook=_unique_keys)
+        _refuse_lone_surrogates(raw, value)
+        return value
     except _NotPlainJson as exc:
         raise error(f"{where} is not plain JSON: {exc}") from None
     except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -166,3 +167,21 @@ def _load_json(raw: bytes | str, where: str) -> object:
     if size > MAX_BODY_BYTES:
         raise MalformedMessage(f"{where} is {size} bytes, over the {MAX_BODY_BYTES}-byte limit")
     return strict_json(raw, where, MalformedMessage)
+
+
+_SALVAGE = {
+    "message_id": re.compile(rb'"message_?[iI]d"\s*:\s*"([^"\\]{1,200})"'),
+    "subscription": re.compile(rb'"subscription"\s*:\s*"([^"\\]{1,300})"'),
+}
+
+
+def salvage(body: bytes) -> PubSubMessage | None:
+    """The message ID and subscription of a push body that could not be decoded (too large, broken),
+    found by a plain search, so that its dead letter still says which message it was."""
+    found: dict[str, str | None] = {}
+    for name, pattern in _SALVAGE.items():
+        match = pattern.search(body)
+        found[name] = match.group(1).decode("utf-8", errors="replace") if match is not None else None
+    if not any(found.values()):
+        return None
+    return PubSubMessage(data=b"", message_id=found["message_id"], subscription=found["subscription"])

@@ -20,16 +20,19 @@ class RequestTooLarge(InvalidRequest):
 class StartCommand:
     manifest: str
     params: dict[str, Any]
+    select: str | None = None  # dbt-style graph selection (manifests/selection.py)
+    exclude: str | None = None
 
 
 def decode_start(body: bytes) -> StartCommand:
-    """`{"manifest": "name", "params": {...}}`; anything else is a 400 that says what is wrong."""
+    """`{"manifest": "name", "params": {...}, "select": "...", "exclude": "..."}` (all but manifest optional);
+    anything else is a 400 that says what is wrong."""
     if len(body) > MAX_START_BODY:
         raise RequestTooLarge(f"body is {len(body)} bytes; the limit is {MAX_START_BODY}")
     data = strict_json(body, "body")
     if not isinstance(data, dict):
         raise InvalidRequest(f"body must be a JSON object, got {kind_of(data)}")
-    unknown = sorted(set(data) - {"manifest", "params"})
+    unknown = sorted(set(data) - {"manifest", "params", "select", "exclude"})
     if unknown:
         raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
     manifest = data.get("manifest")
@@ -38,7 +41,13 @@ def decode_start(body: bytes) -> StartCommand:
     params = data.get("params", {})
     if not isinstance(params, dict):
         raise InvalidRequest(f"'params' must be an object, got {kind_of(params)}")
-    return StartCommand(manifest, params)
+    selection = {}
+    for name in ("select", "exclude"):
+        value = data.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > 4096):
+            raise InvalidRequest(f"'{name}' must be a string of at most 4096 characters, got {kind_of(value)}")
+        selection[name] = value
+    return StartCommand(manifest, params, **selection)
 
 
 def decode_reconcile(body: bytes) -> None:

@@ -1,7 +1,8 @@
 """Outcomes -> HTTP statuses: the one mapping of Baton's errors to what Pub/Sub, Scheduler or a caller sees.
 
 Status policy (every outcome is listed in docs/failure-model.md):
-  start_manifest          200 started; 400 bad body/params/manifest; 404 unknown manifest;
+  start_manifest          200 started; 400 bad body/params/manifest/selection; 404 unknown manifest;
+                          409 manifest paused;
                           405 not POST; 413 too large; 503 storage or BigQuery unavailable.
   bigquery_job_completed  200 recorded (`verdict`), ignored (`ignored`: not Baton's event) or
                           dropped (`dropped`: cannot be processed, dead-lettered with its reason);
@@ -20,8 +21,10 @@ from baton.errors import (
     BatonError,
     InvalidParams,
     InvalidRequest,
+    InvalidSelection,
     ManifestInvalid,
     ManifestNotFound,
+    ManifestPaused,
     RunNotFound,
     TransientError,
     one_line,
@@ -39,10 +42,12 @@ DEAD_LETTER_REASONS = frozenset(
 def status_for(error: BatonError) -> int:
     if isinstance(error, RequestTooLarge):
         return 413
-    if isinstance(error, InvalidRequest | InvalidParams | ManifestInvalid):
+    if isinstance(error, InvalidRequest | InvalidParams | ManifestInvalid | InvalidSelection):
         return 400
     if isinstance(error, ManifestNotFound | RunNotFound):
         return 404
+    if isinstance(error, ManifestPaused):
+        return 409
     if isinstance(error, TransientError):
         return 503
     return 500

@@ -10,7 +10,7 @@ query parameters, identifiers are validated before they are quoted.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from baton.domain.specs import ParamValue
 
@@ -27,7 +27,7 @@ def quote_table(table: str) -> str:
 
 
 def quote_column(column: str) -> str:
-    if not COLUMN_PATTERN.match(column):
+    if not COLUMN_PATTERN.fullmatch(column):
         raise ValueError(f"'{column}' is not a column name")
     return f"`{column}`"
 
@@ -64,6 +64,29 @@ def accepted_values(table: str, column: str, values: Sequence[ParamValue]) -> tu
 
 def row_count_above(table: str, minimum: int) -> str:
     return f"SELECT row_count FROM (SELECT COUNT(*) AS row_count FROM {quote_table(table)}) WHERE row_count <= {int(minimum)}"
+
+
+def relationships(table: str, column: str, to: str, field: str) -> str:
+    """Values of `column` with no match in `to`.`field` (NULLs are not_null's business), as dbt's relationships test."""
+    col, ref = quote_column(column), quote_column(field)
+    return (
+        f"SELECT child.{col} FROM {quote_table(table)} AS child LEFT JOIN {quote_table(to)} AS parent "
+        f"ON child.{col} = parent.{ref} WHERE child.{col} IS NOT NULL AND parent.{ref} IS NULL LIMIT {ROW_LIMIT}"
+    )
+
+
+def tables_read(sql: str, tables: Iterable[str]) -> list[str]:
+    """Which of `tables` a query names, quoted or not: how a check that reads other jobs' outputs is found.
+
+    A table given with its project also matches as `dataset.table` (the job's default project).
+    """
+    text = sql.replace("`", "")
+    found = []
+    for table in tables:
+        forms = {table, table.split(".", 1)[1]} if table.count(".") == 2 else {table}
+        if any(re.search(rf"(?<![\w.-]){re.escape(form)}(?![\w-])", text) for form in forms):
+            found.append(table)
+    return found
 
 
 def returns_no_rows(sql: str) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from baton.domain.limits import MAX_FAN_IN, MAX_FAN_OUT, MAX_JOBS, NEAR_LIMIT
 from baton.domain.specs import JobSpec
+from baton.errors import Problem
 
 
 def _sizes(jobs: Sequence[JobSpec]) -> tuple[int, tuple[str, int], tuple[str, int]]:
@@ -17,16 +18,16 @@ def _sizes(jobs: Sequence[JobSpec]) -> tuple[int, tuple[str, int], tuple[str, in
     return len(jobs), widest_out, widest_in
 
 
-def limit_problems(jobs: Sequence[JobSpec]) -> list[str]:
+def limit_problems(jobs: Sequence[JobSpec]) -> list[Problem]:
     """One line per limit a manifest passes: each Spanner commit and each invocation is sized for these."""
     count, (out_key, out_degree), (in_key, in_degree) = _sizes(jobs)
     problems = []
     if count > MAX_JOBS:
-        problems.append(f"jobs: {count} jobs; Baton runs at most {MAX_JOBS} per manifest (split it into several)")
+        problems.append(Problem(f"jobs: {count} jobs; Baton runs at most {MAX_JOBS} per manifest (split it into several)"))
     if out_degree > MAX_FAN_OUT:
-        problems.append(f"job '{out_key}': {out_degree} jobs need it; at most {MAX_FAN_OUT} may (fan-out)")
+        problems.append(Problem(f"{out_degree} jobs need it; at most {MAX_FAN_OUT} may (fan-out)", out_key))
     if in_degree > MAX_FAN_IN:
-        problems.append(f"job '{in_key}': needs {in_degree} jobs; at most {MAX_FAN_IN} (fan-in)")
+        problems.append(Problem(f"needs {in_degree} jobs; at most {MAX_FAN_IN} (fan-in)", in_key))
     return problems
 
 

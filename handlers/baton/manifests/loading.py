@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from baton.errors import ManifestInvalid, ManifestNotFound
+from baton.manifests.datasets import DeclaredDatasets
 from baton.manifests.model import Manifest
-from baton.manifests.schema import MANIFEST_NAME_PATTERN, ManifestIn
-from baton.manifests.validation import check_and_resolve, describe_pydantic_error
+from baton.manifests.schema import MANIFEST_NAME_PATTERN
+from baton.manifests.structure import parse_structure
+from baton.manifests.validation import check_and_resolve
 
 # libyaml's parser where PyYAML was built with it: several times faster on large manifests.
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -38,7 +39,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def load_manifest(path: Path, display_name: str | None = None) -> Manifest:
+def load_manifest(path: Path, display_name: str | None = None, declared: DeclaredDatasets | None = None) -> Manifest:
     """Read, validate and resolve one manifest file; raise ManifestInvalid listing every problem."""
     where = display_name or str(path)
     try:
@@ -51,24 +52,24 @@ def load_manifest(path: Path, display_name: str | None = None) -> Manifest:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ManifestInvalid(where, [f"not valid YAML: {' '.join(str(exc).split())}"]) from exc
-    return parse_manifest(data, where, base_dir=path.parent)
+    return parse_manifest(data, where, base_dir=path.parent, declared=declared)
 
 
-def parse_manifest(data: object, where: str, base_dir: Path) -> Manifest:
+def parse_manifest(data: object, where: str, base_dir: Path, declared: DeclaredDatasets | None = None) -> Manifest:
     if not isinstance(data, dict):
         raise ManifestInvalid(where, ["the file must hold a mapping with 'name' and 'jobs'"])
-    try:
-        model = ManifestIn.model_validate(data)
-    except ValidationError as exc:
-        raise ManifestInvalid(where, [describe_pydantic_error(err, data) for err in exc.errors()]) from exc
-    return check_and_resolve(model, where, base_dir)
+    return check_and_resolve(parse_structure(data), where, base_dir, declared)
 
 
 class ManifestRepository:
-    """Manifests by name from one folder: `<name>.yaml` (or .yml)."""
+    """Manifests by name from one folder: `<name>.yaml` (or .yml).
 
-    def __init__(self, directory: Path) -> None:
+    With `declared`, a manifest touching a dataset the environment does not declare is invalid.
+    """
+
+    def __init__(self, directory: Path, declared: DeclaredDatasets | None = None) -> None:
         self.directory = directory
+        self.declared = declared
 
     def names(self) -> list[str]:
         if not self.directory.is_dir():
@@ -76,12 +77,12 @@ class ManifestRepository:
         return sorted(p.stem for p in self.directory.iterdir() if p.suffix in (".yaml", ".yml"))
 
     def load(self, name: str) -> Manifest:
-        if not MANIFEST_NAME_PATTERN.match(name):
+        if not MANIFEST_NAME_PATTERN.fullmatch(name):
             raise ManifestNotFound(name)
         for suffix in (".yaml", ".yml"):
             path = self.directory / f"{name}{suffix}"
             if path.is_file():
-                manifest = load_manifest(path, display_name=f"{self.directory.name}/{path.name}")
+                manifest = load_manifest(path, display_name=f"{self.directory.name}/{path.name}", declared=self.declared)
                 if manifest.name != name:
                     problem = f"name '{manifest.name}' differs from the file name '{name}'"
                     raise ManifestInvalid(f"{self.directory.name}/{path.name}", [problem])

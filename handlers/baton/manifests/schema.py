@@ -25,6 +25,11 @@ TABLE_PATTERN = re.compile(rf"^(?:(?P<project>{_PROJECT})\.)?(?P<dataset>{_DATAS
 ParamType = Literal["STRING", "INT64", "FLOAT64", "BOOL", "DATE", "TIMESTAMP"]
 WriteDisposition = Literal["WRITE_TRUNCATE", "WRITE_APPEND", "WRITE_EMPTY"]
 
+# The kinds of check a manifest may declare, named checks first; each is a field of CheckSpecIn.
+NAMED_CHECK_KINDS = ("not_null", "unique", "accepted_values", "row_count_above", "relationships")
+RAW_CHECK_KINDS = ("sql_returns_no_rows", "sql_is_true")
+CHECK_KINDS = NAMED_CHECK_KINDS + RAW_CHECK_KINDS
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -53,6 +58,14 @@ class AcceptedValuesIn(_Strict):
     values: list[ParamValue] = Field(min_length=1)
 
 
+class RelationshipsIn(_Strict):
+    """Every non-NULL `column` value exists in `to`'s `field` (a foreign key, as dbt's relationships test)."""
+
+    column: str
+    to: str
+    field: str
+
+
 class CheckSpecIn(_Strict):
     """One trust rule: exactly one of the raw SQL assertions or named checks."""
 
@@ -66,12 +79,47 @@ class CheckSpecIn(_Strict):
     unique: str | list[str] | None = None
     accepted_values: AcceptedValuesIn | None = None
     row_count_above: int | None = Field(default=None, ge=0, strict=True)
+    relationships: RelationshipsIn | None = None
+
+
+LoadFormat = Literal["CSV", "NEWLINE_DELIMITED_JSON", "PARQUET"]
+ExtractFormat = Literal["CSV", "NEWLINE_DELIMITED_JSON"]
+ColumnType = Literal["STRING", "INT64", "FLOAT64", "NUMERIC", "BOOL", "DATE", "DATETIME", "TIMESTAMP", "BYTES"]
+
+
+class LoadIn(_Strict):
+    """Files in Cloud Storage into the job's destination: `schema` (column: type, in order) or `autodetect`."""
+
+    source_uris: list[str] = Field(min_length=1)
+    format: LoadFormat = "CSV"
+    schema_: dict[str, ColumnType] | None = Field(default=None, alias="schema")
+    autodetect: bool = False
+    skip_leading_rows: int = Field(default=0, ge=0, strict=True)
+
+
+class CopyIn(_Strict):
+    """One table, or several (`sources`), copied into the job's destination."""
+
+    source: str | None = None
+    sources: list[str] | None = None
+
+
+class ExtractIn(_Strict):
+    """A table written to Cloud Storage (`*` in a URI shards the files, as in BigQuery)."""
+
+    source: str
+    destination_uris: list[str] = Field(min_length=1)
+    format: ExtractFormat = "CSV"
+    print_header: bool = True
 
 
 class JobSpecIn(_Strict):
     key: str
     sql: str | None = None
     sql_file: str | None = None
+    load: LoadIn | None = None
+    copy_: CopyIn | None = Field(default=None, alias="copy")
+    extract: ExtractIn | None = None
     destination: str | None = None
     write_disposition: WriteDisposition | None = None
     needs: tuple[str, ...] = ()
@@ -82,7 +130,9 @@ class JobSpecIn(_Strict):
     description: str = ""
 
 
-class ManifestIn(_Strict):
+class ManifestHeaderIn(_Strict):
+    """Everything but the jobs: validated on its own so that a bad job does not hide the header's problems."""
+
     name: str
     description: str = ""
     schedule: str | None = None
@@ -90,4 +140,7 @@ class ManifestIn(_Strict):
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     retry: RetryIn = RetryIn()
     labels: dict[str, str] = Field(default_factory=dict)
+
+
+class ManifestIn(ManifestHeaderIn):
     jobs: list[JobSpecIn]

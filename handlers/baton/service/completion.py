@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from baton import structured_log
-from baton.domain.records import CheckCompletion, Completion, JobStatus, RunStatus
-from baton.domain.run_events import finished_event_type, run_event
-from baton.domain.transitions.checks import apply_check_completion
-from baton.domain.transitions.completion import CompletionResult, Verdict, apply_completion
+from baton.domain.outcomes import UNKNOWN_RESULT, completion_of
+from baton.domain.records import CheckCompletion, Completion
+from baton.domain.transitions.completion import CompletionResult, Verdict
 from baton.service.continuations import hand_on, submit_released
 from baton.service.dependencies import Dependencies
+from baton.service.events import apply_with_events, publish_recorded
+from baton.service.ports import RemoteState
 from baton.service.submission import submit_checks
 
 
-def complete(deps: Dependencies, event: Completion | CheckCompletion) -> CompletionResult:
-    """Record a finished BigQuery job (or data check), then submit what it released and its checks."""
+def complete(deps: Dependencies, event: Completion | CheckCompletion, *, looked_up: bool = False) -> CompletionResult:
+    """Record a finished BigQuery job (or data check), then submit what it released and its checks.
+
+    `looked_up`: the event was made from jobs.get (the reconciler), so BigQuery has told all it knows.
+    """
+    if not looked_up:
+        event = with_bigquery_answer(deps, event)
     now = deps.clock()
-    limit = deps.store.jobs_per_commit
-    if isinstance(event, CheckCompletion):
-        result = deps.store.transact(lambda tx: apply_check_completion(tx, event, now, limit))
-    else:
-        result = deps.store.transact(lambda tx: apply_completion(tx, event, now, limit))
+    result, events = deps.store.transact(lambda tx: apply_with_events(tx, event, now, deps.store.jobs_per_commit))
     fields: dict[str, object] = {
         "run_id": event.run_id,
         "job_key": event.job_key,
@@ -34,8 +34,10 @@ def complete(deps: Dependencies, event: Completion | CheckCompletion) -> Complet
         structured_log.warning("completion for a job Baton does not know; acknowledged", **fields)
     else:
         structured_log.info("completion applied", released=[job.job_key for job in result.ready], **fields)
-    if result.run is not None and result.verdict in (Verdict.RECORDED, Verdict.RETRYING):
-        _publish_outcome(deps, result, now)
+    if result.run_finished and result.run is not None:
+        run = result.run
+        structured_log.info("run finished", run_id=run.run_id, status=str(run.status), manifest=run.manifest_name)
+    publish_recorded(deps, events)
     if result.checks and result.run is not None and result.job is not None:
         submit_checks(deps, result.run, result.job, result.checks)
     if result.continuation is not None:
@@ -45,13 +47,40 @@ def complete(deps: Dependencies, event: Completion | CheckCompletion) -> Complet
     return result
 
 
-def _publish_outcome(deps: Dependencies, result: CompletionResult, now: dt.datetime) -> None:
-    run, job = result.run, result.job
-    assert run is not None and job is not None
-    if job.status == JobStatus.FAILED:
-        deps.events.publish(run_event("job.failed", run, now, job=job, checks=result.failed_checks))
-    elif job.status == JobStatus.SUCCEEDED and result.failed_checks:
-        deps.events.publish(run_event("job.warning", run, now, job=job, checks=result.failed_checks))
-    if result.run_finished and run.status != RunStatus.RUNNING:
-        structured_log.info("run finished", run_id=run.run_id, status=str(run.status), manifest=run.manifest_name)
-        deps.events.publish(run_event(finished_event_type(run.status), run, now))
+def with_bigquery_answer(deps: Dependencies, event: Completion | CheckCompletion) -> Completion | CheckCompletion:
+    """What an audit entry could not say, from jobs.get, before anything is decided on it.
+
+    The entry's errorResult is a google.rpc.Status: RESOURCE_EXHAUSTED is rateLimitExceeded
+    (retry), quotaExceeded or resourcesExceeded alike, and the job's retry policy decides
+    by reason, so a reason inferred from such a code is replaced by BigQuery's own. A
+    lookup that fails transiently raises (503: redelivered); a job BigQuery no longer
+    knows keeps the event's guess. Likewise a check whose entry lacked queryStats (a
+    truncated entry): jobs.get reports how many rows it returned, and without that
+    answer the check stays `unknownResult`, a failure, never a pass.
+    """
+    if event.error is None or not (event.error.reason_inferred or event.error.reason == UNKNOWN_RESULT):
+        return event
+    remote = deps.submitter.lookup(event.bigquery_job_id)
+    if remote is None or remote.state != RemoteState.DONE:
+        return event
+    if event.error.reason_inferred and remote.error is None:
+        return event  # BigQuery names no reason: keep the entry's failure rather than read it as a success
+    structured_log.info(
+        "failure reason looked up",
+        run_id=event.run_id,
+        job_key=event.job_key,
+        inferred=event.error.reason,
+        reason=remote.error.reason if remote.error else None,
+    )
+    check_name = event.check_name if isinstance(event, CheckCompletion) else None
+    output_rows = event.rows if isinstance(event, CheckCompletion) else None
+    return completion_of(
+        event.run_id,
+        event.job_key,
+        event.attempt,
+        event.bigquery_job_id,
+        check_name=check_name,
+        error=remote.error,
+        stats=event.stats,
+        output_rows=remote.output_rows if remote.output_rows is not None else output_rows,
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 from baton import structured_log
 from baton.domain.limits import SUBMIT_BATCH, SUBMIT_INLINE
@@ -18,9 +19,10 @@ from baton.domain.records import Continuation, JobRecord, JobStatus, RunRecord, 
 from baton.domain.run_events import finished_event_type, run_event
 from baton.domain.timing import due
 from baton.domain.transaction import RunTransaction
-from baton.domain.transitions.failure import continue_skip
+from baton.domain.transitions.failure import SkipStep, continue_skip
 from baton.domain.transitions.release import continue_release
 from baton.service.dependencies import Dependencies
+from baton.service.events import publish_recorded, record
 from baton.service.submission import submit
 
 
@@ -71,13 +73,19 @@ def _carry_out(deps: Dependencies, item: Continuation) -> list[Continuation]:
             submit_released(deps, run, released)
         return [following] if following else []
     if item.kind == "skip":
-        step = deps.store.transact(lambda tx: continue_skip(tx, item, now, limit))
+
+        def skip(tx: RunTransaction) -> tuple[SkipStep | None, list[dict[str, Any]]]:
+            step = continue_skip(tx, item, now, limit)
+            finished = step is not None and step.run.status.terminal
+            return step, record(tx, [run_event(finished_event_type(step.run.status), step.run, now)] if finished and step else [])
+
+        step, events = deps.store.transact(skip)
         if step is None:
             return []
         structured_log.info("skip continued", run_id=item.run_id, cause=item.cause, skipped=len(step.skipped))
         if step.run.status.terminal:
             structured_log.info("run finished", run_id=step.run.run_id, status=str(step.run.status))
-            deps.events.publish(run_event(finished_event_type(step.run.status), step.run, now))
+        publish_recorded(deps, events)
         return [step.continuation] if step.continuation else []
     raise ValueError(f"unknown continuation kind '{item.kind}'")
 

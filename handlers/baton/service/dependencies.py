@@ -22,3 +22,7 @@ class Dependencies:
     events: EventPublisher = field(default_factory=NoEventPublisher)
     clock: Callable[[], dt.datetime] = utc_now
     work: WorkQueue | None = None  # None: continuations run in-process (see service/continuations.py)
+    # Where check queries write their offending rows (`dataset` or `project.dataset`, with a default table
+    # expiration): a table any Baton function may read, unlike a query's anonymous result table, which only
+    # the identity that ran the query can read. None: the anonymous table (one identity only).
+    scratch_dataset: str | None = None

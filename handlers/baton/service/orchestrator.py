@@ -8,6 +8,7 @@ from typing import Any
 from baton.domain.records import CheckCompletion, CheckRecord, Completion, Continuation, JobRecord, RunRecord
 from baton.domain.timing import ReconcilePolicy
 from baton.domain.transitions.completion import CompletionResult
+from baton.domain.transitions.rerun import VersionChange
 from baton.service import completion, continuations, reconciler, runs, submission
 from baton.service.dependencies import Dependencies
 from baton.service.ports import SubmitRequest
@@ -17,11 +18,22 @@ from baton.service.reconciler import ReconcileReport
 class Orchestrator(Dependencies):
     """Each method is one use case; the modules they call hold the logic."""
 
-    def start(self, manifest_name: str, params: Mapping[str, Any]) -> RunRecord:
-        return runs.start(self, manifest_name, params)
+    def start(
+        self, manifest_name: str, params: Mapping[str, Any], select: str | None = None, exclude: str | None = None
+    ) -> RunRecord:
+        return runs.start(self, manifest_name, params, select, exclude)
 
     def complete(self, event: Completion | CheckCompletion) -> CompletionResult:
         return completion.complete(self, event)
+
+    def pause(self, manifest_name: str, reason: str) -> None:
+        runs.pause(self, manifest_name, reason)
+
+    def resume(self, manifest_name: str) -> None:
+        runs.resume(self, manifest_name)
+
+    def rerun(self, run_id: str, from_key: str) -> tuple[RunRecord, VersionChange]:
+        return runs.rerun(self, run_id, from_key)
 
     def cancel(self, run_id: str) -> RunRecord:
         return runs.cancel(self, run_id)
@@ -42,4 +54,4 @@ class Orchestrator(Dependencies):
         return submission.request_for(run, job)
 
     def check_request(self, run: RunRecord, job: JobRecord, check: CheckRecord) -> SubmitRequest:
-        return submission.check_request(run, job, check)
+        return submission.check_request(run, job, check, self.scratch_dataset)

@@ -7,6 +7,7 @@ use in-memory fakes that record what happened.
 from __future__ import annotations
 
 import abc
+import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -24,6 +25,7 @@ from baton.domain.records import (
     RunRecord,
     RunStatus,
 )
+from baton.domain.specs import CopySpec, ExtractSpec, LoadSpec
 from baton.domain.transaction import RunTransaction
 from baton.manifests.model import Manifest
 
@@ -61,7 +63,10 @@ class RunStore(abc.ABC):
         """Every job of a run: for operators and cancellation, never on the completion path."""
 
     @abc.abstractmethod
-    def list_runs(self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None) -> list[RunRecord]: ...
+    def list_runs(
+        self, limit: int = 20, manifest: str | None = None, status: RunStatus | None = None, *, oldest_first: bool = False
+    ) -> list[RunRecord]:
+        """Runs by creation time, newest first (operators), or oldest first (the reconciler's repairs)."""
 
     @abc.abstractmethod
     def jobs_in_status(self, status: JobStatus, limit: int) -> list[JobRecord]:
@@ -80,6 +85,22 @@ class RunStore(abc.ABC):
     def list_catalog(self, limit: int = 100, prefix: str | None = None) -> list[CatalogEntry]:
         """Tables Baton wrote, by table reference; `prefix` narrows to e.g. a dataset (`proj.sales.`)."""
 
+    @abc.abstractmethod
+    def paused(self) -> dict[str, str]:
+        """Paused manifests and why: an operator's `baton pause`. A paused manifest starts no run."""
+
+    @abc.abstractmethod
+    def set_paused(self, manifest: str, reason: str | None) -> None:
+        """Pause `manifest` with a reason, or resume it with None."""
+
+    @abc.abstractmethod
+    def unpublished_events(self, limit: int, written_before: dt.datetime) -> list[dict[str, Any]]:
+        """Run events still in the outbox that were written before `written_before`, oldest first."""
+
+    @abc.abstractmethod
+    def forget_events(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Delete published events from the outbox by (run ID, event ID)."""
+
 
 @dataclass(frozen=True)
 class QueryParameter:
@@ -90,12 +111,17 @@ class QueryParameter:
 
 @dataclass(frozen=True)
 class SubmitRequest:
+    """One jobs.insert: a query (`sql`), or a load, copy or extract job when its spec is set."""
+
     job_id: str
     sql: str
     labels: Mapping[str, str]
     parameters: Sequence[QueryParameter] = ()
     destination: str | None = None
     write_disposition: str | None = None
+    load: LoadSpec | None = None
+    copy: CopySpec | None = None
+    extract: ExtractSpec | None = None
 
 
 class SubmitOutcome(StrEnum):
@@ -135,7 +161,8 @@ class JobSubmitter(abc.ABC):
 
     @abc.abstractmethod
     def lookup(self, job_id: str) -> RemoteJob | None:
-        """BigQuery's state of a job, None if it does not exist. Only the reconciler calls this."""
+        """BigQuery's state of a job, None if it does not exist: the reconciler's healing, and the completion
+        path when an audit entry lacks what a decision needs (the error's reason, a check's row count)."""
 
 
 class EventPublisher(abc.ABC):

@@ -11,20 +11,23 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from baton import structured_log
 from baton.domain.outcomes import completion_of
-from baton.domain.records import CheckStatus, JobRecord, JobStatus, RunRecord, RunStatus
+from baton.domain.records import CheckCompletion, CheckStatus, Completion, JobError, JobRecord, JobStatus, RunRecord, RunStatus
 from baton.domain.run_events import finished_event_type, run_event
 from baton.domain.timing import ReconcilePolicy, awaiting_submission, due_for_check
-from baton.domain.transitions.repair import in_flight, repair_run
+from baton.domain.transaction import RunTransaction
+from baton.domain.transitions.repair import Repair, in_flight, repair_run
 from baton.domain.transitions.start import abandon_run
-from baton.errors import TransientError
+from baton.errors import JobRefused, TransientError, one_line
 from baton.service.completion import complete
 from baton.service.continuations import submit_released
 from baton.service.dependencies import Dependencies
+from baton.service.events import publish_recorded, record
 from baton.service.ports import RemoteState
-from baton.service.submission import check_request, request_for, submit
+from baton.service.submission import check_request, record_refusal, request_for, submit
 
 
 @dataclass
@@ -37,20 +40,22 @@ class ReconcileReport:
     repaired_runs: int = 0  # RUNNING with nothing in flight: released, skipped or finished from their jobs
     scanned: int = 0  # open job rows read
     truncated: bool = False  # more open jobs than one invocation reads; the next one starts again from the oldest
-    errors: int = 0  # jobs left for the next invocation after a transient failure
+    published_events: int = 0  # run events left in the outbox by a failed publish or a crash
+    errors: int = 0  # steps that failed (any error), each logged with its job and left for the next invocation
 
 
 def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
     """Heal what events missed, from Spanner's open jobs and BigQuery's own job state.
 
     Bounded: at most `max_pages` pages of `batch` rows per status and `batch` BigQuery
-    lookups. Safe beside event delivery and beside another reconciler, since every step
+    lookups (of jobs and checks together). Safe beside event delivery and beside another reconciler, since every step
     is an idempotent transition or a jobs.insert under the job's deterministic ID.
     """
     now = deps.clock()
     report = ReconcileReport()
     runs: dict[str, RunRecord | None] = {}
     busy: set[str] = set()  # runs with a job in flight
+    lookups = _Lookups(policy.batch)  # jobs.get calls, jobs' and checks' alike
 
     def live_run(run_id: str) -> RunRecord | None:
         if run_id not in runs:
@@ -58,49 +63,73 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
         run = runs[run_id]
         return run if run is not None and run.status == RunStatus.RUNNING else None
 
+    def submit_ready(job: JobRecord) -> None:
+        run = live_run(job.run_id)
+        if run is not None and awaiting_submission(job, now, policy.resubmit_after):
+            report.submitted += submit(deps, run, [job])
+
+    def settle_submitted(job: JobRecord) -> None:
+        if live_run(job.run_id) is not None:
+            _settle_submitted(deps, job, report)
+
+    def settle_checks(job: JobRecord) -> None:
+        run = live_run(job.run_id)
+        if run is not None and job.checks_started_at is not None and due_for_check(now - job.checks_started_at, policy):
+            _settle_checks(deps, run, job, report, lookups)
+
     for job in _open_jobs(deps, JobStatus.READY, policy, report):
         busy.add(job.run_id)
-        run = live_run(job.run_id)
-        if run is None or not awaiting_submission(job, now, policy.resubmit_after):
-            continue
-        if _heal(report, job, lambda run=run, job=job: submit(deps, run, [job])):  # type: ignore[misc]
-            report.submitted += 1
+        _heal(report, job, lambda job=job: submit_ready(job))  # type: ignore[misc]
 
-    lookups = 0
     for job in _open_jobs(deps, JobStatus.SUBMITTED, policy, report):
         busy.add(job.run_id)
-        if job.submitted_at is None or job.bigquery_job_id is None or live_run(job.run_id) is None:
+        if job.submitted_at is None or job.bigquery_job_id is None:
             continue
-        if lookups >= policy.batch or not due_for_check(now - job.submitted_at, policy):
-            continue
-        lookups += 1
-        _heal(report, job, lambda job=job: _settle_submitted(deps, job, report))  # type: ignore[misc]
+        if not due_for_check(now - job.submitted_at, policy) or not lookups.take():
+            continue  # a lookup that fails still counts: a failing job cannot make a pass unbounded
+        _heal(report, job, lambda job=job: settle_submitted(job))  # type: ignore[misc]
 
     for job in _open_jobs(deps, JobStatus.CHECKING, policy, report):
         busy.add(job.run_id)
-        run = live_run(job.run_id)
-        if run is None or job.checks_started_at is None or not due_for_check(now - job.checks_started_at, policy):
-            continue
-        _heal(report, job, lambda run=run, job=job: _settle_checks(deps, run, job, report))  # type: ignore[misc]
+        _heal(report, job, lambda job=job: settle_checks(job))  # type: ignore[misc]
 
-    _repair_stalled(deps, policy, now, busy, report)
-    stale = [
-        run.run_id
-        for run in deps.store.list_runs(limit=policy.batch, status=RunStatus.CREATING)
-        if run.created_at is not None and now - run.created_at >= policy.abandon_creating_after
-    ]
-    for run_id in stale:
-        if deps.store.transact(lambda tx, run_id=run_id: abandon_run(tx, run_id, now)) is not None:  # type: ignore[misc]
-            report.abandoned_runs += 1
+    _isolated(report, "repair stalled runs", lambda: _repair_stalled(deps, policy, now, busy, report))
+    _isolated(report, "abandon stuck runs", lambda: _abandon_creating(deps, policy, now, report))
+    _isolated(report, "publish the outbox", lambda: _publish_outbox(deps, policy, now, report))
     structured_log.info("reconciled", **report.__dict__)
     return report
 
 
+class _Lookups:
+    """The pass's allowance of BigQuery lookups (`batch`): jobs.get of a job or of a check, each one."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
 def _open_jobs(deps: Dependencies, status: JobStatus, policy: ReconcilePolicy, report: ReconcileReport) -> Iterator[JobRecord]:
+    """Each open job of `status` once per pass, in the store's page order.
+
+    A job whose step fails is not rewritten, so it keeps its place in that order and would
+    come first again next pass; the pass goes on with the rest of the page after it, and
+    `seen` means no job is tried twice in one pass. A page that cannot be read ends this
+    status's scan only.
+    """
     token: str | None = None
     seen: set[tuple[str, str]] = set()  # a row updated meanwhile moves to the end of the index
     for _ in range(policy.max_pages):
-        jobs, token = deps.store.jobs_page(status, policy.batch, token)
+        try:
+            jobs, token = deps.store.jobs_page(status, policy.batch, token)
+        except Exception as exc:  # the other statuses and the run repairs still go on
+            report.errors += 1
+            _log_failure(f"reading {status} jobs", exc)
+            return
         report.scanned += len(jobs)
         for job in jobs:
             if (job.run_id, job.job_key) not in seen:
@@ -112,14 +141,29 @@ def _open_jobs(deps: Dependencies, status: JobStatus, policy: ReconcilePolicy, r
 
 
 def _heal(report: ReconcileReport, job: JobRecord, step: Callable[[], object]) -> bool:
-    """One job's healing; a transient failure leaves it for the next invocation instead of stopping the rest."""
+    """One job's healing. Any failure, not only a transient one, is logged with the job, counted and
+    left for the next pass: one bad job (a 400 on insert, an undecodable answer) never stops the others."""
     try:
         step()
-    except TransientError as exc:
+    except Exception as exc:
         report.errors += 1
-        structured_log.warning("reconcile step failed; next time", run_id=job.run_id, job_key=job.job_key, error=str(exc))
+        _log_failure("reconcile step failed; next time", exc, run_id=job.run_id, job_key=job.job_key, attempt=job.attempt)
         return False
     return True
+
+
+def _isolated(report: ReconcileReport, what: str, step: Callable[[], object]) -> None:
+    try:
+        step()
+    except Exception as exc:
+        report.errors += 1
+        _log_failure(f"{what} failed; next time", exc)
+
+
+def _log_failure(message: str, exc: Exception, **fields: object) -> None:
+    """A transient failure is a warning; anything else is an error someone should look at."""
+    log = structured_log.warning if isinstance(exc, TransientError) else structured_log.error
+    log(message, error_type=type(exc).__name__, error=one_line(str(exc), 500), **fields)
 
 
 def _settle_submitted(deps: Dependencies, job: JobRecord, report: ReconcileReport) -> None:
@@ -129,26 +173,39 @@ def _settle_submitted(deps: Dependencies, job: JobRecord, report: ReconcileRepor
     if remote is None:
         run = deps.store.get_run(job.run_id)
         if run is not None and run.status == RunStatus.RUNNING:
-            deps.submitter.submit(request_for(run, job))
+            try:
+                deps.submitter.submit(request_for(run, job))
+            except JobRefused as refusal:  # refused for good: the job fails, as on the event path
+                error = JobError(refusal.reason, refusal.message)
+                record_refusal(deps, Completion(job.run_id, job.job_key, job.attempt, job.bigquery_job_id, error=error))
+                return
             report.resubmitted_lost += 1
     elif remote.state == RemoteState.DONE:
         event = completion_of(
             job.run_id, job.job_key, job.attempt, job.bigquery_job_id, check_name=None, error=remote.error, stats=remote.stats
         )
-        complete(deps, event)
+        complete(deps, event, looked_up=True)
         report.healed += 1
     else:
         report.checked_running += 1
 
 
-def _settle_checks(deps: Dependencies, run: RunRecord, job: JobRecord, report: ReconcileReport) -> None:
+def _settle_checks(deps: Dependencies, run: RunRecord, job: JobRecord, report: ReconcileReport, lookups: _Lookups) -> None:
     """A CHECKING job whose check events were lost, or whose checks a crash left unsubmitted."""
     for check in deps.store.list_checks(job.run_id, job.job_key):
         if check.attempt != job.attempt or check.status != CheckStatus.PENDING:
             continue
+        if not lookups.take():
+            return  # the rest next pass
         remote = deps.submitter.lookup(check.bigquery_job_id)
         if remote is None:
-            deps.submitter.submit(check_request(run, job, check))
+            try:
+                deps.submitter.submit(check_request(run, job, check, deps.scratch_dataset))
+            except JobRefused as refusal:
+                error = JobError(refusal.reason, refusal.message)
+                refused = CheckCompletion(job.run_id, job.job_key, check.attempt, check.name, check.bigquery_job_id, error=error)
+                record_refusal(deps, refused)
+                continue
             report.resubmitted_lost += 1
         elif remote.state == RemoteState.DONE:
             event = completion_of(
@@ -161,7 +218,7 @@ def _settle_checks(deps: Dependencies, run: RunRecord, job: JobRecord, report: R
                 stats=remote.stats,
                 output_rows=remote.output_rows,
             )
-            complete(deps, event)
+            complete(deps, event, looked_up=True)
             report.healed += 1
         else:
             report.checked_running += 1
@@ -170,31 +227,76 @@ def _settle_checks(deps: Dependencies, run: RunRecord, job: JobRecord, report: R
 def _repair_stalled(
     deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, busy: set[str], report: ReconcileReport
 ) -> None:
-    """RUNNING runs with no job in flight cannot progress on events alone: release, skip or finish from their jobs."""
-    for run in deps.store.list_runs(limit=policy.batch, status=RunStatus.RUNNING):
+    """RUNNING runs with no job in flight cannot progress on events alone: release, skip or finish from their jobs.
+
+    Oldest first: with more RUNNING runs than `batch`, the newest wait, not the ones that have stalled longest.
+    Runs with a job in flight are skipped without counting, so old healthy runs cannot crowd the stalled
+    ones out: the read covers `batch` runs beyond the busy ones, and at most `batch` are examined.
+    """
+    examined = 0
+    for run in deps.store.list_runs(limit=policy.batch + len(busy), status=RunStatus.RUNNING, oldest_first=True):
         if run.run_id in busy or run.created_at is None or now - run.created_at < policy.stalled_after:
             continue
-        jobs = deps.store.list_jobs(run.run_id)
-        if any(in_flight(job) for job in jobs):
-            continue  # released after the scans read their pages
-        keys = [job.job_key for job in jobs]
-        repair = deps.store.transact(
-            lambda tx, run_id=run.run_id, keys=keys: repair_run(tx, run_id, keys, now, deps.store.jobs_per_commit)  # type: ignore[misc]
-        )
-        if repair.missing_rows:
-            structured_log.error("stalled run is missing job rows", run_id=run.run_id, missing=repair.missing_rows)
-        if not repair.changed or repair.run is None:
-            continue
-        report.repaired_runs += 1
-        fixed = repair.run
-        structured_log.warning(
-            "stalled run repaired",
-            run_id=fixed.run_id,
-            released=[job.job_key for job in repair.released],
-            skipped=repair.skipped,
-            status=str(fixed.status),
-        )
-        if repair.finished:
-            deps.events.publish(run_event(finished_event_type(fixed.status), fixed, now))
-        elif repair.released:
-            submit_released(deps, fixed, repair.released)
+        if examined >= policy.batch:
+            return
+        examined += 1
+        try:
+            _repair_one(deps, run, now, report)
+        except Exception as exc:  # one run that cannot be repaired must not stop the repair of the others
+            report.errors += 1
+            _log_failure("stalled run repair failed; next time", exc, run_id=run.run_id)
+
+
+def _repair_one(deps: Dependencies, run: RunRecord, now: dt.datetime, report: ReconcileReport) -> None:
+    jobs = deps.store.list_jobs(run.run_id)
+    if any(in_flight(job) for job in jobs):
+        return  # released after the scans read their pages
+    keys = [job.job_key for job in jobs]
+
+    def repaired(tx: RunTransaction) -> tuple[Repair, list[dict[str, Any]]]:
+        repair = repair_run(tx, run.run_id, keys, now, deps.store.jobs_per_commit)
+        finished = repair.finished and repair.run is not None
+        events = [run_event(finished_event_type(repair.run.status), repair.run, now)] if finished and repair.run else []
+        return repair, record(tx, events)
+
+    repair, events = deps.store.transact(repaired)
+    if repair.missing_rows:
+        structured_log.error("stalled run is missing job rows", run_id=run.run_id, missing=repair.missing_rows)
+    if not repair.changed or repair.run is None:
+        return
+    report.repaired_runs += 1
+    fixed = repair.run
+    structured_log.warning(
+        "stalled run repaired",
+        run_id=fixed.run_id,
+        released=[job.job_key for job in repair.released],
+        skipped=repair.skipped,
+        status=str(fixed.status),
+    )
+    if repair.finished:
+        publish_recorded(deps, events)
+    elif repair.released:
+        submit_released(deps, fixed, repair.released)
+
+
+def _abandon_creating(deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, report: ReconcileReport) -> None:
+    """CREATING runs whose starter died: marked FAILED, each on its own."""
+    stale = [
+        run.run_id
+        for run in deps.store.list_runs(limit=policy.batch, status=RunStatus.CREATING, oldest_first=True)
+        if run.created_at is not None and now - run.created_at >= policy.abandon_creating_after
+    ]
+    for run_id in stale:
+        try:
+            if deps.store.transact(lambda tx, run_id=run_id: abandon_run(tx, run_id, now)) is not None:  # type: ignore[misc]
+                report.abandoned_runs += 1
+        except Exception as exc:
+            report.errors += 1
+            _log_failure("abandoning a run failed; next time", exc, run_id=run_id)
+
+
+def _publish_outbox(deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, report: ReconcileReport) -> None:
+    """Run events a failed publish or a crash left in the outbox, oldest first. Only those older than the
+    resubmit lease: the handler that wrote a younger one may be publishing it right now."""
+    events = deps.store.unpublished_events(policy.batch, written_before=now - policy.resubmit_after)
+    report.published_events += publish_recorded(deps, events)

@@ -12,58 +12,145 @@ from typing import Any
 
 from baton import structured_log
 from baton.domain.naming import new_run_id
-from baton.domain.records import JobStatus, RunRecord
+from baton.domain.records import JobStatus, RunRecord, RunStatus
 from baton.domain.run_events import run_event
-from baton.domain.transitions.cancel import cancel_run
+from baton.domain.transaction import RunTransaction
+from baton.domain.transitions.cancel import CancelResult, cancel_run
+from baton.domain.transitions.rerun import VersionChange, plan_rerun, version_change
 from baton.domain.transitions.retry import RETRYABLE_RUN_STATUSES, apply_retry, plan_retry
 from baton.domain.transitions.start import activate_run, plan_run
-from baton.errors import RunNotFound, RunNotRetryable
+from baton.errors import CancelIncomplete, CannotRerun, ManifestPaused, RunNotFound, RunNotRetryable, one_line
+from baton.manifests import selection
 from baton.service.continuations import submit_released
 from baton.service.dependencies import Dependencies
+from baton.service.events import publish_recorded, record
 
 
-def start(deps: Dependencies, manifest_name: str, params: Mapping[str, Any]) -> RunRecord:
-    """Snapshot the manifest into a new run and submit its roots. Bad input raises before any write."""
+def start(
+    deps: Dependencies, manifest_name: str, params: Mapping[str, Any], select: str | None = None, exclude: str | None = None
+) -> RunRecord:
+    """Snapshot the manifest (or the part `select` and `exclude` leave) into a new run and submit its roots.
+
+    Bad input raises before any write.
+    """
     manifest = deps.manifests.load(manifest_name)
+    paused = deps.store.paused()
+    if manifest.name in paused:
+        raise ManifestPaused(manifest.name, paused[manifest.name])
     now = deps.clock()
     bound = manifest.bind_params(params, today=now.date())
-    plan = plan_run(manifest, bound, deps.environment, new_run_id(), now)
+    plan = plan_run(selection.select(manifest, select, exclude), bound, deps.environment, new_run_id(), now)
     deps.store.create_run(plan)
-    run = deps.store.transact(lambda tx: activate_run(tx, plan.run.run_id))
+
+    def activate(tx: RunTransaction) -> tuple[RunRecord | None, list[dict[str, Any]]]:
+        run = activate_run(tx, plan.run.run_id)
+        return run, record(tx, [run_event("run.started", run, now)] if run is not None else [])
+
+    run, events = deps.store.transact(activate)
     assert run is not None, "a run just created must activate"
     structured_log.info(
         "run started", run_id=run.run_id, manifest=run.manifest_name, jobs=run.total_jobs, version=run.manifest_version
     )
-    deps.events.publish(run_event("run.started", run, now))
+    publish_recorded(deps, events)
     submit_released(deps, run, [job for job in plan.jobs if job.status == JobStatus.READY])
     return run
+
+
+def pause(deps: Dependencies, manifest_name: str, reason: str) -> None:
+    """Scheduled and manual starts of the manifest are refused until it is resumed; runs in flight go on."""
+    deps.manifests.load(manifest_name)  # an unknown or invalid manifest is refused, not paused
+    deps.store.set_paused(manifest_name, reason)
+    structured_log.warning("manifest paused", manifest=manifest_name, reason=reason)
+
+
+def resume(deps: Dependencies, manifest_name: str) -> None:
+    deps.store.set_paused(manifest_name, None)
+    structured_log.info("manifest resumed", manifest=manifest_name)
+
+
+def rerun(deps: Dependencies, run_id: str, from_key: str) -> tuple[RunRecord, VersionChange]:
+    """A new run of the manifest's current version with `run_id`'s params: `from_key` and what follows it run,
+    the rest is reused from `run_id` (domain/transitions/rerun.py). Returns it and what changed in the manifest."""
+    earlier_run = deps.store.get_run(run_id)
+    if earlier_run is None:
+        raise RunNotFound(run_id)
+    if not earlier_run.status.terminal:
+        raise CannotRerun(run_id, f"it is {earlier_run.status}; rerun a finished run (or cancel this one first)")
+    manifest = deps.manifests.load(earlier_run.manifest_name)
+    if all(spec.key != from_key for spec in manifest.jobs):
+        raise CannotRerun(run_id, f"job '{from_key}' is not in manifest '{manifest.name}' as it is now")
+    earlier = {job.job_key: job for job in deps.store.list_jobs(run_id)}
+    change = version_change([job.spec for job in earlier.values()], manifest.jobs)
+    now = deps.clock()
+    plan = plan_rerun(manifest, earlier_run, earlier, from_key, deps.environment, new_run_id(), now)
+    deps.store.create_run(plan)
+
+    def activate(tx: RunTransaction) -> tuple[RunRecord | None, list[dict[str, Any]]]:
+        run = activate_run(tx, plan.run.run_id)
+        return run, record(tx, [run_event("run.started", run, now)] if run is not None else [])
+
+    run, events = deps.store.transact(activate)
+    assert run is not None, "a run just created must activate"
+    structured_log.info(
+        "run started",
+        run_id=run.run_id,
+        manifest=run.manifest_name,
+        jobs=run.total_jobs,
+        version=run.manifest_version,
+        rerun_of=run_id,
+        rerun_from=from_key,
+        reused=run.succeeded_jobs,
+    )
+    publish_recorded(deps, events)
+    submit_released(deps, run, [job for job in plan.jobs if job.status == JobStatus.READY])
+    return run, change
 
 
 def cancel(deps: Dependencies, run_id: str) -> RunRecord:
     """Stop new submissions at once, then ask BigQuery to cancel what was released.
 
     The first commit makes the run CANCELLED, so no completion releases anything more;
-    its open jobs are closed `jobs_per_commit` at a time. Cancelling a CANCELLED run
-    again closes what an interrupted cancel left open.
+    its open jobs are closed `jobs_per_commit` at a time. Spanner goes first because it
+    stops new submissions; a BigQuery cancel that then fails is logged, and CancelIncomplete
+    names those jobs. Cancelling a CANCELLED run again closes what an interrupted cancel
+    left open and asks BigQuery once more to cancel every job of it that was submitted
+    (a job that already ended answers 400, which is nothing to do).
     """
-    open_keys = [job.job_key for job in deps.store.list_jobs(run_id) if not job.status.terminal]
+    jobs = deps.store.list_jobs(run_id)
+    open_keys = [job.job_key for job in jobs if not job.status.terminal]
     now = deps.clock()
     size = max(1, deps.store.jobs_per_commit)
     chunks = [open_keys[start : start + size] for start in range(0, len(open_keys), size)] or [[]]
     to_cancel: list[str] = []
+    events: list[dict[str, Any]] = []
     run: RunRecord | None = None
     changed = False
+
+    def cancelled(tx: RunTransaction, chunk: list[str]) -> tuple[CancelResult, list[dict[str, Any]]]:
+        result = cancel_run(tx, run_id, chunk, now)
+        flipped = result.changed and result.run is not None
+        return result, record(tx, [run_event("run.cancelled", result.run, now)] if flipped and result.run else [])
+
     for chunk in chunks:
-        result = deps.store.transact(lambda tx, chunk=chunk: cancel_run(tx, run_id, chunk, now))  # type: ignore[misc]
+        result, recorded = deps.store.transact(lambda tx, chunk=chunk: cancelled(tx, chunk))  # type: ignore[misc]
         if result.run is None:
             raise RunNotFound(run_id)
         run, changed = result.run, changed or result.changed
         to_cancel += result.to_cancel_in_bigquery
+        events += recorded
     assert run is not None
-    if changed:
-        deps.events.publish(run_event("run.cancelled", run, now))
-    for job_id in to_cancel:
-        deps.submitter.cancel(job_id)
+    if not changed and run.status == RunStatus.CANCELLED:  # again: everything of it BigQuery may still run
+        to_cancel += [str(job.bigquery_job_id) for job in jobs if job.status == JobStatus.CANCELLED and job.submitted_at]
+    refused: list[str] = []
+    for job_id in dict.fromkeys(to_cancel):  # first: stopping BigQuery matters more than the event
+        try:
+            deps.submitter.cancel(job_id)
+        except Exception as exc:  # any refusal: record it and go on with the others
+            structured_log.error("BigQuery did not accept a cancel", run_id=run_id, bigquery_job_id=job_id, error=str(exc))
+            refused.append(f"{job_id} ({one_line(str(exc), 200)})")
+    publish_recorded(deps, events)
+    if refused:
+        raise CancelIncomplete(run_id, refused)
     return run
 
 
@@ -93,12 +180,17 @@ def retry(deps: Dependencies, run_id: str) -> RunRecord:
     for chunk in chunks[:-1]:
         if deps.store.transact(lambda tx, chunk=chunk: apply_retry(tx, run_id, chunk, reopen=False)) is None:  # type: ignore[misc]
             raise RunNotRetryable(run_id, "it changed while being retried")
-    reopened = deps.store.transact(lambda tx: apply_retry(tx, run_id, chunks[-1], reopen=True))
+
+    def reopen(tx: RunTransaction) -> tuple[RunRecord | None, list[dict[str, Any]]]:
+        run = apply_retry(tx, run_id, chunks[-1], reopen=True)
+        return run, record(tx, [run_event("run.retried", run, now)] if run is not None else [])
+
+    reopened, events = deps.store.transact(reopen)
     if reopened is None:
         raise RunNotRetryable(run_id, "it changed while being retried")
     structured_log.info(
         "run retried", run_id=run_id, manifest=run.manifest_name, jobs=[job.job_key for job in planned], previous=str(run.status)
     )
-    deps.events.publish(run_event("run.retried", reopened, now))
+    publish_recorded(deps, events)
     submit_released(deps, reopened, [job for job in (*planned, *leftover) if job.status == JobStatus.READY])
     return reopened

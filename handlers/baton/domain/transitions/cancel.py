@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from baton.domain.records import JobStatus, RunRecord, RunStatus
+from baton.domain.records import CheckStatus, JobStatus, RunRecord, RunStatus
 from baton.domain.transaction import RunTransaction
 
 
@@ -21,9 +21,11 @@ def cancel_run(tx: RunTransaction, run_id: str, job_keys: Sequence[str], now: dt
     """Stop a run: it becomes CANCELLED, and the open ones among `job_keys` become CANCELLED too.
 
     Released jobs (READY included, since a handler may be submitting one right now) are
-    returned for BigQuery to cancel. A run with more open jobs than one commit may update
-    is cancelled in several calls with the next keys each: the first flips the run (and
-    `changed` says so), later ones only close jobs of the already-CANCELLED run.
+    returned for BigQuery to cancel, and so are the pending checks of a CHECKING job
+    (service/submission.py says why this and submission agree). A run with more open jobs
+    than one commit may update is cancelled in several calls with the next keys each: the
+    first flips the run (and `changed` says so), later ones only close jobs of the
+    already-CANCELLED run.
     """
     run = tx.get_run(run_id)
     if run is None or (run.status.terminal and run.status != RunStatus.CANCELLED):
@@ -36,6 +38,9 @@ def cancel_run(tx: RunTransaction, run_id: str, job_keys: Sequence[str], now: dt
             continue
         if job.status in (JobStatus.READY, JobStatus.SUBMITTED) and job.bigquery_job_id:
             to_cancel.append(job.bigquery_job_id)
+        elif job.status == JobStatus.CHECKING:  # its data checks are BigQuery jobs too
+            checks = tx.get_checks(run_id, job.job_key, job.attempt)
+            to_cancel.extend(check.bigquery_job_id for check in checks if check.status == CheckStatus.PENDING)
         tx.put_job(replace(job, status=JobStatus.CANCELLED, finished_at=now, error="run cancelled"))
         cancelled += 1
     if not changed and not cancelled:
