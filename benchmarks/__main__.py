@@ -24,7 +24,7 @@ from benchmarks import machine, report
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-NAMES = ("hop_latency", "cold_start", "compute", "event_cost", "startup", "throughput")
+NAMES = ("hop_latency", "cold_start", "compute", "event_cost", "startup", "throughput", "scale")
 
 
 class Progress:
@@ -47,11 +47,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", choices=NAMES, help="run only these benchmarks")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the machinery (implies --scratch)")
     parser.add_argument("--scratch", action="store_true", help="write results under benchmarks/out/ instead of results/")
+    parser.add_argument("--scale-jobs", type=int, help="jobs per scale run (default 10,000; fewer implies --scratch)")
+    parser.add_argument("--synth-dir", type=Path, help="reuse this synthesis of the dev stacks (cdktf.out)")
     return parser.parse_args(argv)
 
 
-def run_all(selected: tuple[str, ...], quick: bool, out: Path, progress: Callable[[str], None]) -> dict[str, Any]:
-    from benchmarks import cold_start, compute, event_cost, hop_latency, startup, throughput
+def run_all(args: argparse.Namespace, selected: tuple[str, ...], out: Path, progress: Callable[[str], None]) -> dict[str, Any]:
+    from benchmarks import cold_start, compute, event_cost, hop_latency, scale, startup, throughput
     from benchmarks.handler_harness import HandlerHarness
     from devstack.processes import reap_orphans
     from devstack.stack import LocalStack, LocalStackOptions
@@ -61,7 +63,8 @@ def run_all(selected: tuple[str, ...], quick: bool, out: Path, progress: Callabl
     manifests_dir.mkdir(parents=True)
     reap_orphans(REPO / ".devstack")
     work_dir = REPO / ".devstack" / f"bench-{os.getpid()}"
-    options = LocalStackOptions(work_dir=work_dir, job_duration_s=0.0, manifests_dir=manifests_dir)
+    quick = args.quick
+    options = LocalStackOptions(work_dir=work_dir, job_duration_s=0.0, manifests_dir=manifests_dir, synth_dir=args.synth_dir)
     results: dict[str, Any] = {}
     with LocalStack.start(options, progress=lambda message: progress(f"local stack: {message}")) as stack:
         if "hop_latency" in selected:
@@ -83,17 +86,26 @@ def run_all(selected: tuple[str, ...], quick: bool, out: Path, progress: Callabl
                 results["throughput"] = throughput.run(
                     harness, (2,) if quick else (1, 4), out / "logs", progress, width=50 if quick else throughput.WIDTH
                 )
+            if "scale" in selected:
+                results["scale"] = scale.run(harness, progress, jobs=args.scale_jobs or (500 if quick else scale.JOBS))
         finally:
             harness.stop()
     shutil.rmtree(work_dir, ignore_errors=True)  # kept when a benchmark failed: its logs say why
     return results
 
 
+def scale_jobs_default() -> int:
+    from benchmarks import scale
+
+    return scale.JOBS
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     selected = tuple(args.only or NAMES)
     out = HERE / "out"
-    results_dir = out / ("quick" if args.quick else "scratch") if (args.quick or args.scratch) else HERE / "results"
+    scratch = args.quick or args.scratch or (args.scale_jobs is not None and args.scale_jobs < scale_jobs_default())
+    results_dir = out / ("quick" if args.quick else "scratch") if scratch else HERE / "results"
     out.mkdir(parents=True, exist_ok=True)
     results_dir.mkdir(parents=True, exist_ok=True)
     progress = Progress(sys.stdout)
@@ -104,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC)
     with (out / "handlers.log").open("w") as handler_log, contextlib.redirect_stdout(handler_log):
         try:
-            results = run_all(selected, args.quick, out, progress)
+            results = run_all(args, selected, out, progress)
         except Exception:
             traceback.print_exc(file=sys.__stderr__)
             progress("failed; nothing was written")

@@ -46,15 +46,15 @@ import json, sys, time
 steps = [
     ("functions_framework", "import functions_framework"),
     ("main.py and the Baton core", "import main"),
-    ("Spanner adapter (google-cloud-spanner)", "import baton.spanner_store"),
-    ("BigQuery adapter (google-cloud-bigquery)", "import baton.bigquery_submitter"),
+    ("Spanner adapter (google-cloud-spanner)", "import baton.adapters.spanner_store"),
+    ("BigQuery adapter (google-cloud-bigquery)", "import baton.adapters.bigquery"),
     ("building the clients (bootstrap.orchestrator())", "main.bootstrap.orchestrator()"),
-    ("not on the path: Pub/Sub publisher (google-cloud-pubsub)", "import baton.pubsub_publisher"),
+    ("not on the path: Pub/Sub publisher (google-cloud-pubsub)", "import baton.adapters.pubsub"),
 ]
 out = []
 on_path = None
 for name, statement in steps:
-    if statement == "import baton.pubsub_publisher":
+    if statement == "import baton.adapters.pubsub":
         on_path = "google.cloud.pubsub_v1" in sys.modules
     start = time.perf_counter()
     exec(statement)

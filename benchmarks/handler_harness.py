@@ -33,8 +33,10 @@ from baton.domain.timing import ReconcilePolicy
 from baton.domain.transitions.start import activate_run, plan_run
 from baton.manifests.model import Manifest
 from baton.service.orchestrator import Orchestrator
-from devstack.audit_bridge import AuditJob, job_change_entry
+from benchmarks.pubsub_player import Deliveries, PubSubPlayer
+from devstack.audit_bridge import AuditJob, JobErrorInfo, job_change_entry
 from devstack.bigquery_facade import BigQueryFacade
+from devstack.pubsub_admin import admin_clients, ensure_pull_subscription, ensure_topic, subscription_path
 from devstack.stack import HANDLERS_MAIN, LocalStack
 
 # Jobs.insert'ed into the façade stay RUNNING this long: far beyond any benchmark.
@@ -69,8 +71,10 @@ def push_body(entry: Mapping[str, Any], subscription: str = "projects/baton-loca
     return json.dumps({"message": message, "subscription": subscription}).encode()
 
 
-def completion_entry(project: str, environment: str, run_id: str, job_key: str, attempt: int = 1) -> dict[str, Any]:
-    """The LogEntry BigQuery writes when Baton's job succeeds, built by the local stack's own audit-log code."""
+def completion_entry(
+    project: str, environment: str, run_id: str, job_key: str, attempt: int = 1, error: JobErrorInfo | None = None
+) -> dict[str, Any]:
+    """The LogEntry BigQuery writes when Baton's job succeeds (or fails with `error`), by the local stack's own code."""
     now = dt.datetime.now(dt.UTC)
     job = AuditJob(
         project=project,
@@ -87,6 +91,8 @@ def completion_entry(project: str, environment: str, run_id: str, job_key: str, 
         total_billed_bytes=0,
         output_row_count=1,
         cache_hit=False,
+        error=error,
+        errors=(error,) if error else (),
     )
     return job_change_entry(job, "RUNNING", "DONE")
 
@@ -107,21 +113,32 @@ class HandlerHarness:
     facade: BigQueryFacade
     env: dict[str, str]
     database_name: str = ""
+    work_subscription: str = ""
+    continuations_published: int = 0  # by the in-process handlers, to the benchmark's work topic
     _counting: list[RowsRead] = field(default_factory=list)
+    _players: dict[int, PubSubPlayer] = field(default_factory=dict)
     _saved_env: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
     def start(cls, stack: LocalStack, manifests_dir: Path) -> HandlerHarness:
         facade = BigQueryFacade(NO_ENGINE, bridge=None, default_duration_s=NEVER_S)
         endpoint = facade.start()
+        # Continuations go to a work topic of the benchmark's own: the stack's work topic is pushed to the
+        # stack's function, which reads another database. The benchmark pulls them and pushes them itself.
+        project, work_topic = stack.topology.project, f"{stack.topology.work_topic}-bench"
+        with admin_clients(stack.pubsub.host) as (publisher, subscriber):
+            ensure_topic(publisher, project, work_topic)
+            ensure_pull_subscription(subscriber, project, topic=work_topic, name=f"{work_topic}-pull", ack_deadline_seconds=600)
         env = {
             **stack.settings,  # the deployed function's own settings, from the synthesized handlers stack
             **stack.spanner.env(),
             **stack.pubsub.env(),
             "BATON_BIGQUERY_ENDPOINT": endpoint,
             "BATON_MANIFESTS_DIR": str(manifests_dir),
+            "BATON_WORK_TOPIC": work_topic,
         }
         harness = cls(stack=stack, manifests_dir=manifests_dir, facade=facade, env=env)
+        harness.work_subscription = subscription_path(project, f"{work_topic}-pull")
         harness._saved_env = {name: os.environ.get(name) for name in env}
         os.environ.update(env)
         return harness
@@ -145,6 +162,7 @@ class HandlerHarness:
         bootstrap.settings.cache_clear()
         bootstrap.orchestrator.cache_clear()
         self._instrument(bootstrap.orchestrator().store)
+        self._count_continuations(bootstrap.orchestrator().work)
         return SpannerRunStore(database)
 
     def handler_store(self) -> SpannerRunStore:
@@ -167,6 +185,16 @@ class HandlerHarness:
     def client(self, target: str) -> Any:
         return functions_app(target).test_client()
 
+    def player(self, client: Any | None = None) -> PubSubPlayer:
+        """Pub/Sub's part for the completion handler: redelivery with the stack's backoff, continuations pushed back."""
+        return PubSubPlayer(
+            client or self.client("bigquery_job_completed"),
+            self.stack.topology.push_subscription,
+            self.work_subscription,
+            lambda: self.continuations_published,
+            self.stack.pubsub.host,
+        )
+
     def create_run(self, store: SpannerRunStore, manifest: Manifest, prepare: Callable[[NewRun], NewRun] | None = None) -> NewRun:
         """Write a run's rows as start_manifest does (batched under the mutation limit) and activate it."""
         plan = plan_run(manifest, {}, self.environment, new_run_id(), dt.datetime.now(dt.UTC))
@@ -176,18 +204,32 @@ class HandlerHarness:
         store.transact(lambda tx: activate_run(tx, plan.run.run_id))
         return plan
 
-    def completion(self, run_id: str, job_key: str, attempt: int = 1) -> bytes:
-        return push_body(completion_entry(self.project, self.environment, run_id, job_key, attempt))
+    def completion(self, run_id: str, job_key: str, attempt: int = 1, error: JobErrorInfo | None = None) -> bytes:
+        return push_body(completion_entry(self.project, self.environment, run_id, job_key, attempt, error))
 
-    def post(self, client: Any, body: bytes) -> tuple[float, dict[str, Any]]:
-        """One push request through the app: (seconds, JSON answer). Anything but 200 is a benchmark failure."""
+    def post(self, client: Any, body: bytes, what: str = "event") -> tuple[float, dict[str, Any]]:
+        """One event delivered as Pub/Sub would (redelivered after a refusal), then the continuations it handed on:
+        (seconds for all of it, the event's JSON answer)."""
+        player = self._players.get(id(client))
+        if player is None:
+            player = self._players[id(client)] = self.player(client)
         start = time.perf_counter()
-        response = client.post("/", data=body, content_type="application/json")
-        elapsed = time.perf_counter() - start
-        answer: dict[str, Any] = response.get_json(silent=True) or {}
-        if response.status_code != 200:
-            raise RuntimeError(f"handler answered {response.status_code}: {answer or response.get_data(as_text=True)[:500]}")
-        return elapsed, answer
+        answer = player.deliver_all(body, what)
+        return time.perf_counter() - start, answer
+
+    def deliveries(self) -> dict[str, Any]:
+        """What every player of this harness delivered so far, summed."""
+        total = Deliveries()
+        for player in self._players.values():
+            log = player.log
+            total.invocations += log.invocations
+            total.redeliveries += log.redeliveries
+            total.continuations += log.continuations
+            total.statuses.update(log.statuses)
+            total.seconds += log.seconds
+            if log.longest_s > total.longest_s:
+                total.longest_s, total.longest = log.longest_s, log.longest
+        return total.to_json()
 
     def submitted(self, run_id: str, job_key: str, attempt: int = 1) -> bool:
         """Whether BigQuery (the façade) holds the job: the handler's jobs.insert happened."""
@@ -219,7 +261,20 @@ class HandlerHarness:
 
         store.transact = counted
 
+    def _count_continuations(self, work: Any) -> None:
+        if work is None:
+            raise RuntimeError("the handlers have no work topic: continuations would run in-process")
+        publish = work.publish
+
+        def counted(items: Sequence[Any]) -> None:
+            publish(items)
+            self.continuations_published += len(items)
+
+        work.publish = counted
+
     def stop(self) -> None:
+        for player in self._players.values():
+            player.close()
         self.facade.stop()
         for name, value in self._saved_env.items():
             if value is None:

@@ -18,12 +18,13 @@ blocks between them, so both see the same machine.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,39 @@ def _floor_samples(publisher: PubSubPublisher, receiver: _Receiver, project: str
         samples.append((receiver.wait(insert_id) - started, acked - started))
         time.sleep(0.02)  # the hop's next publish waits for a job too; don't measure a burst
     return samples
+
+
+@contextlib.contextmanager
+def push_floor(stack: LocalStack) -> Iterator[Callable[[int], list[float]]]:
+    """A probe of the emulator's publish-to-push latency: a topic of its own with the stack's push policy, pushing
+    to a bare receiver. Yields `sample(count) -> seconds per message`."""
+    project = stack.topology.project
+    topic = f"{FLOOR_TOPIC}-{secrets.token_hex(4)}"  # a subscription of its own: an earlier one pushes elsewhere
+    receiver = _Receiver()
+    push = stack.topology.push_subscription
+    with admin_clients(stack.pubsub.host) as (publisher_admin, subscriber_admin):
+        ensure_topic(publisher_admin, project, topic)
+        ensure_topic(publisher_admin, project, f"{topic}-dead-letters")
+        ensure_push_subscription(
+            subscriber_admin,
+            project,
+            topic=topic,
+            spec=PushSubscriptionSpec(
+                name=f"{topic}-push",
+                push_endpoint=receiver.url,
+                ack_deadline_seconds=push.ack_deadline_seconds,
+                min_backoff_seconds=push.min_backoff_seconds,
+                max_backoff_seconds=push.max_backoff_seconds,
+                max_delivery_attempts=push.max_delivery_attempts,
+            ),
+            dead_letter_topic=f"{topic}-dead-letters",
+        )
+    publisher = PubSubPublisher(project, topic, emulator_host=stack.pubsub.host)
+    try:
+        yield lambda count: [pushed for pushed, _ in _floor_samples(publisher, receiver, project, count)]
+    finally:
+        publisher.close()
+        receiver.close()
 
 
 def run(stack: LocalStack, manifests_dir: Path, progress: Callable[[str], None], hops: int = 200) -> dict[str, Any]:

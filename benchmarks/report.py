@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks import report_scale, report_throughput
+
 Row = tuple[str, str, str, str, str, str, str]
 
 
@@ -52,24 +54,6 @@ def _event_rows(r: Mapping[str, Any]) -> list[Row]:
                 f"the same handler on a {t['small_jobs']}-job manifest",
                 f"{t['ratio']:.2f}x",
                 f"<= {r['target_ratio']}x",
-                _yes(t["met"]),
-            )
-        )
-    return rows
-
-
-def _throughput_rows(r: Mapping[str, Any]) -> list[Row]:
-    rows = []
-    for t in r["results"]:
-        rows.append(
-            (
-                "3",
-                f"Throughput, {r['width']:,}-wide fan-in, {t['workers']} worker(s)",
-                f"{t['baton']['per_s']:,.1f} events/s",
-                f"emulator's small read-write transaction (1 read, 1 write), same workers: {t['ceiling']['per_s']:,.1f}/s "
-                f"(one shaped like the event, 4 reads and 3 writes: {t['event_shaped']['per_s']:,.1f}/s)",
-                f"{t['share']:.0%}",
-                f">= {r['target_share']:.0%}",
                 _yes(t["met"]),
             )
         )
@@ -129,10 +113,11 @@ def _cold_rows(r: Mapping[str, Any]) -> list[Row]:
 _SUMMARY: dict[str, Callable[[Mapping[str, Any]], list[Row]]] = {
     "hop_latency": _hop_rows,
     "event_cost": _event_rows,
-    "throughput": _throughput_rows,
+    "throughput": report_throughput.summary_rows,
     "compute": _compute_rows,
     "startup": _startup_rows,
     "cold_start": _cold_rows,
+    "scale": report_scale.summary_rows,
 }
 
 
@@ -163,42 +148,7 @@ def _details(results: Mapping[str, Any]) -> list[str]:
             ],
         )
     if "throughput" in results:
-        r = results["throughput"]
-        lines += ["", f"### Throughput ({r['width']:,}-wide fan-out, then fan-in)", ""]
-        lines += _table(
-            ("workers", "series", "per second", "p50 / p95", "stalled (> 1 s)"),
-            [
-                (
-                    str(x["workers"]),
-                    label,
-                    f"{x[key]['per_s']:,.1f}",
-                    f"{_ms(x[key]['ms']['p50'])} / {_ms(x[key]['ms']['p95'])}",
-                    f"{x[key]['stalled']} of {x[key]['count']}",
-                )
-                for x in r["results"]
-                for key, label in (
-                    ("baton", "Baton: sibling completions"),
-                    ("ceiling", "ceiling: 1 read, 1 write"),
-                    ("event_shaped", "event-shaped: 4 reads, 3 writes"),
-                    ("two_reads", "2 reads, 3 writes"),
-                )
-            ],
-        )
-        lines += ["", "The fan-out event (one completion releasing every sibling), before each fan-in:", ""]
-        lines += _table(
-            ("run", "whole event", "record + release (tx)", "jobs.insert x width", "mark SUBMITTED (tx)", "rows read"),
-            [
-                (
-                    f"before {x['workers']} worker(s)",
-                    _s(x["fan_out_event_s"]),
-                    _s(x["fan_out_transactions_s"][0]),
-                    _s(x["fan_out_event_s"] - sum(x["fan_out_transactions_s"])),
-                    _s(sum(x["fan_out_transactions_s"][1:])),
-                    f"{x['fan_out_rows_read']:,}",
-                )
-                for x in r["results"]
-            ],
-        )
+        lines += report_throughput.details(results["throughput"], _table)
     if "compute" in results:
         r = results["compute"]
         b, p = r["baton"], r["polling"]
@@ -289,6 +239,8 @@ def _details(results: Mapping[str, Any]) -> list[str]:
                 ("floor", *(_ms(r["floor_ms"][k]) for k in ("p50", "p95", "min", "max")), _ms(r["floor_publish_ms"]["p50"])),
             ],
         )
+    if "scale" in results:
+        lines += report_scale.details(results["scale"], _table)
     return lines
 
 
@@ -324,7 +276,7 @@ def chart(document: Mapping[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     results = document["results"]
-    panels = [name for name in ("hop_latency", "event_cost", "throughput", "compute", "startup", "cold_start") if name in results]
+    panels = [name for name in _PANELS if name in results]
     columns = min(3, len(panels))
     rows = -(-len(panels) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(6 * columns, 4.4 * rows), squeeze=False)
@@ -368,25 +320,6 @@ def _panel_events(ax: Any, r: Mapping[str, Any]) -> None:
     ax.set_title("2. Cost per completion event vs manifest size")
 
 
-def _panel_throughput(ax: Any, r: Mapping[str, Any]) -> None:
-    labels = [f"{x['workers']} worker(s)" for x in r["results"]]
-    positions = range(len(labels))
-    series = (
-        ("baton", "Baton: fan-in events/s"),
-        ("event_shaped", "event-shaped tx/s (4 reads, 3 writes)"),
-        ("two_reads", "tx/s with 2 reads, 3 writes"),
-        ("ceiling", "ceiling: tx/s (1 read, 1 write)"),
-    )
-    width = 0.8 / len(series)
-    for offset, (key, label) in enumerate(series):
-        shift = (offset - (len(series) - 1) / 2) * width
-        ax.bar([p + shift for p in positions], [x[key]["per_s"] for x in r["results"]], width=width, label=label)
-    ax.set_xticks(list(positions), labels)
-    ax.set_ylabel("per second")
-    ax.legend(fontsize=8)
-    ax.set_title(f"3. Throughput, {r['width']:,}-wide fan-in (target >= {r['target_share']:.0%} of ceiling)")
-
-
 def _panel_compute(ax: Any, r: Mapping[str, Any]) -> None:
     b, p = r["baton"], r["polling"]
     labels = ["Baton\nbusy", "Baton\nbilled", "polling\nbusy", "polling\nbilled", "polling\nwaiting"]
@@ -426,10 +359,11 @@ def _panel_cold(ax: Any, r: Mapping[str, Any]) -> None:
 _PANELS: dict[str, Callable[[Any, Mapping[str, Any]], None]] = {
     "hop_latency": _panel_hop,
     "event_cost": _panel_events,
-    "throughput": _panel_throughput,
+    "throughput": report_throughput.panel,
     "compute": _panel_compute,
     "startup": _panel_startup,
     "cold_start": _panel_cold,
+    "scale": report_scale.panel,
 }
 
 

@@ -25,17 +25,23 @@ which makes those rates noisy; one worker measures the work alone.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import multiprocessing
 import os
+import queue
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from multiprocessing.context import SpawnContext
 from pathlib import Path
 from typing import Any
 
 from benchmarks import shapes
+from benchmarks.event_cost import siblings_submitted
 from benchmarks.handler_harness import HandlerHarness, completion_entry, functions_app, push_body, spanner_database
 from benchmarks.measures import Summary
+from benchmarks.pubsub_player import SUCCESS, backoff_s, with_attempt
+from devstack.topology import PushSubscription
 
 WIDTH = 1_000
 TARGET_SHARE = 0.5
@@ -50,18 +56,25 @@ _STOP = ("stop",)
 
 
 def _worker(index: int, env: dict[str, str], log_path: str, tasks: Any, results: Any) -> None:
-    """One handler instance: warm up (clients built, as after a cold start), then serve tasks until told to stop."""
+    """One handler instance: warm up (clients built, as after a cold start), then serve tasks until told to stop.
+
+    Each result: (kind, worker, start, end, status, verdict, transaction attempts, transactions, task).
+    """
     os.environ.update(env)
     with open(log_path, "w") as log, contextlib.redirect_stdout(log):
         from google.cloud import spanner
+
+        from baton import bootstrap
 
         client = functions_app("bigquery_job_completed").test_client()
         ceiling = spanner_database(env["BATON_PROJECT"], env["BATON_SPANNER_INSTANCE"], CEILING_DATABASE)
         point: Any = spanner.KeySet
 
         mine = [index * ROWS_PER_WORKER + k for k in range(ROWS_PER_WORKER)]
+        attempts = [0]
 
         def bump(transaction: Any, reads: int, writes: int) -> None:
+            attempts[0] += 1
             values = {}
             for key in mine[:reads]:  # one point read at a time, as the run store reads
                 row = next(iter(transaction.read("Counters", ("Id", "Value"), point(keys=[[key]]))))
@@ -71,19 +84,35 @@ def _worker(index: int, env: dict[str, str], log_path: str, tasks: Any, results:
         ceiling.run_in_transaction(bump, 1, 1)
         unknown = completion_entry(env["BATON_PROJECT"], env["BATON_ENV"], "0" * 32, "warm_up")
         client.post("/", data=push_body(unknown), content_type="application/json")
-        results.put(("ready", index, 0.0, 0.0, 200, ""))
+        store: Any = bootstrap.orchestrator().store  # the SpannerRunStore, whose counters say what aborted
+        results.put(("ready", index, 0.0, 0.0, 200, "", 0, 0, None))
         while True:
             task = tasks.get()
             if task == _STOP:
                 return
             start = time.monotonic()
             if task[0] == "tx":
+                attempts[0] = 0
                 ceiling.run_in_transaction(bump, task[1], task[2])
-                results.put(("tx", index, start, time.monotonic(), 200, ""))
+                results.put(("tx", index, start, time.monotonic(), 200, "", attempts[0], 1, task))
             else:
+                tried, done = store.transaction_attempts, store.transactions
                 response = client.post("/", data=task[1], content_type="application/json")
                 answer = response.get_json(silent=True) or {}
-                results.put(("event", index, start, time.monotonic(), response.status_code, str(answer.get("verdict", ""))))
+                verdict = str(answer.get("verdict", ""))
+                results.put(
+                    (
+                        "event",
+                        index,
+                        start,
+                        time.monotonic(),
+                        response.status_code,
+                        verdict,
+                        store.transaction_attempts - tried,
+                        store.transactions - done,
+                        task,
+                    )
+                )
 
 
 class _Pool:
@@ -101,10 +130,35 @@ class _Pool:
         for _ in self.processes:
             self.results.get(timeout=120)
 
-    def run(self, tasks: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    def run(self, tasks: list[tuple[Any, ...]], policy: PushSubscription | None = None) -> _Outcome:
+        """Run every task; an event refused (not 2xx) is redelivered after Pub/Sub's backoff, as its subscription would."""
+        outcome = _Outcome()
         for task in tasks:
             self.tasks.put(task)
-        return [self.results.get(timeout=600) for _ in tasks]
+        waiting = len(tasks)
+        later: list[tuple[float, int, tuple[Any, ...]]] = []  # (due, order, task): redeliveries, by due time
+        while waiting:
+            while later and later[0][0] <= time.monotonic():
+                self.tasks.put(heapq.heappop(later)[2])
+            try:
+                result = self.results.get(timeout=max(0.0, later[0][0] - time.monotonic()) if later else 600.0)
+            except queue.Empty:
+                if later:
+                    continue
+                raise
+            outcome.invocations.append(result)
+            task, status = result[8], result[4]
+            if result[0] == "event" and status not in SUCCESS:
+                attempt = int(task[2])
+                if policy is not None and attempt < policy.max_delivery_attempts:
+                    outcome.redeliveries += 1
+                    due = time.monotonic() + backoff_s(policy, attempt)
+                    redelivery = ("event", with_attempt(task[1], attempt + 1), attempt + 1)
+                    heapq.heappush(later, (due, len(outcome.invocations), redelivery))
+                    continue
+            outcome.done.append(result)
+            waiting -= 1
+        return outcome
 
     def close(self) -> None:
         for _ in self.processes:
@@ -115,25 +169,41 @@ class _Pool:
                 process.terminate()
 
 
-def _rate(done: list[tuple[Any, ...]]) -> float:
-    return len(done) / _span(done)
+@dataclass
+class _Outcome:
+    """Tasks finished (the last delivery of each event), every invocation, and how many were redelivered."""
+
+    done: list[tuple[Any, ...]] = field(default_factory=list)
+    invocations: list[tuple[Any, ...]] = field(default_factory=list)
+    redeliveries: int = 0
 
 
-def _span(done: list[tuple[Any, ...]]) -> float:
-    first: float = min(d[2] for d in done)
-    last: float = max(d[3] for d in done)
+def _rate(outcome: _Outcome) -> float:
+    return len(outcome.done) / _span(outcome.invocations)
+
+
+def _span(invocations: list[tuple[Any, ...]]) -> float:
+    """From the first dispatch to the last answer, redeliveries and their backoff included."""
+    first: float = min(d[2] for d in invocations)
+    last: float = max(d[3] for d in invocations)
     return last - first
 
 
-def _series(done: list[tuple[Any, ...]], spans: list[list[tuple[Any, ...]]] | None = None) -> dict[str, Any]:
-    """Rate over the wall time of the series (of each part, when it ran in parts), latency, and stalls."""
-    seconds = [d[3] - d[2] for d in done]
-    wall = sum(_span(part) for part in spans) if spans else _span(done)
+def _series(outcome: _Outcome, parts: list[_Outcome] | None = None) -> dict[str, Any]:
+    """Rate over the wall time of the series (of each part, when it ran in parts), latency, stalls and aborts."""
+    invocations = outcome.invocations
+    seconds = [d[3] - d[2] for d in invocations]
+    wall = sum(_span(part.invocations) for part in parts) if parts else _span(invocations)
+    attempts, committed = sum(d[6] for d in invocations), sum(d[7] for d in invocations)
     return {
-        "count": len(done),
-        "per_s": len(done) / wall,
+        "count": len(outcome.done),
+        "per_s": len(outcome.done) / wall,
         "ms": Summary.of([s * 1000 for s in seconds]).to_json(),
         "stalled": sum(1 for s in seconds if s > STALL_S),
+        "invocations": len(invocations),
+        "redeliveries": outcome.redeliveries,
+        "transactions": committed,
+        "aborted_attempts": attempts - committed,
     }
 
 
@@ -150,6 +220,7 @@ def run(
     store = harness.use_database("bench-throughput")
     _create_ceiling_database(harness, max(worker_counts))
     client = harness.client("bigquery_job_completed")
+    policy = harness.stack.topology.push_subscription
     manifest = shapes.build(shapes.diamond(f"diamond-{width}", width))
     context = multiprocessing.get_context("spawn")
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -158,20 +229,32 @@ def run(
         progress(f"throughput: writing a {width:,}-wide fan-out/fan-in run")
         plan = harness.create_run(store, manifest)
         run_id = plan.run.run_id
-        progress("throughput: the fan-out event (releases and submits every sibling)")
+        progress("throughput: the fan-out event (releases every sibling; submit batches handed on by message)")
         with harness.rows_read() as rows:
-            fan_out_s, answer = harness.post(client, harness.completion(run_id, "root"))
+            fan_out_s, answer = harness.post(client, harness.completion(run_id, "root"), "fan-out event")
         if len(answer.get("released", [])) != width or not harness.submitted(run_id, shapes.sibling_key(width - 1)):
             raise RuntimeError(f"the fan-out event should release {width} jobs: {str(answer)[:300]}")
+        # The same number of sibling events spread over one run per worker, interleaved: no row is shared by
+        # events in flight at once, so the difference to the fan-in is what the run and sink rows cost.
+        per_run = max(1, width // workers)
+        spread_manifest = shapes.build(shapes.fan_in(f"spread-{per_run + 1}", per_run + 1))
+        spread_runs = [harness.create_run(store, spread_manifest, prepare=siblings_submitted) for _ in range(workers)]
         progress(f"throughput: starting {workers} handler worker process(es)")
         pool = _Pool(context, workers, dict(harness.env), log_dir)
         try:
             half = [CEILING_TX] * (width // 2)
             progress(f"throughput: ceiling, {len(half)} small read-write transactions")
             ceiling_before = pool.run(half)
-            progress(f"throughput: fan-in, {width:,} sibling completions over {workers} worker(s)")
-            events = [("event", harness.completion(run_id, shapes.sibling_key(i))) for i in range(width)]
-            fan_in = pool.run(events)
+            progress(f"throughput: fan-in, {width:,} sibling completions of one run over {workers} worker(s)")
+            events = [("event", harness.completion(run_id, shapes.sibling_key(i)), 1) for i in range(width)]
+            fan_in = pool.run(events, policy)
+            progress(f"throughput: the same events spread over {workers} run(s), no shared row in flight")
+            spread_events = [
+                ("event", harness.completion(plan.run.run_id, shapes.sibling_key(i)), 1)
+                for i in range(per_run)
+                for plan in spread_runs
+            ]
+            spread = pool.run(spread_events, policy)
             progress(f"throughput: ceiling again, {len(half)} transactions")
             ceiling_after = pool.run(half)
             progress(f"throughput: {len(half)} event-shaped transactions (4 reads, 3 writes), then {len(half)} with 2 reads")
@@ -179,19 +262,22 @@ def run(
             two_reads = pool.run([TWO_READS_TX] * len(half))
         finally:
             pool.close()
-        failures = [e for e in fan_in if e[4] != 200 or e[5] != "recorded"]
-        if failures:
-            raise RuntimeError(f"{len(failures)} fan-in events failed, e.g. {failures[0]}")
+        for outcome, what in ((fan_in, "fan-in"), (spread, "spread")):
+            failures = [e for e in outcome.done if e[4] not in SUCCESS or e[5] != "recorded"]
+            if failures:
+                raise RuntimeError(f"{len(failures)} {what} events were not recorded, e.g. {failures[0][:8]}")
         run = store.get_run(run_id)
         if run is None or run.succeeded_jobs != width + 1 or not harness.submitted(run_id, "sink"):
             raise RuntimeError(f"after the fan-in the sink should be submitted: {run}")
-        ceiling = _series(ceiling_before + ceiling_after, spans=[ceiling_before, ceiling_after])
+        ceiling_all = _Outcome(ceiling_before.done + ceiling_after.done, ceiling_before.invocations + ceiling_after.invocations)
+        ceiling = _series(ceiling_all, parts=[ceiling_before, ceiling_after])
         baton = _series(fan_in)
         measured.append(
             {
                 "workers": workers,
                 "events": width,
                 "baton": baton,
+                "spread": _series(spread),
                 "ceiling": {**ceiling, "before_per_s": _rate(ceiling_before), "after_per_s": _rate(ceiling_after)},
                 "event_shaped": _series(shaped),
                 "two_reads": _series(two_reads),
@@ -203,4 +289,4 @@ def run(
                 "met": baton["per_s"] / ceiling["per_s"] >= TARGET_SHARE,
             }
         )
-    return {"width": width, "target_share": TARGET_SHARE, "results": measured}
+    return {"width": width, "target_share": TARGET_SHARE, "results": measured, "deliveries": harness.deliveries()}

@@ -104,7 +104,8 @@ def test_checks_gate_the_job_in_spanner_and_their_outcomes_are_readable(spanner_
         ("plenty", CheckStatus.PENDING),
     ]
     assert h.check(run_id, "plenty", 5).verdict == Verdict.RECORDED
-    assert h.store.last_rows_read == 3, "job, check and run by key: nothing else while checks are pending"
+    # The job's row names its one dependent, whose row comes with the run's: read ahead, side by side.
+    assert h.store.last_rows_read == 4, "job, run, the dependent, check by key: nothing else while checks are pending"
     assert h.check(run_id, "plenty", 5).verdict == Verdict.DUPLICATE
     assert h.check(run_id, "ids_present", 2).verdict == Verdict.RECORDED
     orders = h.jobs(run_id)["orders"]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from baton.adapters.spanner_migrations import applied_versions, load_migrations, migrate
-from baton.adapters.spanner_store import SpannerRunStore
+from baton.adapters.spanner_store import DEPENDENT_KEYS_ON_ROW, SpannerRunStore
 from baton.domain.naming import new_run_id
 from baton.domain.records import Completion, JobStatus, RunStatus
 from baton.domain.transitions.completion import apply_completion
@@ -70,7 +70,21 @@ def test_completion_reads_do_not_grow_with_the_run(spanner_database: Any, tmp_pa
         run_id = start(store, edges, tmp_path)
         complete(store, run_id, "root")
         reads.append(store.last_rows_read)
-    assert reads[0] == reads[1] == 4, "job, run, one dependent edge, the dependent"
+    assert reads[0] == reads[1] == 3, "job (its row names its dependent), run, the dependent"
+
+
+@pytest.mark.parametrize("width", [DEPENDENT_KEYS_ON_ROW, DEPENDENT_KEYS_ON_ROW + 1])
+def test_dependents_kept_on_the_row_or_read_from_the_edges_release_alike(
+    spanner_database: Any, tmp_path: Any, width: int
+) -> None:
+    store = SpannerRunStore(spanner_database)
+    middle = [f"m{i:03d}" for i in range(width)]
+    run_id = start(store, {"root": [], **{key: ["root"] for key in middle}, "sink": middle}, tmp_path)
+    assert [job.job_key for job in complete(store, run_id, "root").ready] == middle
+    for key in middle[:-1]:
+        assert complete(store, run_id, key).ready == []
+    assert [job.job_key for job in complete(store, run_id, middle[-1]).ready] == ["sink"]
+    assert store.transact(lambda tx: tx.get_dependents(run_id, "root", after=middle[1], limit=2)) == middle[2:4]
 
 
 def test_large_runs_are_written_in_commits_under_the_mutation_limit(spanner_database: Any, tmp_path: Any) -> None:

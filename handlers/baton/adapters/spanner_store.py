@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
@@ -40,6 +42,16 @@ from baton.service.ports import RunStore
 
 T = TypeVar("T")
 
+# Dependents' keys kept on the job's row up to this many (spanner_schema/0009_dependent_keys.sql).
+DEPENDENT_KEYS_ON_ROW = 64
+# Reads of one transaction that do not depend on each other run side by side on these threads.
+_READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spanner-read")
+
+# A commit's time grows faster than its rows: releasing 1,000 dependents committed in 2.5 s on the emulator,
+# 3,000 in 50 s (benchmarks/scale.py, docs/benchmarks.md). The budget alone (~4,100 job rows) would let one
+# step of a 10,000-wide release run near the function's 120 s timeout; 1,000 rows keep each step to seconds.
+JOBS_PER_COMMIT_MAX = 1_000
+
 # Mutations kept free in a transition's commit for the rows besides the jobs it releases or skips:
 # the run, the completing job, its checks, its catalog entry.
 _RESERVED_MUTATIONS = 2_000
@@ -59,6 +71,10 @@ class SpannerTransaction:
         self._catalog: dict[str, CatalogEntry] = {}
         self._events: dict[tuple[str, str], str] = {}  # the outbox: (run ID, event ID) -> JSON
         self.rows_read = 0
+        # Rows read ahead, never written unless a transition puts them; dependents' keys from the job's row.
+        self._read_runs: dict[str, RunRecord | None] = {}
+        self._read_jobs: dict[tuple[str, str], JobRecord] = {}
+        self._read_dependents: dict[tuple[str, str], list[str]] = {}
 
     def _read_one(self, table: str, columns: Sequence[str], key: list[Any]) -> list[Any] | None:
         rows = list(self._tx.read(table, columns, spanner.KeySet(keys=[key])))
@@ -68,27 +84,66 @@ class SpannerTransaction:
     def get_run(self, run_id: str) -> RunRecord | None:
         if run_id in self._runs:
             return self._runs[run_id]
+        if run_id in self._read_runs:
+            return self._read_runs[run_id]
         row = self._read_one("Runs", RUN_COLUMNS, [run_id])
         return run_from_row(row) if row else None
 
     def get_job(self, run_id: str, job_key: str) -> JobRecord | None:
-        if (run_id, job_key) in self._jobs:
-            return self._jobs[(run_id, job_key)]
-        row = self._read_one("RunJobs", JOB_COLUMNS, [run_id, job_key])
-        return job_from_row(row) if row else None
+        """The job; the first time, its run and its dependents' rows come with it (see `_read_ahead`)."""
+        key = (run_id, job_key)
+        if key in self._jobs:
+            return self._jobs[key]
+        if key not in self._read_jobs:
+            self._read_ahead(run_id, job_key)
+        return self._read_jobs.get(key)
+
+    def _read_ahead(self, run_id: str, job_key: str) -> None:
+        """What a completion reads, in two round trips: the job's row (with its dependents' keys when it keeps them),
+        then its run's row and its dependents' rows side by side (the transaction has begun by then)."""
+        rows = list(self._tx.read("RunJobs", (*JOB_COLUMNS, "DependentKeys"), spanner.KeySet(keys=[[run_id, job_key]])))
+        if not rows:
+            return
+        self.rows_read += 1
+        self._read_jobs[(run_id, job_key)] = job_from_row(rows[0])
+        dependents = rows[0][len(JOB_COLUMNS)]
+        if dependents is not None:
+            self._read_dependents[(run_id, job_key)] = sorted(dependents)
+        wanted = [key for key in dependents or () if (run_id, key) not in self._jobs and (run_id, key) not in self._read_jobs]
+        run_read = jobs_read = None
+        if run_id not in self._runs and run_id not in self._read_runs:
+            run_read = _READS.submit(self._rows, "Runs", RUN_COLUMNS, spanner.KeySet(keys=[[run_id]]))
+        if wanted:
+            keys = spanner.KeySet(keys=[[run_id, key] for key in wanted])
+            jobs_read = _READS.submit(self._rows, "RunJobs", JOB_COLUMNS, keys)
+        if run_read is not None:
+            runs = run_read.result()
+            self.rows_read += len(runs)
+            self._read_runs[run_id] = run_from_row(runs[0]) if runs else None
+        if jobs_read is not None:
+            for row in jobs_read.result():
+                self.rows_read += 1
+                self._read_jobs[(run_id, row[1])] = job_from_row(row)
+
+    def _rows(self, table: str, columns: Sequence[str], keys: Any) -> list[list[Any]]:
+        return list(self._tx.read(table, columns, keys))
 
     def get_jobs(self, run_id: str, job_keys: Sequence[str]) -> list[JobRecord]:
-        wanted = [key for key in job_keys if (run_id, key) not in self._jobs]
+        wanted = [key for key in job_keys if (run_id, key) not in self._jobs and (run_id, key) not in self._read_jobs]
         fetched: dict[str, JobRecord] = {}
         if wanted:
             keyset = spanner.KeySet(keys=[[run_id, key] for key in wanted])
             for row in self._tx.read("RunJobs", JOB_COLUMNS, keyset):
                 fetched[row[1]] = job_from_row(row)
             self.rows_read += len(fetched)
-        found = (self._jobs.get((run_id, key)) or fetched.get(key) for key in job_keys)
+        found = (self._jobs.get((run_id, key)) or self._read_jobs.get((run_id, key)) or fetched.get(key) for key in job_keys)
         return [job for job in found if job is not None]
 
     def get_dependents(self, run_id: str, job_key: str, after: str | None = None, limit: int | None = None) -> list[str]:
+        known = self._read_dependents.get((run_id, job_key))
+        if known is not None:  # kept on the job's row (few dependents; edges never change within a run)
+            following = [key for key in known if after is None or key > after]
+            return following[:limit] if limit else following
         if after is None:
             keys = spanner.KeyRange(start_closed=[run_id, job_key], end_closed=[run_id, job_key])
         else:
@@ -158,6 +213,10 @@ class SpannerTransaction:
             getattr(self._tx, method)(table, columns, rows)
 
 
+def _kept_on_row(dependents: list[str]) -> list[str] | None:
+    return sorted(dependents) if len(dependents) <= DEPENDENT_KEYS_ON_ROW else None
+
+
 # The open-jobs index (spanner_schema/0005) holds no terminal rows; an equality on OpenStatus never needs them.
 # The emulator cannot prove that and asks for its own hint, which Cloud Spanner ignores.
 _OPEN_JOBS_INDEX = "FORCE_INDEX=OpenRunJobs, spanner_emulator.disable_query_null_filtered_index_check=true"
@@ -171,12 +230,21 @@ class SpannerRunStore(RunStore):
         `budget` bounds each call in time (domain/timing.py)."""
         self.database = database
         self.mutation_budget = mutation_budget
-        # Job rows a transition may write besides its own few rows, within the budget.
+        # Job rows a transition may write besides its own few rows: within the budget, and never more than
+        # JOBS_PER_COMMIT_MAX, so that each step of a wide release or skip also finishes in bounded time.
         self.jobs_per_commit = max(
-            1, (mutation_budget - min(_RESERVED_MUTATIONS, mutation_budget // 2)) // row_mutations("RunJobs", JOB_UPDATE)
+            1,
+            min(
+                JOBS_PER_COMMIT_MAX,
+                (mutation_budget - min(_RESERVED_MUTATIONS, mutation_budget // 2)) // row_mutations("RunJobs", JOB_UPDATE),
+            ),
         )
         self.last_rows_read = 0  # of the last transaction; benchmarks and tests read it
         self.largest_commit = 0  # mutations of the largest commit so far; benchmarks and tests read it
+        # Read-write transactions committed, and attempts at them (an attempt the emulator or Spanner aborted is
+        # run again by the client): the difference is what contention cost. Benchmarks read them.
+        self.transactions = 0
+        self.transaction_attempts = 0
         # run_in_transaction retries aborts for 30 s by default, whatever the function's timeout.
         self.budget = budget or TimeBudget()
         self._read_timeout = self.budget.call_deadline_s  # a snapshot read or query; the clients' own default is an hour
@@ -195,6 +263,7 @@ class SpannerRunStore(RunStore):
 
     def transact(self, fn: Callable[[Any], T]) -> T:
         def work(transaction: Any) -> T:
+            self.transaction_attempts += 1
             tx = SpannerTransaction(transaction, self.mutation_budget)
             result = fn(tx)
             tx.flush()
@@ -206,14 +275,20 @@ class SpannerRunStore(RunStore):
             result: T = self.database.run_in_transaction(work, timeout_secs=self.budget.call_deadline_s)
         except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.Aborted, gexc.InternalServerError) as exc:
             raise TransientError(f"Spanner: {exc}") from exc
+        self.transactions += 1
         return result
 
     def create_run(self, new_run: NewRun) -> None:
         """Rows in commits under the mutation limit; the run row goes first and stays CREATING meanwhile."""
-        now_columns = (*JOB_COLUMNS, "UpdatedAt")
+        now_columns = (*JOB_COLUMNS, "DependentKeys", "UpdatedAt")
         with self.database.batch() as batch:
             batch.insert("Runs", (*RUN_COLUMNS, "UpdatedAt"), [[*run_row(new_run.run), spanner.COMMIT_TIMESTAMP]])
-        job_rows = [[*job_row(job), spanner.COMMIT_TIMESTAMP] for job in new_run.jobs]
+        dependents: dict[str, list[str]] = defaultdict(list)
+        for upstream, dependent in new_run.edges:
+            dependents[upstream].append(dependent)
+        job_rows = [
+            [*job_row(job), _kept_on_row(dependents.get(job.job_key, [])), spanner.COMMIT_TIMESTAMP] for job in new_run.jobs
+        ]
         edge_rows = [[new_run.run.run_id, upstream, dependent] for upstream, dependent in new_run.edges]
         # RunJobs rows must exist before their interleaved dependents, so jobs go first.
         for table, columns, chunk in self._chunks(
