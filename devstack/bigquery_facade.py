@@ -53,8 +53,8 @@ from werkzeug.wrappers import Request, Response
 from devstack.audit_bridge import AuditJob, AuditLogBridge, DeliveryPolicy, JobErrorInfo, Publish, PubSubPublisher
 from devstack.bigquery_engine import BigQueryEngine
 from devstack.bigquery_error_shapes import engine_job_error, error_body, in_bigquery_words, rewrite_not_found_body
-from devstack.cloud_storage import StorageClient
 from devstack.bigquery_metering import billed_bytes, referenced_tables, table_bytes
+from devstack.cloud_storage import StorageClient
 from devstack.faults import FaultBoard, FaultDocumentError
 from devstack.transfer_jobs import TransferJobs, TransferResult, audit, job_type, resource_statistics, transfer_kind
 

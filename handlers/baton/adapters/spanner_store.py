@@ -42,7 +42,7 @@ from baton.service.ports import RunStore
 
 T = TypeVar("T")
 
-# Dependents' keys kept on the job's row up to this many (spanner_schema/0009_dependent_keys.sql).
+# Dependents' keys kept on the job's row up to this many (spanner_schema/0011_dependent_keys.sql).
 DEPENDENT_KEYS_ON_ROW = 64
 # Reads of one transaction that do not depend on each other run side by side on these threads.
 _READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spanner-read")
