@@ -10,6 +10,11 @@ group is killed with SIGKILL twice, mid-way through whatever transactions it had
 again on its port, as Cloud Run would start a new instance. The run must still succeed with exactly
 one successful BigQuery job per manifest job, in dependency order, leave nothing in flight, and
 deliver every run event at least once.
+
+Its file name makes it the package's last test on purpose: after its hundreds of refused pushes and two
+killed instances, the Pub/Sub emulator's push loop for the completion subscription delivers a message
+that fails every time only a couple of times in two minutes, which would break the poison-message test
+of test_dead_letters.py if it ran after this one.
 """
 
 from __future__ import annotations
