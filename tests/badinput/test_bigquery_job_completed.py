@@ -563,6 +563,81 @@ CASES = [
     Case("put", b"{}", "405", "MethodNotAllowed", "use POST (Pub/Sub push)", method="PUT"),
     Case("delete", b"", "405", "MethodNotAllowed", "use POST (Pub/Sub push)", method="DELETE"),
     Case("patch", b"{}", "405", "MethodNotAllowed", "use POST (Pub/Sub push)", method="PATCH"),
+    # --- more of the cloud-faults issue's classes: int64, times, surrogates, newlines, attributes -------------
+    Case(
+        "attempt label beyond int64",
+        lambda run: entry(set_in(f"{JOB}.jobConfig.labels.baton_attempt", "9223372036854775808"), run, "hist_orders"),
+        "dropped",
+        "malformed_labels",
+        "Baton labels invalid: baton_attempt '9223372036854775808' is not a positive integer",
+    ),
+    Case(
+        "error code beyond int64",
+        lambda run: entry(set_in(f"{JOB}.jobStatus.errorResult", {"code": 2**64, "message": "x"}), run, "hist_orders"),
+        "dropped",
+        "malformed",
+        f"{JOB}.jobStatus.errorResult.code is 18446744073709551616, beyond int64",
+    ),
+    Case(
+        "deliveryAttempt beyond int64",
+        push(b"{}", deliveryAttempt=2**63),
+        "dropped",
+        "not_a_log_entry",
+        "no protoPayload: not an audit LogEntry",
+    ),
+    Case(
+        "end time in year 0",
+        lambda run: entry(set_in(f"{JOB}.jobStats.endTime", "0000-01-01T00:00:00Z"), run, "hist_orders"),
+        "dropped",
+        "malformed",
+        f"{JOB}.jobStats.endTime is '0000-01-01T00:00:00Z', not a valid date and time",
+    ),
+    Case(
+        "end time in year 10000",
+        lambda run: entry(set_in(f"{JOB}.jobStats.endTime", "10000-01-01T00:00:00Z"), run, "hist_orders"),
+        "dropped",
+        "malformed",
+        f"{JOB}.jobStats.endTime is '10000-01-01T00:00:00Z', not an RFC 3339 timestamp",
+    ),
+    Case(
+        "lone surrogate in an attribute key",
+        envelope({"message": {"data": "e30=", "messageId": "4711", "attributes": {"origin\udc00": "x"}}}),
+        "dropped",
+        "malformed",
+        "push body " + SURROGATE[len("message data ") :],
+        "push_body",
+    ),
+    Case(
+        "lone surrogate in the message ID",
+        envelope({"message": {"data": "e30=", "messageId": "4711\ud800"}}),
+        "dropped",
+        "malformed",
+        "push body " + SURROGATE[len("message data ") :],
+        "push_body",
+    ),
+    Case(
+        "job label with a trailing CRLF",
+        lambda run: entry(set_in(f"{JOB}.jobConfig.labels.baton_job", "hist_orders\r\n"), run, "hist_orders"),
+        "dropped",
+        "malformed_labels",
+        "Baton labels invalid: baton_job 'hist_orders\\r\\n' does not match ...",
+    ),
+    Case(
+        "101 attributes",
+        push(b"[101]", attributes={f"attribute_{i:03d}": "v" for i in range(101)}),
+        "dropped",
+        "not_an_object",
+        "payload is an array, not a JSON object",
+    ),
+    Case(
+        "completion in another project and location",
+        lambda run: entry(
+            set_in(f"{JOB}.jobName", f"projects/someone-else/locations/EU/jobs/baton_dev_{run}_hist_orders_1"), run, "hist_orders"
+        ),
+        "dropped",
+        "foreign_project",
+        "job of project 'someone-else', this is 'baton-local'",
+    ),
 ]
 
 

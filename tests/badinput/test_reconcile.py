@@ -105,6 +105,31 @@ CASES = [
         413,
         "body is 65016 bytes; reconcile takes no body",
     ),
+    # --- the classes of the cloud-faults issue, as a body sent to reconcile by mistake ------------------------
+    Case("legal 8 MB body", b"{}" + b" " * 8_000_000, 413, "body is 8000002 bytes; reconcile takes no body"),
+    Case(
+        "a label with a trailing newline",
+        b'{"labels": {"baton_env": "dev\\n"}}',
+        400,
+        NO_BODY + "an object with field(s) 'labels'",
+    ),
+    Case("a time after year 9999", b'{"before": "10000-01-01T00:00:00Z"}', 400, NO_BODY + "an object with field(s) 'before'"),
+    Case("a time before year 1", b'{"since": "0000-12-31T23:59:59Z"}', 400, NO_BODY + "an object with field(s) 'since'"),
+    Case(
+        "a job of another project",
+        b'{"jobName": "projects/someone-else/jobs/baton_dev_x_y_1"}',
+        400,
+        NO_BODY + "an object with field(s) 'jobName'",
+    ),
+    Case("a location not the environment's", b'{"location": "EU"}', 400, NO_BODY + "an object with field(s) 'location'"),
+    Case("a limit below int64", b'{"limit": -9223372036854775809}', 400, NO_BODY + "an object with field(s) 'limit'"),
+    Case("a push with a lone surrogate attribute", b'{"message": {"attributes": {"k": "\\udc00"}}}', 400, SURROGATE),
+    Case(
+        "101 fields",
+        ("{" + ",".join(f'"f{i:03d}": 1' for i in range(101)) + "}").encode(),
+        400,
+        NO_BODY + "an object with field(s) 'f000', 'f001', 'f002', 'f003', 'f004'...",
+    ),
 ]
 
 

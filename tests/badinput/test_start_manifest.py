@@ -232,6 +232,27 @@ CASES = [
     Case("date in year 10000", params(run_date="10000-01-01"), 400, "InvalidParams", "elt_daily: param 'run_date'..."),
     Case("body over limit", OVER, 413, "RequestTooLarge", f"body is {len(OVER)} bytes; the limit is {BIG}"),
     Case("name over limit", LONG_NAME, 413, "RequestTooLarge", f"body is {len(LONG_NAME)} bytes; the limit is {BIG}"),
+    # --- more of the cloud-faults issue's classes ------------------------------------------------------------
+    Case(
+        "threshold beyond float64",
+        b'{"manifest": "elt_daily", "params": {"run_date": "2026-11-27", "big_order_threshold": 1e400}}',
+        400,
+        "InvalidRequest",
+        "body is not plain JSON: the number 1e400 is out of range",
+    ),
+    Case("date below int64", params(run_date=-(2**63) - 1), 400, "InvalidParams", "elt_daily: param 'run_date'..."),
+    Case("date in year 0", params(run_date="0000-12-31"), 400, "InvalidParams", "elt_daily: param 'run_date'..."),
+    Case("date with a trailing CRLF", params(run_date="2026-11-27\r\n"), 400, "InvalidParams", "elt_daily: param 'run_date'..."),
+    Case("name with a tab", b'{"manifest": "elt\\tdaily"}', 404, "ManifestNotFound", "manifest 'elt..."),
+    Case(
+        "name with a surrogate pair",
+        b'{"manifest": "elt_daily\\ud83d\\ude00"}',
+        404,
+        "ManifestNotFound",
+        "manifest 'elt_daily...",
+    ),
+    Case("legal 8 MB body", params(pad="x" * 8_000_000), 413, "RequestTooLarge", f"body is 8000074 bytes; the limit is {BIG}"),
+    Case("101 params", params(**{f"p{i:03d}": "x" for i in range(101)}), 400, "InvalidParams", "elt_daily: unknown param..."),
 ]
 
 
