@@ -30,6 +30,7 @@ class Dataset:
     description: str
     access: Literal["write", "read"] = "write"  # what the functions get: dataEditor or dataViewer
     location: str | None = None  # None: the environment's bigquery_location; anything else must equal it
+    table_expiration_days: int | None = None  # tables delete themselves this long after they are written
 
     def __post_init__(self) -> None:
         if not _DATASET.match(self.dataset_id):
@@ -246,12 +247,17 @@ class EnvironmentConfig:
 
 # The datasets manifests/ writes: destinations (consume, trusted) and DML targets (landing, history, events).
 # Edit together with manifests/; synth refuses a destination that is not declared here.
+SCRATCH_DATASET = "baton_scratch"
+
 BATON_DATASETS = (
     Dataset("landing", "Raw rows as loaded, one table per source"),
     Dataset("history", "Slowly changing history of the landing tables"),
     Dataset("trusted", "Checked, deduplicated tables that downstream jobs trust"),
     Dataset("consume", "Tables for reports and consumers"),
     Dataset("events", "Business events derived from the daily loads"),
+    # Data checks write their offending rows here (BATON_SCRATCH_DATASET), so whichever function heals a check,
+    # under its own service account, can read them: an anonymous result table is its creator's alone.
+    Dataset(SCRATCH_DATASET, "Data checks' offending rows, one table per check job; kept a day", table_expiration_days=1),
 )
 
 ENVIRONMENTS: Mapping[str, EnvironmentConfig] = MappingProxyType(

@@ -66,7 +66,7 @@ from baton.manifests.datasets import DeclaredDatasets
 from baton.manifests.model import Manifest
 from baton.manifests.schema import TABLE_PATTERN
 from cdk.archive import HandlerArchive
-from cdk.config import EnvironmentConfig
+from cdk.config import SCRATCH_DATASET, EnvironmentConfig
 from cdk.function import BatonFunction, FunctionPackage
 from cdk.platform_stack import IDENTITY_PROPAGATION, pubsub_service_agent
 
@@ -202,6 +202,7 @@ class HandlersStack(TerraformStack):
                 # The environment's datasets with their location: manifests may read and write no other
                 # (checked when a manifest is loaded), and the local stack creates exactly these.
                 "BATON_DATASETS": declared_datasets_variable(config),
+                "BATON_SCRATCH_DATASET": SCRATCH_DATASET,
                 "BATON_LINEAGE_TOPIC": config.topic_path(config.lineage_topic),
             },
             build_service_account=build_account.id,

@@ -165,6 +165,7 @@ class PlatformStack(TerraformStack):
                 dataset_id=dataset.dataset_id,
                 location=dataset.location,
                 description=dataset.description,
+                default_table_expiration_ms=dataset.table_expiration_days * 86_400_000 if dataset.table_expiration_days else None,
                 labels={**config.labels, "baton_access": dataset.access},
                 # Access is granted only by the stacks' dataset IAM members, so no `access` block here: one
                 # would make every apply reset grants made on the dataset's IAM policy.

@@ -138,9 +138,13 @@ def test_functions_get_the_handlers_settings(synth_dir: Path, env: str) -> None:
             "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW": "false",  # the session mode the tests exercise
             "THREADS": str(body["service_config"].get("max_instance_request_concurrency", 1)),
             "BATON_DATASETS": json.dumps(
-                {dataset: config.bigquery_location for dataset in ("consume", "events", "history", "landing", "trusted")},
+                {
+                    dataset: config.bigquery_location
+                    for dataset in ("baton_scratch", "consume", "events", "history", "landing", "trusted")
+                },
                 separators=(",", ":"),
             ),
+            "BATON_SCRATCH_DATASET": "baton_scratch",  # data checks' rows, readable by every Baton function
             "BATON_LINEAGE_TOPIC": f"projects/{config.project}/topics/baton-{env}-lineage",
         }
 
