@@ -94,7 +94,8 @@ def cancelled_run(chaos: ChaosStack, wide_manifest: str) -> CancelledRun:
             return run is not None and run.succeeded_jobs >= QUICK_JOBS and len(_facade_jobs(chaos, run_id)) > QUICK_JOBS + 5
 
         assert wait_until(slow_layer_reaching_bigquery, 120, interval_s=0.1), store.get_run(run_id)
-        cancelled = operator.cancel(run_id)
+        with stack.client_env():  # the operator's clients, made on first use, talk to this stack's emulators
+            cancelled = operator.cancel(run_id)
         cancel_returned = dt.datetime.now(dt.UTC)
         time.sleep(SETTLE_S)
     return CancelledRun(run_id, cancelled, cancel_returned, events, scheduler.failures)

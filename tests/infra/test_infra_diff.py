@@ -93,7 +93,7 @@ def test_a_dataset_location_change_is_a_replacement_and_exits_non_zero(
     assert report.exit_code == EXIT_STATEFUL_LOSS
     out = format_diff(report)
     assert re.search(r"-/\+ google_bigquery_dataset\.dataset_landing: location .*REPLACED \(location", out), out
-    assert "STOP: 10 stateful resource(s) would be destroyed or replaced" in out  # 5 datasets in each environment
+    assert "STOP: 12 stateful resource(s) would be destroyed or replaced" in out  # 6 datasets in each environment
     assert "~ google_cloudfunctions2_function." in out  # BATON_BQ_LOCATION follows, in place
 
 
