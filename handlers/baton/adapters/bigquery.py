@@ -173,9 +173,7 @@ class BigQuerySubmitter(JobSubmitter):
         except gexc.NotFound:
             return None
         except gexc.GoogleAPICallError as exc:
-            failure = classify(exc, "jobs.get", job_id)
-            if isinstance(failure, TransientError):
-                raise failure from exc
+            _raise_transient(exc, "jobs.get", job_id)
             raise
         error = job.error_result or {}
         if not isinstance(job, bigquery.QueryJob):  # a load, copy or extract job: its destination is in its spec
@@ -218,9 +216,7 @@ class BigQuerySubmitter(JobSubmitter):
         except gexc.NotFound:
             return []
         except gexc.GoogleAPICallError as exc:
-            failure = classify(exc, "getQueryResults", job_id)
-            if isinstance(failure, TransientError):
-                raise failure from exc
+            _raise_transient(exc, "getQueryResults", job_id)
             raise
 
     def table_size(self, table_ref: str) -> TableSize | None:
@@ -230,9 +226,7 @@ class BigQuerySubmitter(JobSubmitter):
         except gexc.NotFound:
             return None
         except gexc.GoogleAPICallError as exc:
-            failure = classify(exc, "tables.get", table_ref)
-            if isinstance(failure, TransientError):
-                raise failure from exc
+            _raise_transient(exc, "tables.get", table_ref)
             raise
         return TableSize(rows=table.num_rows, bytes=table.num_bytes)
 
@@ -246,3 +240,10 @@ class BigQuerySubmitter(JobSubmitter):
 
 def _table_id(table: bigquery.TableReference | None) -> str | None:
     return f"{table.project}.{table.dataset_id}.{table.table_id}" if table is not None else None
+
+
+def _raise_transient(exc: gexc.GoogleAPICallError, call: str, name: str) -> None:
+    """A read's failure that a retry may cure becomes TransientError; the caller re-raises any other as it is."""
+    failure = classify(exc, call, name)
+    if isinstance(failure, TransientError):
+        raise failure from exc
