@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from baton.domain.records import (
@@ -89,6 +89,19 @@ CATALOG_COLUMNS = (
     "TableBytes",
     "UpstreamTables",
 )
+
+
+def changed_columns(
+    columns: Sequence[str], keys: int, rows: Iterable[tuple[list[Any], list[Any] | None]]
+) -> list[tuple[tuple[str, ...], list[list[Any]]]]:
+    """Rows to update, each cut to its key and the columns that differ from the row as read (`None`: not read, so
+    every column), grouped by the columns written: an update of a few columns costs Spanner fewer mutations and
+    touches no index whose columns it leaves alone (a fan-in's sink only counts down PendingUpstreams)."""
+    groups: dict[tuple[str, ...], list[list[Any]]] = {}
+    for row, before in rows:
+        kept = range(len(columns)) if before is None else [i for i in range(len(columns)) if i < keys or row[i] != before[i]]
+        groups.setdefault(tuple(columns[i] for i in kept), []).append([row[i] for i in kept])
+    return list(groups.items())
 
 
 def run_row(run: RunRecord) -> list[Any]:

@@ -28,6 +28,7 @@ from baton.adapters.spanner_rows import (
     RUN_COLUMNS,
     catalog_from_row,
     catalog_row,
+    changed_columns,
     check_from_row,
     check_row,
     job_from_row,
@@ -75,6 +76,9 @@ class SpannerTransaction:
         self._read_runs: dict[str, RunRecord | None] = {}
         self._read_jobs: dict[tuple[str, str], JobRecord] = {}
         self._read_dependents: dict[tuple[str, str], list[str]] = {}
+        # Every run and job row as this transaction read it: flush writes only the columns a transition changed.
+        self._runs_before: dict[str, RunRecord] = {}
+        self._jobs_before: dict[tuple[str, str], JobRecord] = {}
 
     def _read_one(self, table: str, columns: Sequence[str], key: list[Any]) -> list[Any] | None:
         rows = list(self._tx.read(table, columns, spanner.KeySet(keys=[key])))
@@ -87,7 +91,10 @@ class SpannerTransaction:
         if run_id in self._read_runs:
             return self._read_runs[run_id]
         row = self._read_one("Runs", RUN_COLUMNS, [run_id])
-        return run_from_row(row) if row else None
+        if row is None:
+            return None
+        run = self._runs_before[run_id] = run_from_row(row)
+        return run
 
     def get_job(self, run_id: str, job_key: str) -> JobRecord | None:
         """The job; the first time, its run and its dependents' rows come with it (see `_read_ahead`)."""
@@ -105,7 +112,7 @@ class SpannerTransaction:
         if not rows:
             return
         self.rows_read += 1
-        self._read_jobs[(run_id, job_key)] = job_from_row(rows[0])
+        self._read_jobs[(run_id, job_key)] = self._jobs_before[(run_id, job_key)] = job_from_row(rows[0])
         dependents = rows[0][len(JOB_COLUMNS)]
         if dependents is not None:
             self._read_dependents[(run_id, job_key)] = sorted(dependents)
@@ -120,10 +127,12 @@ class SpannerTransaction:
             runs = run_read.result()
             self.rows_read += len(runs)
             self._read_runs[run_id] = run_from_row(runs[0]) if runs else None
+            if runs:
+                self._runs_before[run_id] = run_from_row(runs[0])
         if jobs_read is not None:
             for row in jobs_read.result():
                 self.rows_read += 1
-                self._read_jobs[(run_id, row[1])] = job_from_row(row)
+                self._read_jobs[(run_id, row[1])] = self._jobs_before[(run_id, row[1])] = job_from_row(row)
 
     def _rows(self, table: str, columns: Sequence[str], keys: Any) -> list[list[Any]]:
         return list(self._tx.read(table, columns, keys))
@@ -134,7 +143,7 @@ class SpannerTransaction:
         if wanted:
             keyset = spanner.KeySet(keys=[[run_id, key] for key in wanted])
             for row in self._tx.read("RunJobs", JOB_COLUMNS, keyset):
-                fetched[row[1]] = job_from_row(row)
+                fetched[row[1]] = self._jobs_before[(run_id, row[1])] = job_from_row(row)
             self.rows_read += len(fetched)
         found = (self._jobs.get((run_id, key)) or self._read_jobs.get((run_id, key)) or fetched.get(key) for key in job_keys)
         return [job for job in found if job is not None]
@@ -191,12 +200,10 @@ class SpannerTransaction:
     def flush(self) -> None:
         """Buffer the writes as mutations, after counting them: over the budget, nothing is written."""
         writes: list[tuple[str, str, tuple[str, ...], list[list[Any]]]] = []
-        if self._runs:
-            rows = [[*run_row(run), spanner.COMMIT_TIMESTAMP] for run in self._runs.values()]
-            writes.append(("update", "Runs", (*RUN_COLUMNS, "UpdatedAt"), rows))
-        if self._jobs:
-            rows = [[*job_row(job, with_spec=False), spanner.COMMIT_TIMESTAMP] for job in self._jobs.values()]
-            writes.append(("update", "RunJobs", JOB_UPDATE, rows))
+        for columns, rows in changed_columns(RUN_COLUMNS, 1, map(self._run_rows, self._runs.values())):
+            writes.append(("update", "Runs", (*columns, "UpdatedAt"), [[*row, spanner.COMMIT_TIMESTAMP] for row in rows]))
+        for columns, rows in changed_columns(JOB_UPDATE_COLUMNS, 2, map(self._job_rows, self._jobs.values())):
+            writes.append(("update", "RunJobs", (*columns, "UpdatedAt"), [[*row, spanner.COMMIT_TIMESTAMP] for row in rows]))
         if self._checks:
             rows = [[*check_row(check), spanner.COMMIT_TIMESTAMP] for check in self._checks.values()]
             writes.append(("insert_or_update", "RunJobChecks", (*CHECK_COLUMNS, "UpdatedAt"), rows))
@@ -211,6 +218,15 @@ class SpannerTransaction:
             raise CommitTooLarge(self.mutations, self.mutation_budget)
         for method, table, columns, rows in writes:
             getattr(self._tx, method)(table, columns, rows)
+
+    def _run_rows(self, run: RunRecord) -> tuple[list[Any], list[Any] | None]:
+        """The run's row to write, and as this transaction read it (None if it did not)."""
+        before = self._runs_before.get(run.run_id)
+        return run_row(run), (run_row(before) if before is not None else None)
+
+    def _job_rows(self, job: JobRecord) -> tuple[list[Any], list[Any] | None]:
+        before = self._jobs_before.get((job.run_id, job.job_key))
+        return job_row(job, with_spec=False), (job_row(before, with_spec=False) if before is not None else None)
 
 
 def _kept_on_row(dependents: list[str]) -> list[str] | None:
