@@ -40,14 +40,13 @@ class OpenLineageEmitter(LineageEmitter):
                 self._transport = FileTransport(FileConfig(log_file_path=self.file_path, append=True))
             self._transport.emit(run_event)
             return
-        from google.cloud import pubsub_v1
         from openlineage.client.serde import Serde
 
-        from baton.adapters.pubsub import publish_within_budget
+        from baton.adapters.pubsub import publish_within_budget, publisher
 
         assert self.topic is not None
         if self._publisher is None:
-            self._publisher = pubsub_v1.PublisherClient()
+            self._publisher = publisher()
         data = Serde.to_json(run_event).encode()
         attributes = {"eventType": event.event_type, "job": event.job_name, "bigquery_job_id": event.bigquery_job_id}
         publish_within_budget(self._publisher, self.topic, data, attributes, self.budget)

@@ -8,11 +8,19 @@ from typing import Any
 
 from google.api_core.retry import Retry
 from google.cloud.pubsub_v1 import PublisherClient
+from google.cloud.pubsub_v1.types import BatchSettings
 
 from baton.domain.records import Continuation
 from baton.domain.timing import TimeBudget
 from baton.errors import TransientError
 from baton.service.ports import WORK_ATTRIBUTE, DeadLetters, EventPublisher, WorkQueue
+
+
+def publisher() -> PublisherClient:
+    """A client that sends each message at once. Every publisher of Baton waits for its messages before the
+    invocation ends, so the client's default batching only made each wait 10 ms longer (a lineage event per
+    completion: 19 ms against 3.6 ms on the local Pub/Sub emulator)."""
+    return PublisherClient(batch_settings=BatchSettings(max_latency=0.0))
 
 
 def publish_within_budget(client: Any, topic: str, data: bytes, attributes: Mapping[str, str], budget: TimeBudget) -> str:
@@ -25,7 +33,7 @@ def publish_within_budget(client: Any, topic: str, data: bytes, attributes: Mapp
 class PubSubEventPublisher(EventPublisher):
     def __init__(self, topic_path: str, client: PublisherClient | None = None, budget: TimeBudget | None = None) -> None:
         self.topic_path = topic_path
-        self.client = client or PublisherClient()
+        self.client = client or publisher()
         self.budget = budget or TimeBudget()
 
     def publish(self, event: Mapping[str, Any]) -> None:
@@ -43,7 +51,7 @@ class PubSubDeadLetters(DeadLetters):
 
     def __init__(self, topic_path: str, client: Any = None, budget: TimeBudget | None = None) -> None:
         self.topic_path = topic_path
-        self.client: Any = client or PublisherClient()
+        self.client: Any = client or publisher()
         self.budget = budget or TimeBudget()
 
     def put(self, data: bytes, attributes: Mapping[str, str]) -> str | None:
@@ -59,7 +67,7 @@ class PubSubWorkQueue(WorkQueue):
 
     def __init__(self, topic_path: str, client: PublisherClient | None = None, budget: TimeBudget | None = None) -> None:
         self.topic_path = topic_path
-        self.client = client or PublisherClient()
+        self.client = client or publisher()
         self.budget = budget or TimeBudget()
 
     def publish(self, items: Sequence[Continuation]) -> None:
