@@ -136,6 +136,9 @@ class HandlerHarness:
             "BATON_BIGQUERY_ENDPOINT": endpoint,
             "BATON_MANIFESTS_DIR": str(manifests_dir),
             "BATON_WORK_TOPIC": work_topic,
+            # As the local stack's functions: OpenLineage events to its file. The deployed lineage topic is not
+            # provisioned in the Pub/Sub emulator, so publishing there only timed a 404 on every completion.
+            "BATON_LINEAGE_FILE": str(stack.lineage_file),
         }
         harness = cls(stack=stack, manifests_dir=manifests_dir, facade=facade, env=env)
         harness.work_subscription = subscription_path(project, f"{work_topic}-pull")
