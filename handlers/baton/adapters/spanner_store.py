@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -59,11 +60,41 @@ _RESERVED_MUTATIONS = 2_000
 JOB_UPDATE = (*JOB_UPDATE_COLUMNS, "UpdatedAt")
 
 
+class SeenDependents:
+    """The dependents' keys of the last job completed in each recent run, kept by one store (one function instance).
+
+    Siblings of a fan-in share their dependents, so the next sibling's completion reads the shared rows with its
+    own row in one round trip instead of two (the job's DependentKeys still decide which rows are its
+    dependents: a guess that misses only costs the read it would have made anyway, a row guessed wrongly is
+    left unused). Bounded in runs and keys, so a guess never reads more than a few rows.
+    """
+
+    RUNS = 256
+    KEYS = 4
+
+    def __init__(self) -> None:
+        self._by_run: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._lock = threading.Lock()  # an instance may serve requests on several threads
+
+    def guess(self, run_id: str, job_key: str) -> tuple[str, ...]:
+        return tuple(key for key in self._by_run.get(run_id, ()) if key != job_key)
+
+    def saw(self, run_id: str, dependents: Sequence[str]) -> None:
+        if not 0 < len(dependents) <= self.KEYS:
+            return
+        with self._lock:
+            self._by_run[run_id] = tuple(dependents)
+            self._by_run.move_to_end(run_id)
+            while len(self._by_run) > self.RUNS:
+                self._by_run.popitem(last=False)
+
+
 class SpannerTransaction:
     """RunTransaction over a Spanner read-write transaction, with read-your-writes."""
 
-    def __init__(self, transaction: Any, mutation_budget: int = MUTATION_LIMIT) -> None:
+    def __init__(self, transaction: Any, mutation_budget: int = MUTATION_LIMIT, seen: SeenDependents | None = None) -> None:
         self._tx = transaction
+        self._seen = seen or SeenDependents()
         self.mutation_budget = mutation_budget
         self.mutations = 0
         self._runs: dict[str, RunRecord] = {}
@@ -106,33 +137,49 @@ class SpannerTransaction:
         return self._read_jobs.get(key)
 
     def _read_ahead(self, run_id: str, job_key: str) -> None:
-        """What a completion reads, in two round trips: the job's row (with its dependents' keys when it keeps them),
-        then its run's row and its dependents' rows side by side (the transaction has begun by then)."""
-        rows = list(self._tx.read("RunJobs", (*JOB_COLUMNS, "DependentKeys"), spanner.KeySet(keys=[[run_id, job_key]])))
-        if not rows:
+        """What a completion reads, in two round trips: the job's row (with its dependents' keys when it keeps them,
+        and the rows of the dependents its run's last completed job had, see `SeenDependents`), then its run's row
+        and the dependents' rows not read yet side by side (the transaction has begun by then)."""
+        guessed = [key for key in self._seen.guess(run_id, job_key) if not self._has_job(run_id, key)]
+        keys = spanner.KeySet(keys=[[run_id, key] for key in (job_key, *guessed)])
+        rows = {row[1]: row for row in self._tx.read("RunJobs", (*JOB_COLUMNS, "DependentKeys"), keys)}
+        self.rows_read += len(rows)
+        row = rows.get(job_key)
+        if row is None:
             return
-        self.rows_read += 1
-        self._read_jobs[(run_id, job_key)] = self._jobs_before[(run_id, job_key)] = job_from_row(rows[0])
-        dependents = rows[0][len(JOB_COLUMNS)]
+        self._read_jobs[(run_id, job_key)] = self._jobs_before[(run_id, job_key)] = job_from_row(row)
+        dependents = row[len(JOB_COLUMNS)]
         if dependents is not None:
             self._read_dependents[(run_id, job_key)] = sorted(dependents)
-        wanted = [key for key in dependents or () if (run_id, key) not in self._jobs and (run_id, key) not in self._read_jobs]
-        run_read = jobs_read = None
-        if run_id not in self._runs and run_id not in self._read_runs:
+            self._seen.saw(run_id, dependents)
+        for key in dependents or ():
+            if key in rows and not self._has_job(run_id, key):
+                self._read_jobs[(run_id, key)] = self._jobs_before[(run_id, key)] = job_from_row(rows[key])
+        wanted = [key for key in dependents or () if not self._has_job(run_id, key)]
+        read_run = run_id not in self._runs and run_id not in self._read_runs
+        jobs: list[list[Any]] = []
+        if read_run and wanted:  # side by side: on Spanner they overlap
             run_read = _READS.submit(self._rows, "Runs", RUN_COLUMNS, spanner.KeySet(keys=[[run_id]]))
-        if wanted:
-            keys = spanner.KeySet(keys=[[run_id, key] for key in wanted])
-            jobs_read = _READS.submit(self._rows, "RunJobs", JOB_COLUMNS, keys)
-        if run_read is not None:
+            jobs = self._job_rows_by_key(run_id, wanted)
             runs = run_read.result()
+        elif read_run:  # one read: here, sparing a thread hand-off
+            runs = self._rows("Runs", RUN_COLUMNS, spanner.KeySet(keys=[[run_id]]))
+        elif wanted:
+            jobs = self._job_rows_by_key(run_id, wanted)
+        if read_run:
             self.rows_read += len(runs)
             self._read_runs[run_id] = run_from_row(runs[0]) if runs else None
             if runs:
                 self._runs_before[run_id] = run_from_row(runs[0])
-        if jobs_read is not None:
-            for row in jobs_read.result():
-                self.rows_read += 1
-                self._read_jobs[(run_id, row[1])] = self._jobs_before[(run_id, row[1])] = job_from_row(row)
+        for row in jobs:
+            self.rows_read += 1
+            self._read_jobs[(run_id, row[1])] = self._jobs_before[(run_id, row[1])] = job_from_row(row)
+
+    def _job_rows_by_key(self, run_id: str, job_keys: Sequence[str]) -> list[list[Any]]:
+        return self._rows("RunJobs", JOB_COLUMNS, spanner.KeySet(keys=[[run_id, key] for key in job_keys]))
+
+    def _has_job(self, run_id: str, job_key: str) -> bool:
+        return (run_id, job_key) in self._jobs or (run_id, job_key) in self._read_jobs
 
     def _rows(self, table: str, columns: Sequence[str], keys: Any) -> list[list[Any]]:
         return list(self._tx.read(table, columns, keys))
@@ -255,6 +302,7 @@ class SpannerRunStore(RunStore):
                 (mutation_budget - min(_RESERVED_MUTATIONS, mutation_budget // 2)) // row_mutations("RunJobs", JOB_UPDATE),
             ),
         )
+        self._seen_dependents = SeenDependents()
         self.last_rows_read = 0  # of the last transaction; benchmarks and tests read it
         self.largest_commit = 0  # mutations of the largest commit so far; benchmarks and tests read it
         # Read-write transactions committed, and attempts at them (an attempt the emulator or Spanner aborted is
@@ -280,7 +328,7 @@ class SpannerRunStore(RunStore):
     def transact(self, fn: Callable[[Any], T]) -> T:
         def work(transaction: Any) -> T:
             self.transaction_attempts += 1
-            tx = SpannerTransaction(transaction, self.mutation_budget)
+            tx = SpannerTransaction(transaction, self.mutation_budget, self._seen_dependents)
             result = fn(tx)
             tx.flush()
             self.last_rows_read = tx.rows_read
