@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import random
 import threading
+import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -60,11 +61,21 @@ JOBS_PER_COMMIT_MAX = 1_000
 _RESERVED_MUTATIONS = 2_000
 JOB_UPDATE = (*JOB_UPDATE_COLUMNS, "UpdatedAt")
 
-# How long to wait before running an aborted transaction again when the abort carries no retry delay (Spanner
-# sends one; the emulator never does). The client's own fallback is 2**attempt + up to 1 s: 2-3 s after a first
-# abort, and a third abort ran past the call's deadline, so the event failed with 503 and was redelivered 10 s
-# later. The transaction that won holds its locks for milliseconds.
-_ABORT_RETRY_DELAY_S = (0.01, 0.05)
+# Before running an aborted transaction again: 5-20 ms, then four times longer each time, up to 2 s. The client
+# waits only when the abort carries a retry delay (Spanner sends one; the emulator never does); otherwise it
+# fell back to 2**attempt + up to 1 s, so with four handlers a third abort of one event ran past its call
+# deadline and came back as a 503 and a redelivery 10 s later, while the transaction that won held its locks
+# for milliseconds. A fixed short delay instead made the losers collide again and again. (Where an abort carries
+# its own delay, the client waits that first.)
+_FIRST_RETRY_S = (0.005, 0.02)
+_RETRY_GROWTH = 4
+_RETRY_MAX_S = 2.0
+
+
+def _retry_delay(attempt: int) -> float:
+    """Seconds to wait before `attempt` (2 or more) of a transaction the emulator aborted without a delay."""
+    low, high = (bound * _RETRY_GROWTH ** (attempt - 2) for bound in _FIRST_RETRY_S)
+    return min(_RETRY_MAX_S, random.uniform(low, high))  # noqa: S311 (jitter, not a secret)
 
 
 class SeenDependents:
@@ -333,7 +344,13 @@ class SpannerRunStore(RunStore):
         return cls(client.instance(instance).database(database), mutation_budget, budget)
 
     def transact(self, fn: Callable[[Any], T]) -> T:
+        attempts = 0
+
         def work(transaction: Any) -> T:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:  # before the first read, which begins the new attempt's transaction
+                time.sleep(_retry_delay(attempts))
             self.transaction_attempts += 1
             tx = SpannerTransaction(transaction, self.mutation_budget, self._seen_dependents)
             result = fn(tx)
@@ -343,11 +360,7 @@ class SpannerRunStore(RunStore):
             return result
 
         try:
-            result: T = self.database.run_in_transaction(
-                work,
-                timeout_secs=self.budget.call_deadline_s,
-                default_retry_delay=random.uniform(*_ABORT_RETRY_DELAY_S),  # noqa: S311 (jitter)
-            )
+            result: T = self.database.run_in_transaction(work, timeout_secs=self.budget.call_deadline_s, default_retry_delay=0.0)
         except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.Aborted, gexc.InternalServerError) as exc:
             raise TransientError(f"Spanner: {exc}") from exc
         self.transactions += 1
