@@ -8,7 +8,19 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from baton.domain.lineage import LineageEvent
-from baton.domain.records import CatalogEntry, CheckRecord, Continuation, JobRecord, JobStatus, NewRun, RunRecord, RunStatus
+from baton.domain.records import (
+    CatalogEntry,
+    CheckRecord,
+    Continuation,
+    JobRecord,
+    JobStatus,
+    NewRun,
+    PoolUsage,
+    QueueEntry,
+    RunRecord,
+    RunStatus,
+)
+from baton.domain.transitions.pools import entry_of
 from baton.domain.transaction import RunTransaction
 from baton.service.ports import (
     EventPublisher,
@@ -33,6 +45,8 @@ class _MemoryTransaction:
         self.checks: dict[tuple[str, str, int, str], CheckRecord] = {}
         self.catalog: dict[str, CatalogEntry] = {}
         self.outbox: dict[tuple[str, str], dict[str, Any]] = {}
+        self.pools: dict[str, int] = {}  # slots in use, as written
+        self.queue: dict[tuple[Any, ...], QueueEntry | None] = {}  # None: deleted
         self.reads = 0
 
     def get_run(self, run_id: str) -> RunRecord | None:
@@ -82,11 +96,39 @@ class _MemoryTransaction:
     def put_event(self, event: Mapping[str, Any]) -> None:
         self.outbox[(str(event["run_id"]), str(event["event_id"]))] = dict(event)
 
+    def get_pool(self, name: str) -> PoolUsage | None:
+        if name not in self.store.pool_sizes:
+            return None
+        self.reads += 1
+        return PoolUsage(name, self.store.pool_sizes[name], self.pools.get(name, self.store.pools_in_use.get(name, 0)))
+
+    def put_pool(self, pool: PoolUsage) -> None:
+        self.pools[pool.name] = pool.in_use
+
+    def queue_head(self, pool: str, limit: int) -> list[QueueEntry]:
+        self.reads += 1
+        merged = {**self.store.queue, **self.queue}
+        entries = [entry for entry in merged.values() if entry is not None and entry.pool == pool]
+        return sorted(entries, key=lambda entry: entry.order)[:limit]
+
+    def put_queue_entry(self, entry: QueueEntry) -> None:
+        self.queue[_queue_key(entry)] = entry
+
+    def delete_queue_entry(self, entry: QueueEntry) -> None:
+        self.queue[_queue_key(entry)] = None
+
+
+def _queue_key(entry: QueueEntry) -> tuple[Any, ...]:
+    return (entry.pool, *entry.order)
+
 
 class InMemoryRunStore(RunStore):
     """All-or-nothing commits under one lock, like a serializable database."""
 
-    def __init__(self) -> None:
+    def __init__(self, pool_sizes: Mapping[str, int] | None = None) -> None:
+        self.pool_sizes = dict(pool_sizes or {})
+        self.pools_in_use: dict[str, int] = {}
+        self.queue: dict[tuple[Any, ...], QueueEntry] = {}
         self.runs: dict[str, RunRecord] = {}
         self.jobs: dict[tuple[str, str], JobRecord] = {}
         self.dependents: dict[tuple[str, str], list[str]] = {}
@@ -108,6 +150,12 @@ class InMemoryRunStore(RunStore):
             self.checks.update(tx.checks)
             self.catalog.update(tx.catalog)
             self.outbox.update(tx.outbox)
+            self.pools_in_use.update(tx.pools)
+            for key, entry in tx.queue.items():
+                if entry is None:
+                    self.queue.pop(key, None)
+                else:
+                    self.queue[key] = entry
             self.commits += 1
             self.largest_commit_jobs = max(self.largest_commit_jobs, len(tx.jobs))
             return result
@@ -176,6 +224,17 @@ class InMemoryRunStore(RunStore):
         with self.lock:
             for key in keys:
                 self.outbox.pop(key, None)
+
+    def pool_usage(self) -> list[tuple[PoolUsage, int]]:
+        queued = [entry.pool for entry in self.queue.values()]
+        return [
+            (PoolUsage(name, size, self.pools_in_use.get(name, 0)), queued.count(name))
+            for name, size in sorted(self.pool_sizes.items())
+        ]
+
+    def queued_without_entry(self, jobs: Sequence[JobRecord]) -> list[JobRecord]:
+        queued = [job for job in jobs if job.status == JobStatus.QUEUED and job.spec.pool]
+        return [job for job in queued if _queue_key(entry_of(job)) not in self.queue]
 
 
 class CollectingWorkQueue(WorkQueue):

@@ -24,6 +24,7 @@ from baton_cli.deadletters import DeadLetter
 
 STATUS_STYLE: dict[str, str] = {
     JobStatus.PENDING: "dim",
+    JobStatus.QUEUED: "blue dim",
     JobStatus.READY: "blue",
     JobStatus.SUBMITTED: "cyan",
     JobStatus.CHECKING: "cyan",

@@ -24,6 +24,8 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "Catalog": ("TableRef",),
     "ManifestControls": ("ManifestName",),
     "RunEventOutbox": ("RunId", "EventId"),
+    "Pools": ("PoolName",),
+    "PoolQueue": ("PoolName", "Rank", "QueuedAt", "RunId", "JobKey"),
 }
 
 INDEXES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -13,6 +14,7 @@ from baton.domain.records import (
     JobRecord,
     JobStats,
     JobStatus,
+    QueueEntry,
     RunRecord,
     RunStatus,
     Usage,
@@ -244,3 +246,26 @@ def catalog_from_row(row: Sequence[Any]) -> CatalogEntry:
         table_bytes=row[8],
         upstream_tables=tuple(row[9] or ()),
     )
+
+
+POOL_COLUMNS = ("PoolName", "InUse")
+# Rank is the negated priority, so that the key's ascending order puts the highest priority first.
+QUEUE_COLUMNS = ("PoolName", "Rank", "QueuedAt", "RunId", "JobKey", "Attempt")
+
+
+def queue_entry_key(entry: QueueEntry) -> tuple[Any, ...]:
+    return (entry.pool, -entry.priority, _plain(entry.queued_at), entry.run_id, entry.job_key)
+
+
+def _plain(moment: dt.datetime) -> dt.datetime:
+    """A plain UTC datetime (the client reads DatetimeWithNanoseconds), so keys compare and hash alike."""
+    utc = moment.astimezone(dt.UTC)
+    return dt.datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=dt.UTC)
+
+
+def queue_entry_row(entry: QueueEntry) -> list[Any]:
+    return [*queue_entry_key(entry), entry.attempt]
+
+
+def queue_entry_from_row(row: Sequence[Any]) -> QueueEntry:
+    return QueueEntry(pool=row[0], priority=-int(row[1]), queued_at=_plain(row[2]), run_id=row[3], job_key=row[4], attempt=int(row[5]))

@@ -12,19 +12,22 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.cloud import spanner
 from google.cloud.spanner_v1.database import Database
 
-from baton.adapters.spanner_mutations import MUTATION_LIMIT, row_mutations
+from baton.adapters.spanner_mutations import MUTATION_LIMIT, PRIMARY_KEYS, row_mutations
 from baton.adapters.spanner_rows import (
     CATALOG_COLUMNS,
     CHECK_COLUMNS,
     DEPENDENT_COLUMNS,
     JOB_COLUMNS,
     JOB_UPDATE_COLUMNS,
+    POOL_COLUMNS,
+    QUEUE_COLUMNS,
     RUN_COLUMNS,
     catalog_from_row,
     catalog_row,
@@ -32,10 +35,25 @@ from baton.adapters.spanner_rows import (
     check_row,
     job_from_row,
     job_row,
+    queue_entry_from_row,
+    queue_entry_key,
+    queue_entry_row,
     run_from_row,
     run_row,
 )
-from baton.domain.records import CatalogEntry, CheckRecord, JobRecord, JobStatus, NewRun, RunRecord, RunStatus
+from baton.domain.limits import POOL_RELEASES_PER_COMMIT
+from baton.domain.records import (
+    CatalogEntry,
+    CheckRecord,
+    JobRecord,
+    JobStatus,
+    NewRun,
+    PoolUsage,
+    QueueEntry,
+    RunRecord,
+    RunStatus,
+)
+from baton.domain.transitions.pools import entry_of
 from baton.domain.timing import TimeBudget
 from baton.errors import CommitTooLarge, TransientError
 from baton.service.ports import RunStore
@@ -54,16 +72,26 @@ JOBS_PER_COMMIT_MAX = 1_000
 
 # Mutations kept free in a transition's commit for the rows besides the jobs it releases or skips:
 # the run, the completing job, its checks, its catalog entry.
-_RESERVED_MUTATIONS = 2_000
 JOB_UPDATE = (*JOB_UPDATE_COLUMNS, "UpdatedAt")
+POOL_UPDATE = (*POOL_COLUMNS, "UpdatedAt")
+# A pooled job released or skipped may also write (or delete) its queue entry: counted with each job row.
+JOB_ROW_MUTATIONS = row_mutations("RunJobs", JOB_UPDATE) + row_mutations("PoolQueue", QUEUE_COLUMNS)
+# ... and a freed slot hands itself on to at most POOL_RELEASES_PER_COMMIT queued jobs per pool.
+_RESERVED_MUTATIONS = 2_000 + POOL_RELEASES_PER_COMMIT * JOB_ROW_MUTATIONS
 
 
 class SpannerTransaction:
     """RunTransaction over a Spanner read-write transaction, with read-your-writes."""
 
-    def __init__(self, transaction: Any, mutation_budget: int = MUTATION_LIMIT) -> None:
+    def __init__(
+        self, transaction: Any, mutation_budget: int = MUTATION_LIMIT, pool_sizes: Mapping[str, int] | None = None
+    ) -> None:
         self._tx = transaction
         self.mutation_budget = mutation_budget
+        self._pool_sizes = pool_sizes or {}
+        self._pools: dict[str, PoolUsage] = {}
+        self._read_pools: dict[str, int] = {}  # slots in use as read
+        self._queue: dict[tuple[Any, ...], QueueEntry | None] = {}  # written entries by key; None: deleted
         self.mutations = 0
         self._runs: dict[str, RunRecord] = {}
         self._jobs: dict[tuple[str, str], JobRecord] = {}
@@ -188,6 +216,37 @@ class SpannerTransaction:
     def put_event(self, event: Mapping[str, Any]) -> None:
         self._events[(str(event["run_id"]), str(event["event_id"]))] = json.dumps(event, sort_keys=True, default=str)
 
+    def get_pool(self, name: str) -> PoolUsage | None:
+        size = self._pool_sizes.get(name)
+        if size is None:
+            return None
+        if name in self._pools:
+            return replace(self._pools[name], size=size)
+        if name not in self._read_pools:
+            row = self._read_one("Pools", POOL_COLUMNS, [name])
+            self._read_pools[name] = int(row[1]) if row else 0
+        return PoolUsage(name, size, self._read_pools[name])
+
+    def put_pool(self, pool: PoolUsage) -> None:
+        self._pools[pool.name] = pool
+
+    def queue_head(self, pool: str, limit: int) -> list[QueueEntry]:
+        written = {key: entry for key, entry in self._queue.items() if key[0] == pool}
+        deleted = sum(1 for entry in written.values() if entry is None)
+        prefix = spanner.KeyRange(start_closed=[pool], end_closed=[pool])
+        rows = list(self._tx.read("PoolQueue", QUEUE_COLUMNS, spanner.KeySet(ranges=[prefix]), limit=limit + deleted))
+        self.rows_read += len(rows)
+        found: dict[tuple[Any, ...], QueueEntry | None] = {queue_entry_key(e): e for e in map(queue_entry_from_row, rows)}
+        found.update(written)
+        entries = [entry for entry in found.values() if entry is not None]
+        return sorted(entries, key=lambda entry: entry.order)[:limit]
+
+    def put_queue_entry(self, entry: QueueEntry) -> None:
+        self._queue[queue_entry_key(entry)] = entry
+
+    def delete_queue_entry(self, entry: QueueEntry) -> None:
+        self._queue[queue_entry_key(entry)] = None
+
     def flush(self) -> None:
         """Buffer the writes as mutations, after counting them: over the budget, nothing is written."""
         writes: list[tuple[str, str, tuple[str, ...], list[list[Any]]]] = []
@@ -206,11 +265,21 @@ class SpannerTransaction:
         if self._events:
             rows = [[run_id, event_id, payload, spanner.COMMIT_TIMESTAMP] for (run_id, event_id), payload in self._events.items()]
             writes.append(("insert_or_update", "RunEventOutbox", ("RunId", "EventId", "Payload", "CreatedAt"), rows))
+        if self._pools:
+            rows = [[pool.name, pool.in_use, spanner.COMMIT_TIMESTAMP] for pool in self._pools.values()]
+            writes.append(("insert_or_update", "Pools", POOL_UPDATE, rows))
+        queued = [queue_entry_row(entry) for entry in self._queue.values() if entry is not None]
+        if queued:
+            writes.append(("insert_or_update", "PoolQueue", QUEUE_COLUMNS, queued))
+        dequeued = [list(key) for key, entry in self._queue.items() if entry is None]
         self.mutations = sum(row_mutations(table, columns) * len(rows) for _, table, columns, rows in writes)
+        self.mutations += row_mutations("PoolQueue", PRIMARY_KEYS["PoolQueue"]) * len(dequeued)
         if self.mutations > self.mutation_budget:
             raise CommitTooLarge(self.mutations, self.mutation_budget)
         for method, table, columns, rows in writes:
             getattr(self._tx, method)(table, columns, rows)
+        if dequeued:
+            self._tx.delete("PoolQueue", spanner.KeySet(keys=dequeued))
 
 
 def _kept_on_row(dependents: list[str]) -> list[str] | None:
@@ -225,10 +294,17 @@ _DEADLINE_INDEX = "FORCE_INDEX=RunJobsByDeadline, spanner_emulator.disable_query
 
 
 class SpannerRunStore(RunStore):
-    def __init__(self, database: Database, mutation_budget: int = MUTATION_LIMIT, budget: TimeBudget | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        mutation_budget: int = MUTATION_LIMIT,
+        budget: TimeBudget | None = None,
+        pool_sizes: Mapping[str, int] | None = None,
+    ) -> None:
         """`mutation_budget` is what one commit may cost: Spanner's limit, or less in tests, so chunking shows.
-        `budget` bounds each call in time (domain/timing.py)."""
+        `budget` bounds each call in time (domain/timing.py); `pool_sizes` are the environment's pools."""
         self.database = database
+        self.pool_sizes = dict(pool_sizes or {})
         self.mutation_budget = mutation_budget
         # Job rows a transition may write besides its own few rows: within the budget, and never more than
         # JOBS_PER_COMMIT_MAX, so that each step of a wide release or skip also finishes in bounded time.
@@ -236,7 +312,7 @@ class SpannerRunStore(RunStore):
             1,
             min(
                 JOBS_PER_COMMIT_MAX,
-                (mutation_budget - min(_RESERVED_MUTATIONS, mutation_budget // 2)) // row_mutations("RunJobs", JOB_UPDATE),
+                (mutation_budget - min(_RESERVED_MUTATIONS, mutation_budget // 2)) // JOB_ROW_MUTATIONS,
             ),
         )
         self.last_rows_read = 0  # of the last transaction; benchmarks and tests read it
@@ -257,14 +333,15 @@ class SpannerRunStore(RunStore):
         database: str,
         mutation_budget: int = MUTATION_LIMIT,
         budget: TimeBudget | None = None,
+        pool_sizes: Mapping[str, int] | None = None,
     ) -> SpannerRunStore:
         client = spanner.Client(project=project)
-        return cls(client.instance(instance).database(database), mutation_budget, budget)
+        return cls(client.instance(instance).database(database), mutation_budget, budget, pool_sizes)
 
     def transact(self, fn: Callable[[Any], T]) -> T:
         def work(transaction: Any) -> T:
             self.transaction_attempts += 1
-            tx = SpannerTransaction(transaction, self.mutation_budget)
+            tx = SpannerTransaction(transaction, self.mutation_budget, self.pool_sizes)
             result = fn(tx)
             tx.flush()
             self.last_rows_read = tx.rows_read
@@ -461,3 +538,23 @@ class SpannerRunStore(RunStore):
         with self.database.snapshot() as snapshot:
             rows = list(snapshot.execute_sql(sql, params=params, param_types=types, timeout=self._read_timeout))
         return [catalog_from_row(row) for row in rows]
+
+    def pool_usage(self) -> list[tuple[PoolUsage, int]]:
+        with self.database.snapshot(multi_use=True) as snapshot:
+            in_use = {row[0]: int(row[1]) for row in snapshot.execute_sql("SELECT PoolName, InUse FROM Pools")}
+            queued = {
+                row[0]: int(row[1])
+                for row in snapshot.execute_sql("SELECT PoolName, COUNT(*) FROM PoolQueue GROUP BY PoolName")
+            }
+        return [(PoolUsage(name, size, in_use.get(name, 0)), queued.get(name, 0)) for name, size in sorted(self.pool_sizes.items())]
+
+    def queued_without_entry(self, jobs: Sequence[JobRecord]) -> list[JobRecord]:
+        """One snapshot read of the entries the QUEUED ones would have."""
+        queued = [job for job in jobs if job.status == JobStatus.QUEUED and job.spec.pool and job.ready_at]
+        if not queued:
+            return []
+        keys = [list(queue_entry_key(entry_of(job))) for job in queued]
+        with self.database.snapshot() as snapshot:
+            rows = list(snapshot.read("PoolQueue", QUEUE_COLUMNS, spanner.KeySet(keys=keys), timeout=self._read_timeout))
+        present = {queue_entry_key(queue_entry_from_row(row)) for row in rows}
+        return [job for job in queued if queue_entry_key(entry_of(job)) not in present]

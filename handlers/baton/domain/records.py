@@ -16,6 +16,7 @@ from baton.domain.specs import BoundParam, JobSpec, Severity
 
 class JobStatus(StrEnum):
     PENDING = "PENDING"  # waiting for upstreams
+    QUEUED = "QUEUED"  # upstreams done, waiting for a slot of its pool (domain/transitions/pools.py)
     READY = "READY"  # released; to be submitted (once not_before has passed)
     SUBMITTED = "SUBMITTED"  # BigQuery has the job under its deterministic ID
     CHECKING = "CHECKING"  # its BigQuery job succeeded; its data checks are running
@@ -284,3 +285,32 @@ class Continuation:
         if self.job_keys:
             out["job_keys"] = list(self.job_keys)
         return out
+
+
+@dataclass(frozen=True)
+class PoolUsage:
+    """A pool's size (from the environment's config) and the slots its jobs hold now (from Spanner)."""
+
+    name: str
+    size: int
+    in_use: int = 0
+
+    @property
+    def room(self) -> int:
+        return max(self.size - self.in_use, 0)
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """A QUEUED job's place in its pool's queue: higher priority first, then the older (`queued_at`), then by key."""
+
+    pool: str
+    priority: int
+    queued_at: dt.datetime
+    run_id: str
+    job_key: str
+    attempt: int
+
+    @property
+    def order(self) -> tuple[int, dt.datetime, str, str]:
+        return (-self.priority, self.queued_at, self.run_id, self.job_key)

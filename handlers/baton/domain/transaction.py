@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from baton.domain.records import CatalogEntry, CheckRecord, JobRecord, RunRecord
+from baton.domain.records import CatalogEntry, CheckRecord, JobRecord, PoolUsage, QueueEntry, RunRecord
 
 
 class RunTransaction(Protocol):
@@ -38,4 +38,18 @@ class RunTransaction(Protocol):
     def put_catalog(self, entry: CatalogEntry) -> None: ...
     def put_event(self, event: Mapping[str, Any]) -> None:
         """A run event into the outbox, committed with this transaction (domain/run_events.py)."""
+        ...
+
+    def get_pool(self, name: str) -> PoolUsage | None:
+        """The pool's size and slots in use; None for a pool the environment does not configure."""
+        ...
+
+    def put_pool(self, pool: PoolUsage) -> None: ...
+    def queue_head(self, pool: str, limit: int) -> list[QueueEntry]:
+        """The first `limit` entries of the pool's queue in order (QueueEntry.order), this transaction's writes included."""
+        ...
+
+    def put_queue_entry(self, entry: QueueEntry) -> None: ...
+    def delete_queue_entry(self, entry: QueueEntry) -> None:
+        """Idempotent: deleting an entry that is not there changes nothing."""
         ...

@@ -125,6 +125,8 @@ class JobSpecIn(_Strict):
     needs: tuple[str, ...] = ()
     retry: RetryIn | None = None
     timeout: int | str | None = None  # seconds, or "90s", "30m", "2h": past it the reconciler cancels the job
+    pool: str | None = None  # one of the environment's pools (BATON_POOLS); overrides the manifest's
+    priority: int | None = Field(default=None, ge=-1000, le=1000)  # among QUEUED jobs of its pool: higher first
     labels: dict[str, str] = Field(default_factory=dict)
     params: dict[str, ParamValue] = Field(default_factory=dict)
     checks: list[CheckSpecIn] = Field(default_factory=list)
@@ -141,6 +143,8 @@ class ManifestHeaderIn(_Strict):
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     retry: RetryIn = RetryIn()
     timeout: int | str | None = None  # every job's, unless a job sets its own
+    pool: str | None = None  # every job's pool, unless a job names its own; none: not limited
+    priority: int = Field(default=0, ge=-1000, le=1000)  # every job's, unless a job sets its own
     labels: dict[str, str] = Field(default_factory=dict)
 
 

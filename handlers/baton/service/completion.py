@@ -10,6 +10,7 @@ from baton.service.continuations import hand_on, submit_released
 from baton.service.dependencies import Dependencies
 from baton.service.events import apply_with_events, publish_recorded
 from baton.service.observations import lineage_finished, observe
+from baton.service.pools import submit_pool_released
 from baton.service.ports import RemoteState
 from baton.service.submission import submit_checks
 
@@ -47,6 +48,8 @@ def complete(deps: Dependencies, event: Completion | CheckCompletion, *, looked_
             hand_on(deps, [result.continuation])
         if result.ready and result.run is not None:
             submit_released(deps, result.run, result.ready)
+        if result.pool_released:
+            submit_pool_released(deps, result.pool_released)
     finally:
         # Last, so that a new instance's first import of the OpenLineage client delays no submission.
         recorded = result.run is not None and result.verdict in (Verdict.RECORDED, Verdict.RETRYING)

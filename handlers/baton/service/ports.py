@@ -7,6 +7,7 @@ use in-memory fakes that record what happened.
 from __future__ import annotations
 
 import abc
+from types import MappingProxyType
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from baton.domain.records import (
     JobStats,
     JobStatus,
     NewRun,
+    PoolUsage,
     RunRecord,
     RunStatus,
 )
@@ -44,6 +46,8 @@ class RunStore(abc.ABC):
 
     # How many job rows one `transact` may rewrite: operator actions over a whole run split by it.
     jobs_per_commit: int = 2000
+    # The environment's pools (name -> size, BATON_POOLS): transactions read them with the slots in use.
+    pool_sizes: Mapping[str, int] = MappingProxyType({})
 
     @abc.abstractmethod
     def transact(self, fn: Callable[[RunTransaction], T]) -> T: ...
@@ -112,6 +116,15 @@ class RunStore(abc.ABC):
     @abc.abstractmethod
     def forget_events(self, keys: Sequence[tuple[str, str]]) -> None:
         """Delete published events from the outbox by (run ID, event ID)."""
+
+    @abc.abstractmethod
+    def pool_usage(self) -> list[tuple[PoolUsage, int]]:
+        """Each configured pool with its slots in use, and how many jobs its queue holds: `baton pools`."""
+
+    def queued_without_entry(self, jobs: Sequence[JobRecord]) -> list[JobRecord]:
+        """The QUEUED jobs among `jobs` that have no entry in their pool's queue (a crash before admission).
+        A store that cannot tell returns them all: admitting a queued job again is harmless."""
+        return [job for job in jobs if job.status == JobStatus.QUEUED]
 
 
 @dataclass(frozen=True)

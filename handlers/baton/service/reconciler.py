@@ -17,7 +17,7 @@ from baton import structured_log
 from baton.domain.outcomes import completion_of
 from baton.domain.records import CheckCompletion, CheckStatus, Completion, JobError, JobRecord, JobStatus, RunRecord, RunStatus
 from baton.domain.run_events import finished_event_type, run_event
-from baton.domain.timing import TIMEOUT_REASON, ReconcilePolicy, awaiting_submission, due_for_check
+from baton.domain.timing import TIMEOUT_REASON, ReconcilePolicy, awaiting_submission, due_for_check, lease_expired
 from baton.domain.transaction import RunTransaction
 from baton.domain.transitions.repair import Repair, in_flight, repair_run
 from baton.domain.transitions.start import abandon_run
@@ -26,6 +26,7 @@ from baton.service.completion import complete
 from baton.service.continuations import submit_released
 from baton.service.dependencies import Dependencies
 from baton.service.events import publish_recorded, record
+from baton.service.pools import heal_queued, pump_pools
 from baton.service.ports import RemoteState
 from baton.service.submission import check_request, record_refusal, request_for, submit
 
@@ -42,6 +43,8 @@ class ReconcileReport:
     truncated: bool = False  # more open jobs than one invocation reads; the next one starts again from the oldest
     published_events: int = 0  # run events left in the outbox by a failed publish or a crash
     timed_out: int = 0  # SUBMITTED past their manifest timeout: cancelled in BigQuery, failed with reason `timeout`
+    requeued: int = 0  # QUEUED jobs missing from their pool's queue (a crash before admission), admitted again
+    pool_released: int = 0  # QUEUED jobs given a slot left free (a capped release, a larger pool)
     errors: int = 0  # steps that failed (any error), each logged with its job and left for the next invocation
 
 
@@ -94,12 +97,29 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
         busy.add(job.run_id)
         _heal(report, job, lambda job=job: settle_checks(job))  # type: ignore[misc]
 
+    if deps.store.pool_sizes:
+        _isolated(report, "pools", lambda: _pools(deps, policy, now, busy, report))
+
     _isolated(report, "time out late jobs", lambda: _time_out(deps, policy, now, report))
     _isolated(report, "repair stalled runs", lambda: _repair_stalled(deps, policy, now, busy, report))
     _isolated(report, "abandon stuck runs", lambda: _abandon_creating(deps, policy, now, report))
     _isolated(report, "publish the outbox", lambda: _publish_outbox(deps, policy, now, report))
     structured_log.info("reconciled", **report.__dict__)
     return report
+
+
+def _pools(deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, busy: set[str], report: ReconcileReport) -> None:
+    """QUEUED jobs a crash left out of their queue are admitted again, and free slots go to the queues' heads.
+
+    Both are safety nets: on the event path every freed slot is handed on in its own transaction.
+    """
+    lost = []
+    for job in _open_jobs(deps, JobStatus.QUEUED, policy, report):
+        busy.add(job.run_id)
+        if lease_expired(job.ready_at, now, policy.resubmit_after):
+            lost.append(job)
+    report.requeued += heal_queued(deps, lost, now)
+    report.pool_released += pump_pools(deps, now)
 
 
 def _time_out(deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, report: ReconcileReport) -> None:

@@ -16,6 +16,7 @@ from baton.domain.records import JobStatus, RunRecord, RunStatus
 from baton.domain.run_events import run_event
 from baton.domain.transaction import RunTransaction
 from baton.domain.transitions.cancel import CancelResult, cancel_run
+from baton.domain.transitions.pools import Released
 from baton.domain.transitions.rerun import VersionChange, plan_rerun, version_change
 from baton.domain.transitions.retry import RETRYABLE_RUN_STATUSES, apply_retry, plan_retry
 from baton.domain.transitions.start import activate_run, plan_run
@@ -24,6 +25,7 @@ from baton.manifests import selection
 from baton.service.continuations import submit_released
 from baton.service.dependencies import Dependencies
 from baton.service.events import publish_recorded, record
+from baton.service.pools import admit_planned, submit_pool_released
 
 
 def start(
@@ -53,6 +55,7 @@ def start(
     )
     publish_recorded(deps, events)
     submit_released(deps, run, [job for job in plan.jobs if job.status == JobStatus.READY])
+    admit_planned(deps, run, plan.jobs)
     return run
 
 
@@ -103,6 +106,7 @@ def rerun(deps: Dependencies, run_id: str, from_key: str) -> tuple[RunRecord, Ve
     )
     publish_recorded(deps, events)
     submit_released(deps, run, [job for job in plan.jobs if job.status == JobStatus.READY])
+    admit_planned(deps, run, plan.jobs)
     return run, change
 
 
@@ -122,6 +126,7 @@ def cancel(deps: Dependencies, run_id: str) -> RunRecord:
     size = max(1, deps.store.jobs_per_commit)
     chunks = [open_keys[start : start + size] for start in range(0, len(open_keys), size)] or [[]]
     to_cancel: list[str] = []
+    pool_released: Released = []
     events: list[dict[str, Any]] = []
     run: RunRecord | None = None
     changed = False
@@ -138,6 +143,7 @@ def cancel(deps: Dependencies, run_id: str) -> RunRecord:
             raise RunNotFound(run_id)
         run, changed = result.run, changed or result.changed
         to_cancel += result.to_cancel_in_bigquery
+        pool_released += result.pool_released
         events += recorded
     assert run is not None
     if not changed and run.status == RunStatus.CANCELLED:  # again: everything of it BigQuery may still run
@@ -150,6 +156,7 @@ def cancel(deps: Dependencies, run_id: str) -> RunRecord:
             structured_log.error("BigQuery did not accept a cancel", run_id=run_id, bigquery_job_id=job_id, error=str(exc))
             refused.append(f"{job_id} ({one_line(str(exc), 200)})")
     publish_recorded(deps, events)
+    submit_pool_released(deps, pool_released)  # the slots this run gave up, to other runs' queued jobs
     if refused:
         raise CancelIncomplete(run_id, refused)
     return run
@@ -194,4 +201,5 @@ def retry(deps: Dependencies, run_id: str) -> RunRecord:
     )
     publish_recorded(deps, events)
     submit_released(deps, reopened, [job for job in (*planned, *leftover) if job.status == JobStatus.READY])
+    admit_planned(deps, reopened, [*planned, *leftover])
     return reopened

@@ -145,6 +145,10 @@ def record_refusal(deps: Dependencies, event: Completion | CheckCompletion) -> N
         hand_on(deps, [result.continuation])
     if result.ready and result.run is not None:  # the manifest lists the reason as retryable: the next attempt
         submit(deps, result.run, result.ready)
+    if result.pool_released:  # the refused job's slot went to a queued job
+        from baton.service.pools import submit_pool_released
+
+        submit_pool_released(deps, result.pool_released)
 
 
 def request_for(run: RunRecord, job: JobRecord) -> SubmitRequest:

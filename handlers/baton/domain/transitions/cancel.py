@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 
 from baton.domain.records import CheckStatus, JobStatus, RunRecord, RunStatus
 from baton.domain.transaction import RunTransaction
+from baton.domain.transitions import pools
+from baton.domain.transitions.pools import Released
 
 
 @dataclass
@@ -15,6 +17,7 @@ class CancelResult:
     run: RunRecord | None
     changed: bool
     to_cancel_in_bigquery: list[str] = field(default_factory=list)
+    pool_released: Released = field(default_factory=list)  # QUEUED jobs of other runs the freed slots went to
 
 
 def cancel_run(tx: RunTransaction, run_id: str, job_keys: Sequence[str], now: dt.datetime) -> CancelResult:
@@ -33,6 +36,7 @@ def cancel_run(tx: RunTransaction, run_id: str, job_keys: Sequence[str], now: dt
     changed = not run.status.terminal
     to_cancel = []
     cancelled = 0
+    moves = []
     for job in tx.get_jobs(run_id, job_keys):
         if job.status.terminal:
             continue
@@ -41,7 +45,9 @@ def cancel_run(tx: RunTransaction, run_id: str, job_keys: Sequence[str], now: dt
         elif job.status == JobStatus.CHECKING:  # its data checks are BigQuery jobs too
             checks = tx.get_checks(run_id, job.job_key, job.attempt)
             to_cancel.extend(check.bigquery_job_id for check in checks if check.status == CheckStatus.PENDING)
-        tx.put_job(replace(job, status=JobStatus.CANCELLED, finished_at=now, error="run cancelled"))
+        closed = replace(job, status=JobStatus.CANCELLED, finished_at=now, error="run cancelled")
+        tx.put_job(closed)
+        moves.append((job, closed))
         cancelled += 1
     if not changed and not cancelled:
         return CancelResult(run=run, changed=False)
@@ -53,4 +59,6 @@ def cancel_run(tx: RunTransaction, run_id: str, job_keys: Sequence[str], now: dt
         finished_at=run.finished_at if run.finished_at and not changed else now,
     )
     tx.put_run(run)
-    return CancelResult(run=run, changed=changed, to_cancel_in_bigquery=to_cancel)
+    # After the run is CANCELLED in this transaction, so freed slots go to other runs, never to this one's queued jobs.
+    released = pools.moved_many(tx, moves, now)
+    return CancelResult(run=run, changed=changed, to_cancel_in_bigquery=to_cancel, pool_released=released)

@@ -1,0 +1,62 @@
+"""Pools in the use cases: admitting a new (or retried) run's waiting jobs, and submitting what freed slots released.
+
+The rules are in domain/transitions/pools.py; this module runs them in transactions and submits after commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from baton import structured_log
+from baton.domain.records import JobRecord, JobStatus, RunRecord
+from baton.domain.transitions.pools import Released, admit_waiting, pump
+from baton.service.continuations import submit_released
+from baton.service.dependencies import Dependencies
+
+
+def submit_pool_released(deps: Dependencies, released: Released) -> None:
+    """Submit the QUEUED jobs a freed slot went to: of any run, so grouped by run, each with its own run's params."""
+    by_run: dict[str, tuple[RunRecord, list[JobRecord]]] = {}
+    for run, job in released:
+        by_run.setdefault(run.run_id, (run, []))[1].append(job)
+    for run, jobs in by_run.values():
+        structured_log.info("released from pool queue", run_id=run.run_id, jobs=[job.job_key for job in jobs])
+        submit_released(deps, run, jobs)
+
+
+def admit_planned(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord]) -> None:
+    """After a start, retry or rerun activated `run`: admit its QUEUED jobs, `jobs_per_commit` per transaction,
+    and submit those given a slot. A crash part-way leaves QUEUED jobs without a queue entry: `heal_queued`."""
+    keys = [job.job_key for job in jobs if job.status == JobStatus.QUEUED]
+    size = max(1, deps.store.jobs_per_commit)
+    for start in range(0, len(keys), size):
+        chunk = keys[start : start + size]
+        now = deps.clock()
+        ready = deps.store.transact(lambda tx, chunk=chunk, now=now: admit_waiting(tx, run.run_id, chunk, now))  # type: ignore[misc]
+        if ready:
+            submit_released(deps, run, ready)
+
+
+def heal_queued(deps: Dependencies, jobs: Sequence[JobRecord], now: dt.datetime) -> int:
+    """The reconciler's part: QUEUED jobs that a crash left out of their pool's queue are admitted again.
+    Returns how many were."""
+    stranded = deps.store.queued_without_entry(jobs)
+    by_run: dict[str, list[str]] = {}
+    for job in stranded:
+        by_run.setdefault(job.run_id, []).append(job.job_key)
+    for run_id, keys in by_run.items():
+        run = deps.store.get_run(run_id)
+        ready = deps.store.transact(lambda tx, run_id=run_id, keys=keys: admit_waiting(tx, run_id, keys, now))  # type: ignore[misc]
+        if ready and run is not None:
+            submit_released(deps, run, ready)
+    return len(stranded)
+
+
+def pump_pools(deps: Dependencies, now: dt.datetime) -> int:
+    """The reconciler's part: free slots a capped release or a larger size left unused go to the queue. Returns how many."""
+    released: Released = []
+    for name in sorted(deps.store.pool_sizes):
+        released += deps.store.transact(lambda tx, name=name: pump(tx, name, now))  # type: ignore[misc]
+    submit_pool_released(deps, released)
+    return len(released)
