@@ -20,8 +20,8 @@ from baton.domain.records import (
     RunRecord,
     RunStatus,
 )
-from baton.domain.transitions.pools import entry_of
 from baton.domain.transaction import RunTransaction
+from baton.domain.transitions.pools import entry_of
 from baton.service.ports import (
     EventPublisher,
     JobSubmitter,

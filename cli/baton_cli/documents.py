@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from baton.domain.cost import Pricing
-from baton.domain.records import CatalogEntry, CheckRecord, JobRecord, RunRecord
+from baton.domain.records import CatalogEntry, CheckRecord, JobRecord, PoolUsage, RunRecord
 from baton.errors import Problem
 from baton.manifests.model import Manifest
 from baton.manifests.schedule import next_starts
@@ -92,6 +92,8 @@ def _job_object(job: JobRecord, bigquery_job_id: str | None, checks: Sequence[Ch
         "status": str(job.status),
         "attempt": job.attempt,
         "needs": list(job.spec.needs),
+        "pool": job.spec.pool,
+        "priority": job.spec.priority,
         "destination": job.spec.destination,
         "bigquery_job_id": bigquery_job_id,
         "submitted_at": _time(job.submitted_at),
@@ -116,6 +118,12 @@ def status_document(
     return document(
         run=run_object(run, now, pricing),
         jobs=[_job_object(job, bigquery_job_ids.get(job.job_key), (checks or {}).get(job.job_key, ()), pricing) for job in jobs],
+    )
+
+
+def pools_document(pools: Iterable[tuple[PoolUsage, int]]) -> Document:
+    return document(
+        pools=[{"pool": pool.name, "size": pool.size, "in_use": pool.in_use, "queued": queued} for pool, queued in pools]
     )
 
 

@@ -18,7 +18,16 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from baton.domain.records import CatalogEntry, CheckRecord, CheckStatus, JobRecord, JobStatus, RunRecord, RunStatus
+from baton.domain.records import (
+    CatalogEntry,
+    CheckRecord,
+    CheckStatus,
+    JobRecord,
+    JobStatus,
+    PoolUsage,
+    RunRecord,
+    RunStatus,
+)
 from baton.domain.specs import Severity
 from baton_cli.deadletters import DeadLetter
 
@@ -249,7 +258,7 @@ def jobs_table(
     for job in jobs:
         cells: dict[str, Cell] = {
             "job": job.job_key,
-            "status": status_text(job.status),
+            "status": _job_status(job),
             "try": str(job.attempt),
             "submitted": clock_time(job.submitted_at, day),
             "finished": clock_time(job.finished_at, day),
@@ -260,6 +269,14 @@ def jobs_table(
         }
         rows.append([cells[column.header] for column in columns])
     return fitted_table(columns, rows, width, title=f"{len(jobs)} jobs")
+
+
+def _job_status(job: JobRecord) -> Text:
+    """A QUEUED job says which pool it waits for."""
+    text = status_text(job.status)
+    if job.status == JobStatus.QUEUED and job.spec.pool:
+        text.append(f" {job.spec.pool}", style="dim")
+    return text
 
 
 def errors_below(jobs: Sequence[JobRecord]) -> RenderableType | None:
@@ -336,6 +353,19 @@ def runs_table(runs: Iterable[RunRecord], now: dt.datetime, width: int = WIDE, c
 
 def _count(value: int | None) -> str:
     return NONE if value is None else f"{value:,}"
+
+
+POOL_COLUMNS = (
+    Column("pool", None, whole=True),
+    Column("size", 0, justify="right"),
+    Column("in use", 1, justify="right"),
+    Column("queued", 2, justify="right"),
+)
+
+
+def pools_table(pools: Iterable[tuple[PoolUsage, int]], width: int = WIDE) -> Table:
+    rows: list[list[Cell]] = [[pool.name, str(pool.size), str(pool.in_use), str(queued)] for pool, queued in pools]
+    return fitted_table(POOL_COLUMNS, rows, width)
 
 
 CATALOG_COLUMNS = (

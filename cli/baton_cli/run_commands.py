@@ -1,4 +1,4 @@
-"""`baton start|status|runs|retry|cancel|catalog`: start and watch runs, act on them, list what they wrote."""
+"""`baton start|status|runs|retry|cancel|catalog|pools`: start and watch runs, act on them, list what they wrote."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from baton.manifests.model import Manifest
 from baton.service.ports import ManifestSource, RunStore
 from baton_cli import root
 from baton_cli.cost_view import cost_cell, job_usage, usage_line
-from baton_cli.documents import catalog_document, runs_document, status_document
+from baton_cli.documents import catalog_document, pools_document, runs_document, status_document
 from baton_cli.inspect_view import failed_checks_view
-from baton_cli.render import NONE, catalog_table, known_job_id, param_text, runs_table, status_view
+from baton_cli.render import NONE, catalog_table, known_job_id, param_text, pools_table, runs_table, status_view
 
 
 def parse_params(pairs: Sequence[str]) -> dict[str, str]:
@@ -343,6 +343,20 @@ def catalog(
     else:
         console = root.console()
         console.print(catalog_table(entries, console.width))
+
+
+@root.app.command()
+def pools(as_json: root.JsonOutput = False) -> None:
+    """The environment's pools (BATON_POOLS): each one's size, the slots its jobs hold, and the jobs QUEUED for one."""
+    store = root.build_store(root.settings())
+    usage = store.pool_usage()
+    if as_json:
+        root.print_json(pools_document(usage))
+    elif not usage:
+        typer.echo("the environment configures no pools (BATON_POOLS)", err=True)
+    else:
+        console = root.console()
+        console.print(pools_table(usage, console.width))
 
 
 # --- dead letters ------------------------------------------------------------------------------------------

@@ -145,6 +145,7 @@ def test_functions_get_the_handlers_settings(synth_dir: Path, env: str) -> None:
                 separators=(",", ":"),
             ),
             "BATON_SCRATCH_DATASET": "baton_scratch",  # data checks' rows, readable by every Baton function
+            "BATON_POOLS": json.dumps(dict(config.pools), sort_keys=True),
             "BATON_LINEAGE_TOPIC": f"projects/{config.project}/topics/baton-{env}-lineage",
         }
 

@@ -268,4 +268,6 @@ def queue_entry_row(entry: QueueEntry) -> list[Any]:
 
 
 def queue_entry_from_row(row: Sequence[Any]) -> QueueEntry:
-    return QueueEntry(pool=row[0], priority=-int(row[1]), queued_at=_plain(row[2]), run_id=row[3], job_key=row[4], attempt=int(row[5]))
+    return QueueEntry(
+        pool=row[0], priority=-int(row[1]), queued_at=_plain(row[2]), run_id=row[3], job_key=row[4], attempt=int(row[5])
+    )

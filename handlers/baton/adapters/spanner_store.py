@@ -53,8 +53,8 @@ from baton.domain.records import (
     RunRecord,
     RunStatus,
 )
-from baton.domain.transitions.pools import entry_of
 from baton.domain.timing import TimeBudget
+from baton.domain.transitions.pools import entry_of
 from baton.errors import CommitTooLarge, TransientError
 from baton.service.ports import RunStore
 
@@ -543,10 +543,11 @@ class SpannerRunStore(RunStore):
         with self.database.snapshot(multi_use=True) as snapshot:
             in_use = {row[0]: int(row[1]) for row in snapshot.execute_sql("SELECT PoolName, InUse FROM Pools")}
             queued = {
-                row[0]: int(row[1])
-                for row in snapshot.execute_sql("SELECT PoolName, COUNT(*) FROM PoolQueue GROUP BY PoolName")
+                row[0]: int(row[1]) for row in snapshot.execute_sql("SELECT PoolName, COUNT(*) FROM PoolQueue GROUP BY PoolName")
             }
-        return [(PoolUsage(name, size, in_use.get(name, 0)), queued.get(name, 0)) for name, size in sorted(self.pool_sizes.items())]
+        return [
+            (PoolUsage(name, size, in_use.get(name, 0)), queued.get(name, 0)) for name, size in sorted(self.pool_sizes.items())
+        ]
 
     def queued_without_entry(self, jobs: Sequence[JobRecord]) -> list[JobRecord]:
         """One snapshot read of the entries the QUEUED ones would have."""

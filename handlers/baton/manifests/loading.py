@@ -96,7 +96,9 @@ class ManifestRepository:
         for suffix in (".yaml", ".yml"):
             path = self.directory / f"{name}{suffix}"
             if path.is_file():
-                manifest = load_manifest(path, display_name=f"{self.directory.name}/{path.name}", declared=self.declared, pools=self.pools)
+                manifest = load_manifest(
+                    path, display_name=f"{self.directory.name}/{path.name}", declared=self.declared, pools=self.pools
+                )
                 if manifest.name != name:
                     problem = f"name '{manifest.name}' differs from the file name '{name}'"
                     raise ManifestInvalid(f"{self.directory.name}/{path.name}", [problem])

@@ -7,11 +7,11 @@ use in-memory fakes that record what happened.
 from __future__ import annotations
 
 import abc
-from types import MappingProxyType
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 
 from baton.domain.lineage import LineageEvent
