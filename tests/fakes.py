@@ -137,6 +137,7 @@ class InMemoryRunStore(RunStore):
         self.outbox: dict[tuple[str, str], dict[str, Any]] = {}  # (run ID, event ID) -> event
         self.lock = threading.Lock()
         self.commits = 0
+        self.last_reads = 0  # reads of the last transaction
         self.paused_manifests: dict[str, str] = {}
         self.largest_commit_jobs = 0  # job rows written by the largest commit: chunked paths keep it bounded
         self.crash_after_commit: Callable[[], bool] = lambda: False
@@ -157,6 +158,7 @@ class InMemoryRunStore(RunStore):
                 else:
                     self.queue[key] = entry
             self.commits += 1
+            self.last_reads = tx.reads
             self.largest_commit_jobs = max(self.largest_commit_jobs, len(tx.jobs))
             return result
 
