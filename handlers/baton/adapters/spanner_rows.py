@@ -248,7 +248,7 @@ def catalog_from_row(row: Sequence[Any]) -> CatalogEntry:
     )
 
 
-POOL_COLUMNS = ("PoolName", "InUse")
+POOL_COLUMNS = ("PoolName", "Size", "InUse")
 # Rank is the negated priority, so that the key's ascending order puts the highest priority first.
 QUEUE_COLUMNS = ("PoolName", "Rank", "QueuedAt", "RunId", "JobKey", "Attempt")
 

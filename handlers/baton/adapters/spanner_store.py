@@ -12,7 +12,6 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
@@ -90,7 +89,7 @@ class SpannerTransaction:
         self.mutation_budget = mutation_budget
         self._pool_sizes = pool_sizes or {}
         self._pools: dict[str, PoolUsage] = {}
-        self._read_pools: dict[str, int] = {}  # slots in use as read
+        self._read_pools: dict[str, PoolUsage | None] = {}  # as read (size as last written)
         self._queue: dict[tuple[Any, ...], QueueEntry | None] = {}  # written entries by key; None: deleted
         self.mutations = 0
         self._runs: dict[str, RunRecord] = {}
@@ -217,15 +216,17 @@ class SpannerTransaction:
         self._events[(str(event["run_id"]), str(event["event_id"]))] = json.dumps(event, sort_keys=True, default=str)
 
     def get_pool(self, name: str) -> PoolUsage | None:
-        size = self._pool_sizes.get(name)
-        if size is None:
-            return None
+        """The configured size wins; without one (an operator's CLI may lack BATON_POOLS), the size last written."""
         if name in self._pools:
-            return replace(self._pools[name], size=size)
+            return self._pools[name]
         if name not in self._read_pools:
             row = self._read_one("Pools", POOL_COLUMNS, [name])
-            self._read_pools[name] = int(row[1]) if row else 0
-        return PoolUsage(name, size, self._read_pools[name])
+            self._read_pools[name] = PoolUsage(name, int(row[1]), int(row[2])) if row else None
+        read = self._read_pools[name]
+        size = self._pool_sizes.get(name)
+        if size is not None:
+            return PoolUsage(name, size, read.in_use if read else 0)
+        return read
 
     def put_pool(self, pool: PoolUsage) -> None:
         self._pools[pool.name] = pool
@@ -266,7 +267,7 @@ class SpannerTransaction:
             rows = [[run_id, event_id, payload, spanner.COMMIT_TIMESTAMP] for (run_id, event_id), payload in self._events.items()]
             writes.append(("insert_or_update", "RunEventOutbox", ("RunId", "EventId", "Payload", "CreatedAt"), rows))
         if self._pools:
-            rows = [[pool.name, pool.in_use, spanner.COMMIT_TIMESTAMP] for pool in self._pools.values()]
+            rows = [[pool.name, pool.size, pool.in_use, spanner.COMMIT_TIMESTAMP] for pool in self._pools.values()]
             writes.append(("insert_or_update", "Pools", POOL_UPDATE, rows))
         queued = [queue_entry_row(entry) for entry in self._queue.values() if entry is not None]
         if queued:
@@ -540,13 +541,21 @@ class SpannerRunStore(RunStore):
         return [catalog_from_row(row) for row in rows]
 
     def pool_usage(self) -> list[tuple[PoolUsage, int]]:
+        """Configured pools, and those only Spanner knows (a process without BATON_POOLS), with their sizes as written."""
         with self.database.snapshot(multi_use=True) as snapshot:
-            in_use = {row[0]: int(row[1]) for row in snapshot.execute_sql("SELECT PoolName, InUse FROM Pools")}
+            written = {
+                row[0]: (int(row[1]), int(row[2])) for row in snapshot.execute_sql("SELECT PoolName, Size, InUse FROM Pools")
+            }
             queued = {
                 row[0]: int(row[1]) for row in snapshot.execute_sql("SELECT PoolName, COUNT(*) FROM PoolQueue GROUP BY PoolName")
             }
+        names = sorted({*self.pool_sizes, *written})
         return [
-            (PoolUsage(name, size, in_use.get(name, 0)), queued.get(name, 0)) for name, size in sorted(self.pool_sizes.items())
+            (
+                PoolUsage(name, self.pool_sizes.get(name, written.get(name, (0, 0))[0]), written.get(name, (0, 0))[1]),
+                queued.get(name, 0),
+            )
+            for name in names
         ]
 
     def queued_without_entry(self, jobs: Sequence[JobRecord]) -> list[JobRecord]:
