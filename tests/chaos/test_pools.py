@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -86,7 +87,11 @@ def test_a_500_job_fan_out_through_a_pool_of_10_never_has_more_than_10_in_bigque
             "retry": {"max_attempts": 3, "backoff_seconds": 1},
             "jobs": [
                 {"key": "root", "sql": "SELECT 1 AS one"},
-                *({"key": key, "sql": "SELECT 1 AS one", "needs": ["root"]} for key in keys),
+                # Long enough that the pool's jobs overlap in BigQuery, short enough for a run of ~30 s.
+                *(
+                    {"key": key, "sql": "SELECT 1 AS one", "needs": ["root"], "labels": {"sim_duration_ms": "400"}}
+                    for key in keys
+                ),
             ],
         },
     )
@@ -100,16 +105,20 @@ def test_a_500_job_fan_out_through_a_pool_of_10_never_has_more_than_10_in_bigque
     for key in shuffled[n_drop + n_dup : n_drop + n_dup + n_delay]:
         chaos.policy.delay(entry_of(key), rng.uniform(0.2, 2.0))
 
+    started = time.monotonic()
     with Scheduler(chaos.stack) as scheduler:
         run_id = chaos.stack.start_run(name, {})["run_id"]
         run = wait_for_run(chaos.store, run_id, 240)
+        print(f"{WIDTH}-job fan-out through a pool of {FANOUT_POOL_SIZE}: {time.monotonic() - started:.1f} s")
         assert chaos.stack.bigquery.bridge.flush(timeout_s=30)  # late copies change nothing
     assert run.status == RunStatus.SUCCEEDED, Counter(job.status for job in chaos.store.list_jobs(run_id))
     assert chaos.store.get_run(run_id) == run
     jobs = facade_jobs(chaos, run_id)
     assert all(job["state"] == "DONE" for job in jobs)
     assert successes(jobs) == Counter(dict.fromkeys(["root", *keys], 1)), "exactly one successful BigQuery job per job"
-    assert most_at_once(jobs) == FANOUT_POOL_SIZE, "the pool is filled, never exceeded"
+    most = most_at_once(jobs)
+    assert most <= FANOUT_POOL_SIZE, f"{most} jobs of a pool of {FANOUT_POOL_SIZE} in BigQuery at once"
+    assert most >= FANOUT_POOL_SIZE - 2, f"only {most} at once: the pool was hardly used"
     assert pool_state(chaos, FANOUT_POOL) == (0, 0), "every slot came back"
     assert scheduler.total("healed") >= n_drop and scheduler.failures == []
 
