@@ -42,14 +42,13 @@ def heal_queued(deps: Dependencies, jobs: Sequence[JobRecord], now: dt.datetime)
     """The reconciler's part: QUEUED jobs that a crash left out of their pool's queue are admitted again.
     Returns how many were."""
     stranded = deps.store.queued_without_entry(jobs)
-    by_run: dict[str, list[str]] = {}
+    by_run: dict[str, list[JobRecord]] = {}
     for job in stranded:
-        by_run.setdefault(job.run_id, []).append(job.job_key)
-    for run_id, keys in by_run.items():
+        by_run.setdefault(job.run_id, []).append(job)
+    for run_id, waiting in by_run.items():
         run = deps.store.get_run(run_id)
-        ready = deps.store.transact(lambda tx, run_id=run_id, keys=keys: admit_waiting(tx, run_id, keys, now))  # type: ignore[misc]
-        if ready and run is not None:
-            submit_released(deps, run, ready)
+        if run is not None:
+            admit_planned(deps, run, waiting)
     return len(stranded)
 
 
