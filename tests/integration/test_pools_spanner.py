@@ -65,3 +65,29 @@ def test_a_queued_job_without_its_entry_is_found(spanner_database: Any, tmp_path
     plan = plan_run(manifest, {}, "test", new_run_id(), NOW)
     store.create_run(plan)  # the starter dies here: every job QUEUED, none in the queue
     assert [job.job_key for job in store.queued_without_entry(store.list_jobs(plan.run.run_id))] == ["a", "b", "c"]
+
+
+def test_a_wide_pooled_release_and_its_cancel_stay_within_a_lowered_budget(spanner_database: Any, tmp_path: Any) -> None:
+    store = SpannerRunStore(spanner_database, mutation_budget=5_000, pool_sizes={"p": 2})
+    width = 3 * store.jobs_per_commit
+    jobs = [{"key": "root", "sql": "SELECT 1"}] + [
+        {"key": f"w{index:03d}", "sql": "SELECT 1", "needs": ["root"], "pool": "p"} for index in range(width)
+    ]
+    manifest = parse_manifest({"name": "m", "jobs": jobs}, "m.yaml", tmp_path, pools={"p": 2})
+    plan = plan_run(manifest, {}, "test", new_run_id(), NOW)
+    store.create_run(plan)
+    run_id = plan.run.run_id
+    store.transact(lambda tx: activate_run(tx, run_id))
+    event = Completion(run_id, "root", 1, f"baton_test_{run_id}_root_1")
+    result = store.transact(lambda tx: apply_completion(tx, event, NOW, store.jobs_per_commit))
+    assert result.continuation is not None, "the release is chunked"
+    assert len(result.ready) == 2
+    ((usage, queued),) = store.pool_usage()
+    assert (usage.in_use, queued) == (2, store.jobs_per_commit - 2)
+    keys = [job.job_key for job in store.list_jobs(run_id) if not job.status.terminal]
+    for start in range(0, len(keys), store.jobs_per_commit):
+        chunk = keys[start : start + store.jobs_per_commit]
+        store.transact(lambda tx, chunk=chunk: cancel_run(tx, run_id, chunk, NOW))
+    ((usage, queued),) = store.pool_usage()
+    assert (usage.in_use, queued) == (0, 0)
+    assert 0 < store.largest_commit <= 5_000
