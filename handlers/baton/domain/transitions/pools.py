@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from baton.domain.limits import POOL_RELEASES_PER_COMMIT
-from baton.domain.records import JobRecord, JobStatus, PoolUsage, QueueEntry, RunRecord, RunStatus
+from baton.domain.records import JobRecord, JobStatus, QueueEntry, RunRecord, RunStatus
 from baton.domain.specs import JobSpec
 from baton.domain.transaction import RunTransaction
 
@@ -143,8 +143,3 @@ def pump(tx: RunTransaction, name: str, now: dt.datetime, limit: int = POOL_RELE
     if examined:
         tx.put_pool(pool)
     return released
-
-
-def usage(pool: PoolUsage, queued: int) -> dict[str, int | str]:
-    """What `baton pools` shows of one pool."""
-    return {"pool": pool.name, "size": pool.size, "in_use": pool.in_use, "queued": queued}
