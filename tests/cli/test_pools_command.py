@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import Core, invoke
 
 HEAVY = """
@@ -44,3 +46,13 @@ def test_pools_says_when_the_environment_configures_none(core: Core) -> None:
     result = invoke("pools")
     assert result.exit_code == 0 and "configures no pools" in result.stderr
     assert json.loads(invoke("pools", "--json").stdout)["pools"] == []
+
+
+def test_validate_refuses_a_pool_the_environment_does_not_configure(manifests_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (manifests_dir / "rebuilds.yaml").write_text(HEAVY)
+    monkeypatch.setenv("BATON_POOLS", '{"bigquery": 100}')
+    result = invoke("manifest", "validate", "rebuilds")
+    assert result.exit_code != 0
+    assert "pool 'heavy' is not one of the environment's pools (bigquery)" in result.output
+    monkeypatch.setenv("BATON_POOLS", '{"bigquery": 100, "heavy": 4}')
+    assert invoke("manifest", "validate", "rebuilds").exit_code == 0
