@@ -24,10 +24,16 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "Catalog": ("TableRef",),
     "ManifestControls": ("ManifestName",),
     "RunEventOutbox": ("RunId", "EventId"),
+    "Backfills": ("BackfillId",),
 }
 
 INDEXES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
-    "Runs": (("RunsByManifest", ("ManifestName", "CreatedAt")), ("OpenRuns", ("OpenStatus", "RunId"))),
+    "Runs": (
+        ("RunsByManifest", ("ManifestName", "CreatedAt")),
+        ("OpenRuns", ("OpenStatus", "RunId")),
+        ("OpenRunsByQueue", ("Queue", "OpenStatus", "CreatedAt")),
+        ("RunsByBackfill", ("BackfillId", "CreatedAt")),
+    ),
     "RunJobs": (
         ("OpenRunJobs", ("OpenStatus", "RunId", "JobKey")),
         ("RunJobsByDeadline", ("DeadlineShard", "OpenDeadline")),

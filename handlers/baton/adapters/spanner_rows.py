@@ -37,6 +37,9 @@ RUN_COLUMNS = (
     "BytesProcessed",
     "BytesBilled",
     "SlotMs",
+    "Queue",
+    "QueueLimit",
+    "BackfillId",
 )
 JOB_COLUMNS = (
     "RunId",
@@ -110,6 +113,9 @@ def run_row(run: RunRecord) -> list[Any]:
         run.usage.bytes_processed,
         run.usage.bytes_billed,
         run.usage.slot_ms,
+        run.queue,
+        run.queue_limit,
+        run.backfill_id,
     ]
 
 
@@ -131,6 +137,9 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
         created_at=row[12],
         finished_at=row[13],
         usage=Usage(row[14] or 0, row[15] or 0, row[16] or 0),
+        queue=row[17],
+        queue_limit=row[18],
+        backfill_id=row[19],
     )
 
 

@@ -19,6 +19,7 @@ from google.cloud import spanner
 from google.cloud.spanner_v1.database import Database
 
 from baton.adapters.spanner_mutations import MUTATION_LIMIT, row_mutations
+from baton.adapters.spanner_queue import BackfillReads, QueueReads
 from baton.adapters.spanner_rows import (
     CATALOG_COLUMNS,
     CHECK_COLUMNS,
@@ -35,6 +36,7 @@ from baton.adapters.spanner_rows import (
     run_from_row,
     run_row,
 )
+from baton.domain.backfill import BackfillRecord
 from baton.domain.records import CatalogEntry, CheckRecord, JobRecord, JobStatus, NewRun, RunRecord, RunStatus
 from baton.domain.timing import TimeBudget
 from baton.errors import CommitTooLarge, TransientError
@@ -58,7 +60,7 @@ _RESERVED_MUTATIONS = 2_000
 JOB_UPDATE = (*JOB_UPDATE_COLUMNS, "UpdatedAt")
 
 
-class SpannerTransaction:
+class SpannerTransaction(QueueReads):
     """RunTransaction over a Spanner read-write transaction, with read-your-writes."""
 
     def __init__(self, transaction: Any, mutation_budget: int = MUTATION_LIMIT) -> None:
@@ -70,6 +72,7 @@ class SpannerTransaction:
         self._checks: dict[tuple[str, str, int, str], CheckRecord] = {}
         self._catalog: dict[str, CatalogEntry] = {}
         self._events: dict[tuple[str, str], str] = {}  # the outbox: (run ID, event ID) -> JSON
+        self._backfills: dict[str, BackfillRecord] = {}
         self.rows_read = 0
         # Rows read ahead, never written unless a transition puts them; dependents' keys from the job's row.
         self._read_runs: dict[str, RunRecord | None] = {}
@@ -206,6 +209,7 @@ class SpannerTransaction:
         if self._events:
             rows = [[run_id, event_id, payload, spanner.COMMIT_TIMESTAMP] for (run_id, event_id), payload in self._events.items()]
             writes.append(("insert_or_update", "RunEventOutbox", ("RunId", "EventId", "Payload", "CreatedAt"), rows))
+        writes += self.backfill_writes()
         self.mutations = sum(row_mutations(table, columns) * len(rows) for _, table, columns, rows in writes)
         if self.mutations > self.mutation_budget:
             raise CommitTooLarge(self.mutations, self.mutation_budget)
@@ -224,7 +228,7 @@ _OPEN_JOBS_INDEX = "FORCE_INDEX=OpenRunJobs, spanner_emulator.disable_query_null
 _DEADLINE_INDEX = "FORCE_INDEX=RunJobsByDeadline, spanner_emulator.disable_query_null_filtered_index_check=true"
 
 
-class SpannerRunStore(RunStore):
+class SpannerRunStore(BackfillReads, RunStore):
     def __init__(self, database: Database, mutation_budget: int = MUTATION_LIMIT, budget: TimeBudget | None = None) -> None:
         """`mutation_budget` is what one commit may cost: Spanner's limit, or less in tests, so chunking shows.
         `budget` bounds each call in time (domain/timing.py)."""

@@ -2,7 +2,7 @@
 
 Status policy (every outcome is listed in docs/failure-model.md):
   start_manifest          200 started; 400 bad body/params/manifest/selection; 404 unknown manifest;
-                          409 manifest paused;
+                          409 manifest paused (and `when_paused: refuse`), or a run in progress (`concurrency: skip`);
                           405 not POST; 413 too large; 503 storage or BigQuery unavailable.
   bigquery_job_completed  200 recorded (`verdict`), ignored (`ignored`: not Baton's event) or
                           dropped (`dropped`: cannot be processed, dead-lettered with its reason);
@@ -18,13 +18,16 @@ from typing import Any
 from baton.entrypoints.audit_log import IgnoreReason
 from baton.entrypoints.requests import RequestTooLarge
 from baton.errors import (
+    BackfillNotFound,
     BatonError,
+    InvalidBackfill,
     InvalidParams,
     InvalidRequest,
     InvalidSelection,
     ManifestInvalid,
     ManifestNotFound,
     ManifestPaused,
+    RunInProgress,
     RunNotFound,
     TransientError,
     one_line,
@@ -42,11 +45,11 @@ DEAD_LETTER_REASONS = frozenset(
 def status_for(error: BatonError) -> int:
     if isinstance(error, RequestTooLarge):
         return 413
-    if isinstance(error, InvalidRequest | InvalidParams | ManifestInvalid | InvalidSelection):
+    if isinstance(error, InvalidRequest | InvalidParams | ManifestInvalid | InvalidSelection | InvalidBackfill):
         return 400
-    if isinstance(error, ManifestNotFound | RunNotFound):
+    if isinstance(error, ManifestNotFound | RunNotFound | BackfillNotFound):
         return 404
-    if isinstance(error, ManifestPaused):
+    if isinstance(error, ManifestPaused | RunInProgress):
         return 409
     if isinstance(error, TransientError):
         return 503

@@ -144,6 +144,8 @@ def check_and_resolve(parsed: Parsed, where: str, base_dir: Path, declared: Decl
         schedule=header.schedule,
         time_zone=header.time_zone,
         description=header.description,
+        concurrency=header.concurrency,
+        when_paused=header.when_paused,
     )
 
 

@@ -10,7 +10,7 @@ READY jobs nobody submitted, and repairs a run whose release stopped).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from baton import structured_log
@@ -21,6 +21,7 @@ from baton.domain.timing import due
 from baton.domain.transaction import RunTransaction
 from baton.domain.transitions.failure import SkipStep, continue_skip
 from baton.domain.transitions.release import continue_release
+from baton.domain.transitions.run_queue import end_events
 from baton.service.dependencies import Dependencies
 from baton.service.events import publish_recorded, record
 from baton.service.submission import submit
@@ -35,6 +36,21 @@ def submit_released(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord
     ]
     hand_on(deps, batches)
     submit(deps, run, jobs[:SUBMIT_INLINE])
+
+
+def start_dequeued(deps: Dependencies, events: Sequence[Mapping[str, Any]]) -> None:
+    """After a commit: submit the READY jobs of each run the transaction started from its queue (its run.started
+    event with `from_queue`, domain/transitions/run_queue.py). A crash before this leaves READY jobs of a RUNNING
+    run, which the reconciler submits, as after any crash between a release and its submission."""
+    now = deps.clock()
+    for event in events:
+        if event.get("type") != "run.started" or not event.get("from_queue"):
+            continue
+        run = deps.store.get_run(str(event["run_id"]))
+        if run is None or run.status != RunStatus.RUNNING:
+            continue
+        structured_log.info("queued run started", run_id=run.run_id, manifest=run.manifest_name, queue=run.queue)
+        submit_released(deps, run, [job for job in deps.store.ready_jobs(run.run_id) if due(job, now)])
 
 
 def hand_on(deps: Dependencies, items: Sequence[Continuation]) -> None:
@@ -78,7 +94,8 @@ def _carry_out(deps: Dependencies, item: Continuation) -> list[Continuation]:
             step = continue_skip(tx, item, now, limit)
             if step is None or not step.run.status.terminal:
                 return step, []
-            return step, record(tx, [run_event(finished_event_type(step.run.status), step.run, now, pricing=deps.pricing)])
+            finished = run_event(finished_event_type(step.run.status), step.run, now, pricing=deps.pricing)
+            return step, record(tx, [finished, *end_events(tx, step.run, now)])
 
         step, events = deps.store.transact(skip)
         if step is None:
@@ -87,6 +104,7 @@ def _carry_out(deps: Dependencies, item: Continuation) -> list[Continuation]:
         if step.run.status.terminal:
             structured_log.info("run finished", run_id=step.run.run_id, status=str(step.run.status))
         publish_recorded(deps, events)
+        start_dequeued(deps, events)
         return [step.continuation] if step.continuation else []
     raise ValueError(f"unknown continuation kind '{item.kind}'")
 

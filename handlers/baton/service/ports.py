@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
+from baton.domain.backfill import BackfillRecord
 from baton.domain.lineage import LineageEvent
 from baton.domain.records import (
     CatalogEntry,
@@ -112,6 +113,29 @@ class RunStore(abc.ABC):
     @abc.abstractmethod
     def forget_events(self, keys: Sequence[tuple[str, str]]) -> None:
         """Delete published events from the outbox by (run ID, event ID)."""
+
+    # Run queues and backfills (domain/transitions/run_queue.py, domain/backfill.py).
+    @abc.abstractmethod
+    def queue_runs(self, queue: str, status: RunStatus, limit: int) -> list[RunRecord]:
+        """Runs of `queue` in `status` (an open one), oldest first, through an index."""
+
+    @abc.abstractmethod
+    def ready_jobs(self, run_id: str) -> list[JobRecord]:
+        """The run's READY jobs, through the open-jobs index: what a run started from its queue submits."""
+
+    @abc.abstractmethod
+    def create_backfill(self, backfill: BackfillRecord) -> None: ...
+
+    @abc.abstractmethod
+    def get_backfill(self, backfill_id: str) -> BackfillRecord | None: ...
+
+    @abc.abstractmethod
+    def list_backfills(self, limit: int = 20, manifest: str | None = None) -> list[BackfillRecord]:
+        """Newest first."""
+
+    @abc.abstractmethod
+    def backfill_runs(self, backfill_id: str) -> list[RunRecord]:
+        """Every run of the backfill, oldest (first date) first."""
 
 
 @dataclass(frozen=True)

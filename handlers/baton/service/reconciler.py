@@ -20,10 +20,11 @@ from baton.domain.run_events import finished_event_type, run_event
 from baton.domain.timing import TIMEOUT_REASON, ReconcilePolicy, awaiting_submission, due_for_check
 from baton.domain.transaction import RunTransaction
 from baton.domain.transitions.repair import Repair, in_flight, repair_run
+from baton.domain.transitions.run_queue import end_events
 from baton.domain.transitions.start import abandon_run
 from baton.errors import JobRefused, TransientError, one_line
 from baton.service.completion import complete
-from baton.service.continuations import submit_released
+from baton.service.continuations import start_dequeued, submit_released
 from baton.service.dependencies import Dependencies
 from baton.service.events import publish_recorded, record
 from baton.service.ports import RemoteState
@@ -280,7 +281,8 @@ def _repair_one(deps: Dependencies, run: RunRecord, now: dt.datetime, report: Re
         repair = repair_run(tx, run.run_id, keys, now, deps.store.jobs_per_commit)
         if not repair.finished or repair.run is None:
             return repair, []
-        return repair, record(tx, [run_event(finished_event_type(repair.run.status), repair.run, now, pricing=deps.pricing)])
+        finished = run_event(finished_event_type(repair.run.status), repair.run, now, pricing=deps.pricing)
+        return repair, record(tx, [finished, *end_events(tx, repair.run, now)])
 
     repair, events = deps.store.transact(repaired)
     if repair.missing_rows:
@@ -298,6 +300,7 @@ def _repair_one(deps: Dependencies, run: RunRecord, now: dt.datetime, report: Re
     )
     if repair.finished:
         publish_recorded(deps, events)
+        start_dequeued(deps, events)
     elif repair.released:
         submit_released(deps, fixed, repair.released)
 
