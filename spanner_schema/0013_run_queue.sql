@@ -10,6 +10,9 @@ ALTER TABLE Runs ADD COLUMN QueueLimit INT64;
 
 ALTER TABLE Runs ADD COLUMN BackfillId STRING(64);
 
+-- When the run last became RUNNING (after waiting QUEUED, or again at a retry): with FinishedAt, how long it ran.
+ALTER TABLE Runs ADD COLUMN StartedAt TIMESTAMP;
+
 CREATE NULL_FILTERED INDEX OpenRunsByQueue ON Runs(Queue, OpenStatus, CreatedAt);
 
 -- A backfill's runs, finished ones included: its progress per date.

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from google.cloud import spanner
+from google.cloud.spanner_v1.database import Database
 
 from baton.adapters.spanner_rows import JOB_COLUMNS, RUN_COLUMNS, job_from_row, run_from_row
 from baton.domain.backfill import BackfillRecord, BackfillStatus
@@ -140,7 +141,7 @@ class QueueReads:
 class BackfillReads:
     """The RunStore methods of run queues and backfills, over the store's database."""
 
-    database: Any
+    database: Database
     _read_timeout: float
 
     def queue_runs(self, queue: str, status: RunStatus, limit: int) -> list[RunRecord]:

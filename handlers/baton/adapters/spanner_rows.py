@@ -40,6 +40,7 @@ RUN_COLUMNS = (
     "Queue",
     "QueueLimit",
     "BackfillId",
+    "StartedAt",
 )
 JOB_COLUMNS = (
     "RunId",
@@ -116,6 +117,7 @@ def run_row(run: RunRecord) -> list[Any]:
         run.queue,
         run.queue_limit,
         run.backfill_id,
+        run.started_at,
     ]
 
 
@@ -140,6 +142,7 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
         queue=row[17],
         queue_limit=row[18],
         backfill_id=row[19],
+        started_at=row[20],
     )
 
 

@@ -53,7 +53,7 @@ def backfill_queue(backfill_id: str) -> str:
 def backfill_dates(first: dt.date, last: dt.date) -> list[dt.date]:
     """Every date from `first` to `last`, both included; ValueError says why a range cannot be backfilled."""
     if last < first:
-        raise ValueError(f"--to {last.isoformat()} is before --from {first.isoformat()}")
+        raise ValueError(f"the range ends ({last.isoformat()}) before it begins ({first.isoformat()})")
     days = (last - first).days + 1
     if days > MAX_BACKFILL_DATES:
         raise ValueError(f"{days} dates; a backfill covers at most {MAX_BACKFILL_DATES} (split the range)")

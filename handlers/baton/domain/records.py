@@ -155,6 +155,7 @@ class RunRecord:
     queue: str | None = None
     queue_limit: int | None = None
     backfill_id: str | None = None
+    started_at: dt.datetime | None = None  # when it last became RUNNING (a queued run waits first)
 
 
 @dataclass(frozen=True)

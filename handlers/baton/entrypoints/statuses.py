@@ -1,7 +1,8 @@
 """Outcomes -> HTTP statuses: the one mapping of Baton's errors to what Pub/Sub, Scheduler or a caller sees.
 
 Status policy (every outcome is listed in docs/failure-model.md):
-  start_manifest          200 started; 400 bad body/params/manifest/selection; 404 unknown manifest;
+  start_manifest          200 started or queued (with a `backfill` object: a backfill started);
+                          400 bad body/params/manifest/selection/backfill; 404 unknown manifest;
                           409 manifest paused (and `when_paused: refuse`), or a run in progress (`concurrency: skip`);
                           405 not POST; 413 too large; 503 storage or BigQuery unavailable.
   bigquery_job_completed  200 recorded (`verdict`), ignored (`ignored`: not Baton's event) or
@@ -32,6 +33,7 @@ from baton.errors import (
     TransientError,
     one_line,
 )
+from baton.service.backfills import BackfillProgress
 
 MAX_MESSAGE = 500  # characters of an error message in a response body
 
@@ -54,6 +56,18 @@ def status_for(error: BatonError) -> int:
     if isinstance(error, TransientError):
         return 503
     return 500
+
+
+def backfill_body(started: BackfillProgress) -> dict[str, Any]:
+    """start_manifest's answer to a backfill: its ID and each date's run."""
+    backfill = started.backfill
+    return {
+        "backfill_id": backfill.backfill_id,
+        "manifest": backfill.manifest_name,
+        "param": backfill.param,
+        "max_active_runs": backfill.max_active_runs,
+        "runs": [{"date": started.date_of(run), "run_id": run.run_id, "status": str(run.status)} for run in started.runs],
+    }
 
 
 def error_body(error: BatonError) -> dict[str, Any]:

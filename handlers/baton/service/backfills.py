@@ -77,7 +77,7 @@ def start_backfill(
     except ValueError as exc:
         raise InvalidBackfill(manifest.name, str(exc)) from None
     if isinstance(max_active, bool) or not 1 <= max_active <= MAX_ACTIVE_RUNS:
-        raise InvalidBackfill(manifest.name, f"--max-active-runs must be 1 to {MAX_ACTIVE_RUNS}, got {max_active}")
+        raise InvalidBackfill(manifest.name, f"max active runs must be 1 to {MAX_ACTIVE_RUNS}, got {max_active}")
     param = _date_param(manifest, param)
     given = dict(params or {})
     if param in given:
@@ -118,7 +118,8 @@ def _date_param(manifest: Manifest, param: str | None) -> str:
     if param is None:
         if len(dates) != 1:
             found = ", ".join(dates) or "none"
-            raise InvalidBackfill(manifest.name, f"name the date param with --param (the manifest's DATE params: {found})")
+            problem = f"name the date param to bind (--param, or `param` in the body); the manifest's DATE params: {found}"
+            raise InvalidBackfill(manifest.name, problem)
         return dates[0]
     if param not in manifest.params:
         raise InvalidBackfill(

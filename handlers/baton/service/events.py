@@ -49,7 +49,7 @@ def apply_with_events(
     events = outcome_events(result, now, pricing)
     run = result.run
     if run is not None and run.status.terminal and any(event["type"] == finished_event_type(run.status) for event in events):
-        events += end_events(tx, result.run, now)  # the run ended: its queue's next run starts in this transaction
+        events += end_events(tx, run, now)  # the run ended: its queue's next run starts in this transaction
     return result, record(tx, events)
 
 

@@ -26,7 +26,7 @@ def activate(deps: Dependencies, plan: NewRun, now: dt.datetime, *, refuse_when_
     found only now: a race with another start) closes the run it wrote and raises."""
 
     def activated(tx: RunTransaction) -> tuple[Admitted | None, list[dict[str, Any]]]:
-        admitted = admit(tx, plan.run.run_id, refuse_when_full=refuse_when_full, queue_when_paused=queue_when_paused)
+        admitted = admit(tx, plan.run.run_id, now, refuse_when_full=refuse_when_full, queue_when_paused=queue_when_paused)
         if admitted is None or admitted.outcome == Admission.REFUSED:
             return admitted, []
         kind = "run.started" if admitted.outcome == Admission.RUNNING else "run.queued"
@@ -75,7 +75,7 @@ def fill_queue(deps: Dependencies, queue: str) -> list[RunRecord]:
         now = deps.clock()
 
         def filled(tx: RunTransaction, now: dt.datetime = now) -> tuple[list[RunRecord], list[dict[str, Any]]]:
-            runs = fill(tx, queue)
+            runs = fill(tx, queue, now)
             return runs, record(tx, [started_event(run, now) for run in runs])
 
         runs, events = deps.store.transact(filled)

@@ -170,7 +170,7 @@ def retry(deps: Dependencies, run_id: str) -> RunRecord:
 
     def reopen(tx: RunTransaction) -> tuple[RunRecord | None, list[dict[str, Any]]]:
         run = apply_retry(tx, run_id, chunks[-1], reopen=True)
-        admitted = admit(tx, run_id) if run is not None else None  # RUNNING again, or QUEUED behind its queue
+        admitted = admit(tx, run_id, now) if run is not None else None  # RUNNING again, or QUEUED behind its queue
         run = admitted.run if admitted is not None else run
         return run, record(tx, [run_event("run.retried", run, now)] if run is not None else [])
 

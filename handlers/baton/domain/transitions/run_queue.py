@@ -46,7 +46,9 @@ class QueueEnd:
     backfill: BackfillRecord | None = None
 
 
-def admit(tx: RunTransaction, run_id: str, *, refuse_when_full: bool = False, queue_when_paused: bool = True) -> Admitted | None:
+def admit(
+    tx: RunTransaction, run_id: str, now: dt.datetime, *, refuse_when_full: bool = False, queue_when_paused: bool = True
+) -> Admitted | None:
     """A run about to run (CREATING, or reopened by a retry) becomes RUNNING if its queue has room and nobody
     waits ahead of it, else QUEUED, or is refused (left as it is, for the caller to close). None: no such run,
     or it has ended meanwhile."""
@@ -54,18 +56,18 @@ def admit(tx: RunTransaction, run_id: str, *, refuse_when_full: bool = False, qu
     if run is None or run.status.terminal:
         return None
     if run.queue is None:
-        return _put(tx, Admission.RUNNING, run)
+        return _put(tx, Admission.RUNNING, run, now)
     if tx.manifest_paused(run.manifest_name):
         if queue_when_paused:
-            return _put(tx, Admission.QUEUED, run)
+            return _put(tx, Admission.QUEUED, run, now)
         return Admitted(Admission.REFUSED, run, paused=True)
     running = [other for other in _others(tx, run, RunStatus.RUNNING) if other.run_id != run.run_id]
     ahead = [other for other in _others(tx, run, RunStatus.QUEUED) if other.run_id != run.run_id]
     if (run.queue_limit is None or len(running) < run.queue_limit) and not ahead:
-        return _put(tx, Admission.RUNNING, run)
+        return _put(tx, Admission.RUNNING, run, now)
     if refuse_when_full:
         return Admitted(Admission.REFUSED, run, blocking=running[0] if running else ahead[0])
-    return _put(tx, Admission.QUEUED, run)
+    return _put(tx, Admission.QUEUED, run, now)
 
 
 def _others(tx: RunTransaction, run: RunRecord, status: RunStatus) -> list[RunRecord]:
@@ -74,13 +76,13 @@ def _others(tx: RunTransaction, run: RunRecord, status: RunStatus) -> list[RunRe
     return tx.queue_runs(run.queue, status, limit + 1)
 
 
-def _put(tx: RunTransaction, outcome: Admission, run: RunRecord) -> Admitted:
-    run = replace(run, status=RunStatus(outcome))
+def _put(tx: RunTransaction, outcome: Admission, run: RunRecord, now: dt.datetime) -> Admitted:
+    run = replace(run, status=RunStatus(outcome), started_at=now if outcome == Admission.RUNNING else None)
     tx.put_run(run)
     return Admitted(outcome, run)
 
 
-def fill(tx: RunTransaction, queue: str) -> list[RunRecord]:
+def fill(tx: RunTransaction, queue: str, now: dt.datetime) -> list[RunRecord]:
     """Start the oldest QUEUED runs of `queue` while it has room; the runs started. Nothing starts while the
     manifest is paused or the backfill has ended (cancelled)."""
     queued = tx.queue_runs(queue, RunStatus.QUEUED, FILL_BATCH)
@@ -93,7 +95,7 @@ def fill(tx: RunTransaction, queue: str) -> list[RunRecord]:
             return []
     limit = queued[0].queue_limit
     room = len(queued) if limit is None else limit - len(tx.queue_runs(queue, RunStatus.RUNNING, limit))
-    started = [replace(run, status=RunStatus.RUNNING) for run in queued[: max(0, room)]]
+    started = [replace(run, status=RunStatus.RUNNING, started_at=now) for run in queued[: max(0, room)]]
     for run in started:
         tx.put_run(run)
     return started
@@ -104,7 +106,7 @@ def on_run_end(tx: RunTransaction, run: RunRecord, now: dt.datetime) -> QueueEnd
     end = QueueEnd()
     if run.queue is None or not run.status.terminal:
         return end
-    end.started = fill(tx, run.queue)
+    end.started = fill(tx, run.queue, now)
     if run.backfill_id is not None:
         end.backfill = finish_backfill_if_done(tx, run.backfill_id, now)
     return end
