@@ -142,7 +142,8 @@ def _start_date(
     run = replace(plan.run, queue=backfill.queue, queue_limit=backfill.max_active_runs, backfill_id=backfill.backfill_id)
     plan = replace(plan, run=run)
     deps.store.create_run(plan)
-    return run_queue.activate(deps, plan, created, refuse_when_full=False, queue_when_paused=True)
+    # Its start time is now, not its creation time: creation times only keep the queue in date order.
+    return run_queue.activate(deps, plan, deps.clock(), refuse_when_full=False, queue_when_paused=True)
 
 
 def progress(deps: Dependencies, backfill_id: str) -> BackfillProgress:
