@@ -17,6 +17,12 @@ CHAIN = {"a": [], "b": ["a"]}
 DATED = {"params": {"run_date": {"type": "DATE"}}}
 
 
+def start(world: World, params: dict[str, Any] | None = None) -> str:
+    """A start a second after the last one: the queue's order is creation time (then run ID, at the same instant)."""
+    world.clock.now += dt.timedelta(seconds=1)
+    return world.start(params)
+
+
 def status(world: World, run_id: str) -> RunStatus:
     return world.store.runs[run_id].status
 
@@ -30,9 +36,9 @@ def finish_run(world: World, run_id: str, error: str | None = None) -> None:
 
 def test_a_second_start_waits_queued_and_starts_when_the_first_ends(tmp_path: Path) -> None:
     world = World(tmp_path, manifest_of(CHAIN))
-    first = world.start()
-    second = world.start()
-    third = world.start()
+    first = start(world)
+    second = start(world)
+    third = start(world)
     assert [status(world, run) for run in (first, second, third)] == [RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.QUEUED]
     assert world.job(second, "a").status == JobStatus.READY, "its rows are written; nothing is submitted"
     assert world.submitter.submitted_keys() == ["a"]
@@ -51,23 +57,23 @@ def test_a_second_start_waits_queued_and_starts_when_the_first_ends(tmp_path: Pa
 
 def test_skip_refuses_a_start_and_writes_nothing(tmp_path: Path) -> None:
     world = World(tmp_path, manifest_of(CHAIN, concurrency="skip"))
-    first = world.start()
+    first = start(world)
     with pytest.raises(RunInProgress, match=f"manifest 'm' has run {first} in progress and `concurrency: skip`"):
-        world.start()
+        start(world)
     assert list(world.store.runs) == [first]
     finish_run(world, first)
-    assert status(world, world.start()) == RunStatus.RUNNING
+    assert status(world, start(world)) == RunStatus.RUNNING
 
 
 def test_allow_lets_runs_overlap(tmp_path: Path) -> None:
     world = World(tmp_path, manifest_of(CHAIN, concurrency="allow"))
-    runs = [world.start() for _ in range(3)]
+    runs = [start(world) for _ in range(3)]
     assert [status(world, run) for run in runs] == [RunStatus.RUNNING] * 3
 
 
 def test_cancelling_a_queued_run_just_cancels_it(tmp_path: Path) -> None:
     world = World(tmp_path, manifest_of(CHAIN))
-    first, second, third = world.start(), world.start(), world.start()
+    first, second, third = start(world), start(world), start(world)
     world.orchestrator.cancel(second)
     assert (status(world, first), status(world, second), status(world, third)) == (
         RunStatus.RUNNING,
@@ -83,7 +89,7 @@ def test_cancelling_a_queued_run_just_cancels_it(tmp_path: Path) -> None:
 def test_paused_with_queue_holds_starts_until_resume(tmp_path: Path) -> None:
     world = World(tmp_path, manifest_of(CHAIN, when_paused="queue"))
     world.orchestrator.pause("m", "warehouse migration")
-    held = [world.start(), world.start()]
+    held = [start(world), start(world)]
     assert [status(world, run) for run in held] == [RunStatus.QUEUED] * 2
     assert world.submitter.submitted_keys() == []
     started = world.orchestrator.resume("m")
@@ -97,13 +103,13 @@ def test_paused_with_refuse_refuses_as_before(tmp_path: Path) -> None:
     world = World(tmp_path, manifest_of(CHAIN))
     world.orchestrator.pause("m", "migration")
     with pytest.raises(ManifestPaused):
-        world.start()
+        start(world)
     assert world.store.runs == {}
 
 
 def test_a_run_ending_while_paused_starts_nothing(tmp_path: Path) -> None:
     world = World(tmp_path, manifest_of(CHAIN))
-    first, second = world.start(), world.start()
+    first, second = start(world), start(world)
     world.orchestrator.pause("m", "look first")
     finish_run(world, first)
     assert status(world, second) == RunStatus.QUEUED
@@ -113,9 +119,9 @@ def test_a_run_ending_while_paused_starts_nothing(tmp_path: Path) -> None:
 
 def test_a_retried_run_waits_behind_a_running_one(tmp_path: Path) -> None:
     world = World(tmp_path, manifest_of(CHAIN))
-    failed = world.start()
+    failed = start(world)
     finish_run(world, failed, error="invalidQuery")
-    running = world.start()
+    running = start(world)
     assert world.orchestrator.retry(failed).status == RunStatus.QUEUED
     finish_run(world, running)
     assert status(world, failed) == RunStatus.RUNNING
@@ -133,7 +139,7 @@ def test_a_backfill_runs_one_run_per_date_n_at_a_time(tmp_path: Path) -> None:
     runs = [run.run_id for run in started.runs]
     assert [started.date_of(run) for run in started.runs] == [f"2026-11-0{day}" for day in range(1, 6)]
     assert [status(world, run) for run in runs] == [RunStatus.RUNNING] * 2 + [RunStatus.QUEUED] * 3
-    other = world.start({"run_date": "2026-12-01"})
+    other = start(world, {"run_date": "2026-12-01"})
     assert status(world, other) == RunStatus.RUNNING, "a backfill's runs are not the manifest's queue"
     while any(not status(world, run).terminal for run in runs):
         running = [run for run in runs if status(world, run) == RunStatus.RUNNING]

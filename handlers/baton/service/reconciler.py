@@ -312,10 +312,18 @@ def _abandon_creating(deps: Dependencies, policy: ReconcilePolicy, now: dt.datet
         for run in deps.store.list_runs(limit=policy.batch, status=RunStatus.CREATING, oldest_first=True)
         if run.created_at is not None and now - run.created_at >= policy.abandon_creating_after
     ]
+
+    def abandon(tx: RunTransaction, run_id: str) -> tuple[RunRecord | None, list[dict[str, Any]]]:
+        run = abandon_run(tx, run_id, now)
+        return run, record(tx, end_events(tx, run, now)) if run is not None else []  # a backfill's run may be its last
+
     for run_id in stale:
         try:
-            if deps.store.transact(lambda tx, run_id=run_id: abandon_run(tx, run_id, now)) is not None:  # type: ignore[misc]
+            abandoned, events = deps.store.transact(lambda tx, run_id=run_id: abandon(tx, run_id))  # type: ignore[misc]
+            if abandoned is not None:
                 report.abandoned_runs += 1
+                publish_recorded(deps, events)
+                start_dequeued(deps, events)
         except Exception as exc:
             report.errors += 1
             _log_failure("abandoning a run failed; next time", exc, run_id=run_id)
