@@ -61,8 +61,9 @@ def admit(
         if queue_when_paused:
             return _put(tx, Admission.QUEUED, run, now)
         return Admitted(Admission.REFUSED, run, paused=True)
-    running = [other for other in _others(tx, run, RunStatus.RUNNING) if other.run_id != run.run_id]
     ahead = [other for other in _others(tx, run, RunStatus.QUEUED) if other.run_id != run.run_id]
+    running = [] if run.queue_limit is None else _others(tx, run, RunStatus.RUNNING)
+    running = [other for other in running if other.run_id != run.run_id]
     if (run.queue_limit is None or len(running) < run.queue_limit) and not ahead:
         return _put(tx, Admission.RUNNING, run, now)
     if refuse_when_full:
