@@ -39,6 +39,10 @@ def test_backfill_starts_a_run_per_date_and_status_shows_each_date(core: Core) -
         (line,) = [line for line in shown.stdout.splitlines() if run.run_id in line]
         assert line.split()[:3] == [run.params["run_date"].value, run.run_id, str(run.status)]
 
+    waiting = invoke("status", runs[2].run_id)  # a QUEUED run's own page: its jobs, none submitted
+    assert waiting.exit_code == 0, waiting.output
+    assert "QUEUED" in waiting.stdout and "land_raw" in waiting.stdout
+
     document = json.loads(invoke("status", backfill_id, "--json").stdout)
     assert document["backfill"]["status"] == "RUNNING" and document["backfill"]["max_active_runs"] == 2
     assert [(date["date"], date["status"]) for date in document["dates"]] == [
