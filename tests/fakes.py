@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from baton.domain.backfill import BackfillRecord
 from baton.domain.lineage import LineageEvent
 from baton.domain.records import (
     CatalogEntry,
@@ -47,6 +48,7 @@ class _MemoryTransaction:
         self.outbox: dict[tuple[str, str], dict[str, Any]] = {}
         self.pools: dict[str, int] = {}  # slots in use, as written
         self.queue: dict[tuple[Any, ...], QueueEntry | None] = {}  # None: deleted
+        self.backfills: dict[str, BackfillRecord] = {}
         self.reads = 0
 
     def get_run(self, run_id: str) -> RunRecord | None:
@@ -117,9 +119,36 @@ class _MemoryTransaction:
     def delete_queue_entry(self, entry: QueueEntry) -> None:
         self.queue[_queue_key(entry)] = None
 
+    def _all_runs(self) -> list[RunRecord]:
+        return list({**self.store.runs, **self.runs}.values())
+
+    def queue_runs(self, queue: str, status: RunStatus, limit: int) -> list[RunRecord]:
+        self.reads += 1
+        return _oldest_first(r for r in self._all_runs() if r.queue == queue and r.status == status)[:limit]
+
+    def manifest_paused(self, manifest: str) -> bool:
+        self.reads += 1
+        return manifest in self.store.paused_manifests
+
+    def get_backfill(self, backfill_id: str) -> BackfillRecord | None:
+        self.reads += 1
+        return self.backfills.get(backfill_id, self.store.backfills.get(backfill_id))
+
+    def put_backfill(self, backfill: BackfillRecord) -> None:
+        self.backfills[backfill.backfill_id] = backfill
+
+    def backfill_runs(self, backfill_id: str) -> list[RunRecord]:
+        self.reads += 1
+        return _oldest_first(r for r in self._all_runs() if r.backfill_id == backfill_id)
+
 
 def _queue_key(entry: QueueEntry) -> tuple[Any, ...]:
     return (entry.pool, *entry.order)
+
+
+def _oldest_first(runs: Iterable[RunRecord]) -> list[RunRecord]:
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+    return sorted(runs, key=lambda r: (r.created_at or epoch, r.run_id))
 
 
 class InMemoryRunStore(RunStore):
@@ -139,6 +168,7 @@ class InMemoryRunStore(RunStore):
         self.commits = 0
         self.last_reads = 0  # reads of the last transaction
         self.paused_manifests: dict[str, str] = {}
+        self.backfills: dict[str, BackfillRecord] = {}
         self.largest_commit_jobs = 0  # job rows written by the largest commit: chunked paths keep it bounded
         self.crash_after_commit: Callable[[], bool] = lambda: False
 
@@ -157,6 +187,7 @@ class InMemoryRunStore(RunStore):
                     self.queue.pop(key, None)
                 else:
                     self.queue[key] = entry
+            self.backfills.update(tx.backfills)
             self.commits += 1
             self.last_reads = tx.reads
             self.largest_commit_jobs = max(self.largest_commit_jobs, len(tx.jobs))
@@ -237,6 +268,25 @@ class InMemoryRunStore(RunStore):
     def queued_without_entry(self, jobs: Sequence[JobRecord]) -> list[JobRecord]:
         queued = [job for job in jobs if job.status == JobStatus.QUEUED and job.spec.pool]
         return [job for job in queued if _queue_key(entry_of(job)) not in self.queue]
+
+    def queue_runs(self, queue: str, status: RunStatus, limit: int) -> list[RunRecord]:
+        return _oldest_first(r for r in self.runs.values() if r.queue == queue and r.status == status)[:limit]
+
+    def waiting_jobs(self, run_id: str) -> list[JobRecord]:
+        return [job for job in self.list_jobs(run_id) if job.status in (JobStatus.READY, JobStatus.QUEUED)]
+
+    def create_backfill(self, backfill: BackfillRecord) -> None:
+        self.backfills[backfill.backfill_id] = backfill
+
+    def get_backfill(self, backfill_id: str) -> BackfillRecord | None:
+        return self.backfills.get(backfill_id)
+
+    def list_backfills(self, limit: int = 20, manifest: str | None = None) -> list[BackfillRecord]:
+        found = [b for b in self.backfills.values() if manifest in (None, b.manifest_name)]
+        return sorted(found, key=lambda b: (b.created_at, b.backfill_id), reverse=True)[:limit]
+
+    def backfill_runs(self, backfill_id: str) -> list[RunRecord]:
+        return _oldest_first(r for r in self.runs.values() if r.backfill_id == backfill_id)
 
 
 class CollectingWorkQueue(WorkQueue):

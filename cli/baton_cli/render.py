@@ -42,6 +42,7 @@ STATUS_STYLE: dict[str, str] = {
     JobStatus.SKIPPED: "yellow",
     JobStatus.CANCELLED: "magenta",
     RunStatus.CREATING: "dim",
+    RunStatus.QUEUED: "blue",
     RunStatus.RUNNING: "cyan",
 }
 NONE = "-"

@@ -74,7 +74,8 @@ def test_start_prints_the_run_id_and_submits_the_roots(core: Core) -> None:
     assert '"severity"' not in result.output  # the core's JSON log lines stay out of the way...
     verbose = invoke("--verbose", "start", "elt_daily", "--param", f"run_date={RUN_DATE}")
     assert len(verbose.stdout.splitlines()) == 1
-    assert '"message": "run started"' in verbose.stderr  # ...unless asked for, on stderr
+    assert '"message": "run queued"' in verbose.stderr  # ...unless asked for, on stderr (it waits for the first)
+    assert "queued (it starts when the run in progress ends) elt_daily" in verbose.stderr
     assert core.settings_seen[0].environment == ENVIRONMENT
 
 

@@ -26,10 +26,16 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "RunEventOutbox": ("RunId", "EventId"),
     "Pools": ("PoolName",),
     "PoolQueue": ("PoolName", "Rank", "QueuedAt", "RunId", "JobKey"),
+    "Backfills": ("BackfillId",),
 }
 
 INDEXES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
-    "Runs": (("RunsByManifest", ("ManifestName", "CreatedAt")), ("OpenRuns", ("OpenStatus", "RunId"))),
+    "Runs": (
+        ("RunsByManifest", ("ManifestName", "CreatedAt")),
+        ("OpenRuns", ("OpenStatus", "RunId")),
+        ("OpenRunsByQueue", ("Queue", "OpenStatus", "CreatedAt")),
+        ("RunsByBackfill", ("BackfillId", "CreatedAt")),
+    ),
     "RunJobs": (
         ("OpenRunJobs", ("OpenStatus", "RunId", "JobKey")),
         ("RunJobsByDeadline", ("DeadlineShard", "OpenDeadline")),

@@ -39,6 +39,10 @@ RUN_COLUMNS = (
     "BytesProcessed",
     "BytesBilled",
     "SlotMs",
+    "Queue",
+    "QueueLimit",
+    "BackfillId",
+    "StartedAt",
 )
 JOB_COLUMNS = (
     "RunId",
@@ -112,6 +116,10 @@ def run_row(run: RunRecord) -> list[Any]:
         run.usage.bytes_processed,
         run.usage.bytes_billed,
         run.usage.slot_ms,
+        run.queue,
+        run.queue_limit,
+        run.backfill_id,
+        run.started_at,
     ]
 
 
@@ -133,6 +141,10 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
         created_at=row[12],
         finished_at=row[13],
         usage=Usage(row[14] or 0, row[15] or 0, row[16] or 0),
+        queue=row[17],
+        queue_limit=row[18],
+        backfill_id=row[19],
+        started_at=row[20],
     )
 
 

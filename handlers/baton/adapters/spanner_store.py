@@ -19,6 +19,7 @@ from google.cloud import spanner
 from google.cloud.spanner_v1.database import Database
 
 from baton.adapters.spanner_mutations import MUTATION_LIMIT, PRIMARY_KEYS, row_mutations
+from baton.adapters.spanner_queue import BackfillReads, QueueReads
 from baton.adapters.spanner_rows import (
     CATALOG_COLUMNS,
     CHECK_COLUMNS,
@@ -40,6 +41,7 @@ from baton.adapters.spanner_rows import (
     run_from_row,
     run_row,
 )
+from baton.domain.backfill import BackfillRecord
 from baton.domain.limits import POOL_RELEASES_PER_COMMIT
 from baton.domain.records import (
     CatalogEntry,
@@ -79,7 +81,7 @@ JOB_ROW_MUTATIONS = row_mutations("RunJobs", JOB_UPDATE) + row_mutations("PoolQu
 _RESERVED_MUTATIONS = 2_000 + POOL_RELEASES_PER_COMMIT * JOB_ROW_MUTATIONS
 
 
-class SpannerTransaction:
+class SpannerTransaction(QueueReads):
     """RunTransaction over a Spanner read-write transaction, with read-your-writes."""
 
     def __init__(
@@ -97,6 +99,7 @@ class SpannerTransaction:
         self._checks: dict[tuple[str, str, int, str], CheckRecord] = {}
         self._catalog: dict[str, CatalogEntry] = {}
         self._events: dict[tuple[str, str], str] = {}  # the outbox: (run ID, event ID) -> JSON
+        self._backfills: dict[str, BackfillRecord] = {}
         self.rows_read = 0
         # Rows read ahead, never written unless a transition puts them; dependents' keys from the job's row.
         self._read_runs: dict[str, RunRecord | None] = {}
@@ -266,6 +269,7 @@ class SpannerTransaction:
         if self._events:
             rows = [[run_id, event_id, payload, spanner.COMMIT_TIMESTAMP] for (run_id, event_id), payload in self._events.items()]
             writes.append(("insert_or_update", "RunEventOutbox", ("RunId", "EventId", "Payload", "CreatedAt"), rows))
+        writes += self.backfill_writes()
         if self._pools:
             rows = [[pool.name, pool.size, pool.in_use, spanner.COMMIT_TIMESTAMP] for pool in self._pools.values()]
             writes.append(("insert_or_update", "Pools", POOL_UPDATE, rows))
@@ -294,7 +298,7 @@ _OPEN_JOBS_INDEX = "FORCE_INDEX=OpenRunJobs, spanner_emulator.disable_query_null
 _DEADLINE_INDEX = "FORCE_INDEX=RunJobsByDeadline, spanner_emulator.disable_query_null_filtered_index_check=true"
 
 
-class SpannerRunStore(RunStore):
+class SpannerRunStore(BackfillReads, RunStore):
     def __init__(
         self,
         database: Database,

@@ -35,6 +35,7 @@ _TERMINAL_JOB = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.SKIPPED, JobSt
 
 class RunStatus(StrEnum):
     CREATING = "CREATING"  # rows being written; nothing submitted yet
+    QUEUED = "QUEUED"  # rows written; waits for room in its queue (domain/transitions/run_queue.py)
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
@@ -150,6 +151,12 @@ class RunRecord:
     finished_at: dt.datetime | None = None
     # Every attempt's job and checks whose completion was recorded, retried attempts included.
     usage: Usage = field(default_factory=Usage)
+    # The queue the run waits in and how many of its runs may be RUNNING at once (None: no limit); see
+    # domain/transitions/run_queue.py. None for runs from before queues.
+    queue: str | None = None
+    queue_limit: int | None = None
+    backfill_id: str | None = None
+    started_at: dt.datetime | None = None  # when it last became RUNNING (a queued run waits first)
 
 
 @dataclass(frozen=True)

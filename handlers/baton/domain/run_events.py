@@ -6,7 +6,8 @@ Schema (version 1), every field always present unless marked optional:
                   fails or warns once), `<run_id>:<type>:<time of the transition>` for run.* events.
                   Delivery is at least once (the outbox below): consumers deduplicate by it. Also the
                   message attribute `event_id`.
-  type            run.started | run.succeeded | run.failed | run.cancelled | run.retried | job.failed | job.warning
+  type            run.queued | run.started | run.succeeded | run.failed | run.cancelled | run.retried | job.failed |
+                  job.warning | backfill.started | backfill.finished
   run_id, manifest, manifest_version, environment
   status          the run's status after the event
   counts          {total, open, succeeded, failed, skipped, cancelled}
@@ -15,6 +16,11 @@ Schema (version 1), every field always present unless marked optional:
   checks          (optional, job.* only) the job's failed data checks:
                   [{name, severity, rows, error, bigquery_job_id}]; job.warning is a job that
                   succeeded with failed `warn` checks
+  from_queue      (optional, run.started only) true: the run waited QUEUED and was started by another run's end,
+                  a resume or a backfill's progress
+  backfill        (backfill.* only) {id, manifest, param, from, to,
+                  max_active_runs, total_runs, status}; backfill.started carries the backfill's first run,
+                  backfill.finished the run whose end finished it (or the first one, when cancelled)
   cost            (run.succeeded, run.failed, run.cancelled only) what BigQuery metered for the run,
                   every recorded attempt of its jobs and checks, and its price:
                   {bytes_processed, bytes_billed, slot_ms, amount, currency, pricing}; `pricing` is
@@ -32,6 +38,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from baton.domain.backfill import BackfillRecord
 from baton.domain.cost import Pricing
 from baton.domain.records import CheckRecord, JobRecord, RunRecord, RunStatus
 
@@ -104,3 +111,19 @@ def event_id(event_type: str, run_id: str, now: dt.datetime, job: JobRecord | No
 
 def finished_event_type(status: RunStatus) -> str:
     return _FINISHED_TYPES[status]
+
+
+def backfill_event(event_type: str, backfill: BackfillRecord, run: RunRecord, now: dt.datetime) -> dict[str, Any]:
+    """backfill.started / backfill.finished: the run event of `run` with the backfill's state."""
+    event = run_event(event_type, run, now)
+    event["backfill"] = {
+        "id": backfill.backfill_id,
+        "manifest": backfill.manifest_name,
+        "param": backfill.param,
+        "from": backfill.first_date.isoformat(),
+        "to": backfill.last_date.isoformat(),
+        "max_active_runs": backfill.max_active_runs,
+        "total_runs": backfill.total_runs,
+        "status": str(backfill.status),
+    }
+    return event

@@ -12,7 +12,7 @@ from typing import Any
 from baton.domain.specs import BoundParam, JobSpec
 from baton.errors import InvalidParams
 from baton.manifests.params import coerce_param
-from baton.manifests.schema import ParamSpec
+from baton.manifests.schema import Concurrency, ParamSpec, WhenPaused
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,17 @@ class Manifest:
     schedule: str | None = None
     time_zone: str = "Etc/UTC"
     description: str = ""
+    concurrency: Concurrency = "queue"
+    when_paused: WhenPaused = "refuse"
+
+    @property
+    def queue_limit(self) -> int | None:
+        """How many of its runs may be RUNNING at once (domain/transitions/run_queue.py); None: any number."""
+        return None if self.concurrency == "allow" else 1
+
+    def date_params(self) -> list[str]:
+        """Its DATE params: a backfill binds each date to one of them."""
+        return [name for name, spec in self.params.items() if spec.type == "DATE"]
 
     @property
     def version(self) -> str:

@@ -24,6 +24,10 @@ TABLE_PATTERN = re.compile(rf"^(?:(?P<project>{_PROJECT})\.)?(?P<dataset>{_DATAS
 
 ParamType = Literal["STRING", "INT64", "FLOAT64", "BOOL", "DATE", "TIMESTAMP"]
 WriteDisposition = Literal["WRITE_TRUNCATE", "WRITE_APPEND", "WRITE_EMPTY"]
+# A start while a run of the manifest is RUNNING: waits for it (queue), is refused (skip), or runs beside it (allow).
+Concurrency = Literal["queue", "allow", "skip"]
+# A start while the manifest is paused (`baton pause`): refused (409), or queued until `baton resume`.
+WhenPaused = Literal["refuse", "queue"]
 
 # The kinds of check a manifest may declare, named checks first; each is a field of CheckSpecIn.
 NAMED_CHECK_KINDS = ("not_null", "unique", "accepted_values", "row_count_above", "relationships")
@@ -146,6 +150,8 @@ class ManifestHeaderIn(_Strict):
     pool: str | None = None  # every job's pool, unless a job names its own; none: not limited
     priority: int = Field(default=0, ge=-1000, le=1000)  # every job's, unless a job sets its own
     labels: dict[str, str] = Field(default_factory=dict)
+    concurrency: Concurrency = "queue"
+    when_paused: WhenPaused = "refuse"
 
 
 class ManifestIn(ManifestHeaderIn):

@@ -157,6 +157,8 @@ def check_and_resolve(
         schedule=header.schedule,
         time_zone=header.time_zone,
         description=header.description,
+        concurrency=header.concurrency,
+        when_paused=header.when_paused,
     )
 
 

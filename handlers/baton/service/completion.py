@@ -6,7 +6,7 @@ from baton import structured_log
 from baton.domain.outcomes import UNKNOWN_RESULT, completion_of
 from baton.domain.records import CheckCompletion, Completion
 from baton.domain.transitions.completion import CompletionResult, Verdict
-from baton.service.continuations import hand_on, submit_released
+from baton.service.continuations import hand_on, start_dequeued, submit_released
 from baton.service.dependencies import Dependencies
 from baton.service.events import apply_with_events, publish_recorded
 from baton.service.observations import lineage_finished, observe
@@ -42,6 +42,7 @@ def complete(deps: Dependencies, event: Completion | CheckCompletion, *, looked_
         structured_log.info("run finished", run_id=run.run_id, status=str(run.status), manifest=run.manifest_name)
     publish_recorded(deps, events)
     try:
+        start_dequeued(deps, events)
         if result.checks and result.run is not None and result.job is not None:
             submit_checks(deps, result.run, result.job, result.checks)
         if result.continuation is not None:

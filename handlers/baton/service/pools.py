@@ -9,9 +9,9 @@ import datetime as dt
 from collections.abc import Sequence
 
 from baton import structured_log
-from baton.domain.records import JobRecord, JobStatus, RunRecord
-from baton.domain.transitions.pools import Released, admit_waiting, pump
-from baton.service.continuations import submit_released
+from baton.domain.records import JobRecord, RunRecord
+from baton.domain.transitions.pools import Released, pump
+from baton.service.continuations import admit_planned, submit_released
 from baton.service.dependencies import Dependencies
 
 
@@ -23,19 +23,6 @@ def submit_pool_released(deps: Dependencies, released: Released) -> None:
     for run, jobs in by_run.values():
         structured_log.info("released from pool queue", run_id=run.run_id, jobs=[job.job_key for job in jobs])
         submit_released(deps, run, jobs)
-
-
-def admit_planned(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord]) -> None:
-    """After a start, retry or rerun activated `run`: admit its QUEUED jobs, `jobs_per_commit` per transaction,
-    and submit those given a slot. A crash part-way leaves QUEUED jobs without a queue entry: `heal_queued`."""
-    keys = [job.job_key for job in jobs if job.status == JobStatus.QUEUED]
-    size = max(1, deps.store.jobs_per_commit)
-    for start in range(0, len(keys), size):
-        chunk = keys[start : start + size]
-        now = deps.clock()
-        ready = deps.store.transact(lambda tx, chunk=chunk, now=now: admit_waiting(tx, run.run_id, chunk, now))  # type: ignore[misc]
-        if ready:
-            submit_released(deps, run, ready)
 
 
 def heal_queued(deps: Dependencies, jobs: Sequence[JobRecord], now: dt.datetime) -> int:

@@ -14,6 +14,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 
+from baton.domain.backfill import BackfillRecord
 from baton.domain.lineage import LineageEvent
 from baton.domain.records import (
     CatalogEntry,
@@ -125,6 +126,30 @@ class RunStore(abc.ABC):
         """The QUEUED jobs among `jobs` that have no entry in their pool's queue (a crash before admission).
         A store that cannot tell returns them all: admitting a queued job again is harmless."""
         return [job for job in jobs if job.status == JobStatus.QUEUED]
+
+    # Run queues and backfills (domain/transitions/run_queue.py, domain/backfill.py).
+    @abc.abstractmethod
+    def queue_runs(self, queue: str, status: RunStatus, limit: int) -> list[RunRecord]:
+        """Runs of `queue` in `status` (an open one), oldest first, through an index."""
+
+    @abc.abstractmethod
+    def waiting_jobs(self, run_id: str) -> list[JobRecord]:
+        """The run's READY and QUEUED jobs, through the open-jobs index: what a run started from its queue
+        submits, or admits to its pool."""
+
+    @abc.abstractmethod
+    def create_backfill(self, backfill: BackfillRecord) -> None: ...
+
+    @abc.abstractmethod
+    def get_backfill(self, backfill_id: str) -> BackfillRecord | None: ...
+
+    @abc.abstractmethod
+    def list_backfills(self, limit: int = 20, manifest: str | None = None) -> list[BackfillRecord]:
+        """Newest first."""
+
+    @abc.abstractmethod
+    def backfill_runs(self, backfill_id: str) -> list[RunRecord]:
+        """Every run of the backfill, oldest (first date) first."""
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,11 @@ from baton.domain.run_events import finished_event_type, run_event
 from baton.domain.timing import TIMEOUT_REASON, ReconcilePolicy, awaiting_submission, due_for_check, lease_expired
 from baton.domain.transaction import RunTransaction
 from baton.domain.transitions.repair import Repair, in_flight, repair_run
+from baton.domain.transitions.run_queue import end_events
 from baton.domain.transitions.start import abandon_run
 from baton.errors import JobRefused, TransientError, one_line
 from baton.service.completion import complete
-from baton.service.continuations import submit_released
+from baton.service.continuations import start_dequeued, submit_released
 from baton.service.dependencies import Dependencies
 from baton.service.events import publish_recorded, record
 from baton.service.pools import heal_queued, pump_pools
@@ -300,7 +301,8 @@ def _repair_one(deps: Dependencies, run: RunRecord, now: dt.datetime, report: Re
         repair = repair_run(tx, run.run_id, keys, now, deps.store.jobs_per_commit)
         if not repair.finished or repair.run is None:
             return repair, []
-        return repair, record(tx, [run_event(finished_event_type(repair.run.status), repair.run, now, pricing=deps.pricing)])
+        finished = run_event(finished_event_type(repair.run.status), repair.run, now, pricing=deps.pricing)
+        return repair, record(tx, [finished, *end_events(tx, repair.run, now)])
 
     repair, events = deps.store.transact(repaired)
     if repair.missing_rows:
@@ -318,6 +320,7 @@ def _repair_one(deps: Dependencies, run: RunRecord, now: dt.datetime, report: Re
     )
     if repair.finished:
         publish_recorded(deps, events)
+        start_dequeued(deps, events)
     elif repair.released:
         submit_released(deps, fixed, repair.released)
 
@@ -329,10 +332,18 @@ def _abandon_creating(deps: Dependencies, policy: ReconcilePolicy, now: dt.datet
         for run in deps.store.list_runs(limit=policy.batch, status=RunStatus.CREATING, oldest_first=True)
         if run.created_at is not None and now - run.created_at >= policy.abandon_creating_after
     ]
+
+    def abandon(tx: RunTransaction, run_id: str) -> tuple[RunRecord | None, list[dict[str, Any]]]:
+        run = abandon_run(tx, run_id, now)
+        return run, record(tx, end_events(tx, run, now)) if run is not None else []  # a backfill's run may be its last
+
     for run_id in stale:
         try:
-            if deps.store.transact(lambda tx, run_id=run_id: abandon_run(tx, run_id, now)) is not None:  # type: ignore[misc]
+            abandoned, events = deps.store.transact(lambda tx, run_id=run_id: abandon(tx, run_id))  # type: ignore[misc]
+            if abandoned is not None:
                 report.abandoned_runs += 1
+                publish_recorded(deps, events)
+                start_dequeued(deps, events)
         except Exception as exc:
             report.errors += 1
             _log_failure("abandoning a run failed; next time", exc, run_id=run_id)

@@ -8,6 +8,7 @@ reconciler submits again under the same job ID, which BigQuery answers with 409.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from baton import structured_log
@@ -19,44 +20,35 @@ from baton.domain.transitions.cancel import CancelResult, cancel_run
 from baton.domain.transitions.pools import Released
 from baton.domain.transitions.rerun import VersionChange, plan_rerun, version_change
 from baton.domain.transitions.retry import RETRYABLE_RUN_STATUSES, apply_retry, plan_retry
-from baton.domain.transitions.start import activate_run, plan_run
-from baton.errors import CancelIncomplete, CannotRerun, ManifestPaused, RunNotFound, RunNotRetryable, one_line
+from baton.domain.transitions.run_queue import admit, end_events
+from baton.domain.transitions.start import plan_run
+from baton.errors import CancelIncomplete, CannotRerun, RunNotFound, RunNotRetryable, one_line
 from baton.manifests import selection
-from baton.service.continuations import submit_released
+from baton.service import run_queue
+from baton.service.continuations import admit_planned, start_dequeued, submit_released
 from baton.service.dependencies import Dependencies
 from baton.service.events import publish_recorded, record
-from baton.service.pools import admit_planned, submit_pool_released
+from baton.service.pools import submit_pool_released
 
 
 def start(
     deps: Dependencies, manifest_name: str, params: Mapping[str, Any], select: str | None = None, exclude: str | None = None
 ) -> RunRecord:
-    """Snapshot the manifest (or the part `select` and `exclude` leave) into a new run and submit its roots.
+    """Snapshot the manifest (or the part `select` and `exclude` leave) into a new run and submit its roots, or
+    leave it QUEUED behind the manifest's run in progress (`concurrency:`) or while it is paused (`when_paused:`).
 
-    Bad input raises before any write.
+    Bad input, and a refusal the manifest asks for, raise before any write.
     """
     manifest = deps.manifests.load(manifest_name)
-    paused = deps.store.paused()
-    if manifest.name in paused:
-        raise ManifestPaused(manifest.name, paused[manifest.name])
+    refuse_when_full = manifest.concurrency == "skip"
+    queue_when_paused = manifest.when_paused == "queue"
+    run_queue.refuse_early(deps, manifest.name, queue_when_paused, refuse_when_full)
     now = deps.clock()
     bound = manifest.bind_params(params, today=now.date())
     plan = plan_run(selection.select(manifest, select, exclude), bound, deps.environment, new_run_id(), now)
+    plan = replace(plan, run=replace(plan.run, queue=manifest.name, queue_limit=manifest.queue_limit))
     deps.store.create_run(plan)
-
-    def activate(tx: RunTransaction) -> tuple[RunRecord | None, list[dict[str, Any]]]:
-        run = activate_run(tx, plan.run.run_id)
-        return run, record(tx, [run_event("run.started", run, now)] if run is not None else [])
-
-    run, events = deps.store.transact(activate)
-    assert run is not None, "a run just created must activate"
-    structured_log.info(
-        "run started", run_id=run.run_id, manifest=run.manifest_name, jobs=run.total_jobs, version=run.manifest_version
-    )
-    publish_recorded(deps, events)
-    submit_released(deps, run, [job for job in plan.jobs if job.status == JobStatus.READY])
-    admit_planned(deps, run, plan.jobs)
-    return run
+    return run_queue.activate(deps, plan, now, refuse_when_full=refuse_when_full, queue_when_paused=queue_when_paused)
 
 
 def pause(deps: Dependencies, manifest_name: str, reason: str) -> None:
@@ -66,9 +58,16 @@ def pause(deps: Dependencies, manifest_name: str, reason: str) -> None:
     structured_log.warning("manifest paused", manifest=manifest_name, reason=reason)
 
 
-def resume(deps: Dependencies, manifest_name: str) -> None:
+def resume(deps: Dependencies, manifest_name: str) -> list[RunRecord]:
+    """Starts go through again; the runs queued while paused start now, as their queues have room. The runs started."""
     deps.store.set_paused(manifest_name, None)
-    structured_log.info("manifest resumed", manifest=manifest_name)
+    queues = [
+        manifest_name,
+        *(b.queue for b in deps.store.list_backfills(limit=1000, manifest=manifest_name) if not b.status.terminal),
+    ]
+    started = [run for queue in queues for run in run_queue.fill_queue(deps, queue)]
+    structured_log.info("manifest resumed", manifest=manifest_name, started=[run.run_id for run in started])
+    return started
 
 
 def rerun(deps: Dependencies, run_id: str, from_key: str) -> tuple[RunRecord, VersionChange]:
@@ -86,27 +85,10 @@ def rerun(deps: Dependencies, run_id: str, from_key: str) -> tuple[RunRecord, Ve
     change = version_change([job.spec for job in earlier.values()], manifest.jobs)
     now = deps.clock()
     plan = plan_rerun(manifest, earlier_run, earlier, from_key, deps.environment, new_run_id(), now)
+    plan = replace(plan, run=replace(plan.run, queue=manifest.name, queue_limit=manifest.queue_limit))
     deps.store.create_run(plan)
-
-    def activate(tx: RunTransaction) -> tuple[RunRecord | None, list[dict[str, Any]]]:
-        run = activate_run(tx, plan.run.run_id)
-        return run, record(tx, [run_event("run.started", run, now)] if run is not None else [])
-
-    run, events = deps.store.transact(activate)
-    assert run is not None, "a run just created must activate"
-    structured_log.info(
-        "run started",
-        run_id=run.run_id,
-        manifest=run.manifest_name,
-        jobs=run.total_jobs,
-        version=run.manifest_version,
-        rerun_of=run_id,
-        rerun_from=from_key,
-        reused=run.succeeded_jobs,
-    )
-    publish_recorded(deps, events)
-    submit_released(deps, run, [job for job in plan.jobs if job.status == JobStatus.READY])
-    admit_planned(deps, run, plan.jobs)
+    run = run_queue.activate(deps, plan, now, refuse_when_full=False, queue_when_paused=True)
+    structured_log.info("rerun", run_id=run.run_id, rerun_of=run_id, rerun_from=from_key, reused=run.succeeded_jobs)
     return run, change
 
 
@@ -135,7 +117,8 @@ def cancel(deps: Dependencies, run_id: str) -> RunRecord:
         result = cancel_run(tx, run_id, chunk, now)
         if not result.changed or result.run is None:
             return result, []
-        return result, record(tx, [run_event("run.cancelled", result.run, now, pricing=deps.pricing)])
+        cancelled = run_event("run.cancelled", result.run, now, pricing=deps.pricing)
+        return result, record(tx, [cancelled, *end_events(tx, result.run, now)])
 
     for chunk in chunks:
         result, recorded = deps.store.transact(lambda tx, chunk=chunk: cancelled(tx, chunk))  # type: ignore[misc]
@@ -157,6 +140,7 @@ def cancel(deps: Dependencies, run_id: str) -> RunRecord:
             refused.append(f"{job_id} ({one_line(str(exc), 200)})")
     publish_recorded(deps, events)
     submit_pool_released(deps, pool_released)  # the slots this run gave up, to other runs' queued jobs
+    start_dequeued(deps, events)
     if refused:
         raise CancelIncomplete(run_id, refused)
     return run
@@ -191,6 +175,8 @@ def retry(deps: Dependencies, run_id: str) -> RunRecord:
 
     def reopen(tx: RunTransaction) -> tuple[RunRecord | None, list[dict[str, Any]]]:
         run = apply_retry(tx, run_id, chunks[-1], reopen=True)
+        admitted = admit(tx, run_id, now) if run is not None else None  # RUNNING again, or QUEUED behind its queue
+        run = admitted.run if admitted is not None else run
         return run, record(tx, [run_event("run.retried", run, now)] if run is not None else [])
 
     reopened, events = deps.store.transact(reopen)
@@ -200,6 +186,7 @@ def retry(deps: Dependencies, run_id: str) -> RunRecord:
         "run retried", run_id=run_id, manifest=run.manifest_name, jobs=[job.job_key for job in planned], previous=str(run.status)
     )
     publish_recorded(deps, events)
-    submit_released(deps, reopened, [job for job in (*planned, *leftover) if job.status == JobStatus.READY])
-    admit_planned(deps, reopened, [*planned, *leftover])
+    if reopened.status == RunStatus.RUNNING:
+        submit_released(deps, reopened, [job for job in (*planned, *leftover) if job.status == JobStatus.READY])
+        admit_planned(deps, reopened, [*planned, *leftover])
     return reopened

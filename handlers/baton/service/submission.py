@@ -139,9 +139,10 @@ def record_refusal(deps: Dependencies, event: Completion | CheckCompletion) -> N
     now = deps.clock()
     result, events = deps.store.transact(lambda tx: apply_with_events(tx, event, now, deps.store.jobs_per_commit, deps.pricing))
     publish_recorded(deps, events)
-    if result.continuation is not None:  # a failure with more to skip than one commit holds
-        from baton.service.continuations import hand_on  # continuations submits through this module
+    from baton.service.continuations import hand_on, start_dequeued  # continuations submits through this module
 
+    start_dequeued(deps, events)  # the refusal ended the run: what waited in its queue starts
+    if result.continuation is not None:  # a failure with more to skip than one commit holds
         hand_on(deps, [result.continuation])
     if result.ready and result.run is not None:  # the manifest lists the reason as retryable: the next attempt
         submit(deps, result.run, result.ready)
