@@ -27,7 +27,11 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 INDEXES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
-    "Runs": (("RunsByManifest", ("ManifestName", "CreatedAt")), ("OpenRuns", ("OpenStatus", "RunId"))),
+    "Runs": (
+        ("RunsByManifest", ("ManifestName", "CreatedAt")),
+        ("OpenRuns", ("OpenStatus", "RunId")),
+        ("RunsByDeadline", ("DeadlineShard", "OpenDeadline")),
+    ),
     "RunJobs": (
         ("OpenRunJobs", ("OpenStatus", "RunId", "JobKey")),
         ("RunJobsByDeadline", ("DeadlineShard", "OpenDeadline")),
@@ -35,7 +39,7 @@ INDEXES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
 }
 # Stored generated columns: written (and counted) whenever a column they derive from is written.
 GENERATED: dict[str, dict[str, tuple[str, ...]]] = {
-    "Runs": {"OpenStatus": ("Status",)},
+    "Runs": {"OpenStatus": ("Status",), "OpenDeadline": ("Status", "Deadline"), "DeadlineShard": ()},
     # DeadlineShard derives from the key, which no update changes, so it is never rewritten.
     "RunJobs": {"OpenStatus": ("Status",), "OpenDeadline": ("Status", "Deadline"), "DeadlineShard": ()},
 }

@@ -37,6 +37,11 @@ RUN_COLUMNS = (
     "BytesProcessed",
     "BytesBilled",
     "SlotMs",
+    "HeldAt",
+    "HoldReason",
+    "TimeoutSeconds",
+    "Deadline",
+    "EndReason",
 )
 JOB_COLUMNS = (
     "RunId",
@@ -110,6 +115,11 @@ def run_row(run: RunRecord) -> list[Any]:
         run.usage.bytes_processed,
         run.usage.bytes_billed,
         run.usage.slot_ms,
+        run.held_at,
+        run.hold_reason,
+        run.timeout_seconds,
+        run.deadline,
+        run.end_reason,
     ]
 
 
@@ -131,6 +141,11 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
         created_at=row[12],
         finished_at=row[13],
         usage=Usage(row[14] or 0, row[15] or 0, row[16] or 0),
+        held_at=row[17],
+        hold_reason=row[18],
+        timeout_seconds=row[19],
+        deadline=row[20],
+        end_reason=row[21],
     )
 
 

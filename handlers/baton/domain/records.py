@@ -149,6 +149,13 @@ class RunRecord:
     finished_at: dt.datetime | None = None
     # Every attempt's job and checks whose completion was recorded, retried attempts included.
     usage: Usage = field(default_factory=Usage)
+    # `baton hold`: while set on a RUNNING run, nothing of it is submitted (domain/transitions/hold.py).
+    held_at: dt.datetime | None = None
+    hold_reason: str | None = None
+    # The manifest's run_timeout: past `deadline`, the reconciler cancels the run (domain/transitions/run_timeout.py).
+    timeout_seconds: int | None = None
+    deadline: dt.datetime | None = None
+    end_reason: str | None = None  # why a rule, not its jobs, ended the run (a timeout)
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,8 @@ class ManifestHeaderIn(_Strict):
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     retry: RetryIn = RetryIn()
     timeout: int | str | None = None  # every job's, unless a job sets its own
+    # The whole run's, from its start (and again from a retry): past it the run is cancelled, with run.timed_out.
+    run_timeout: int | str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
 
 

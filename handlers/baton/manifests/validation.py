@@ -134,6 +134,7 @@ def check_and_resolve(parsed: Parsed, where: str, base_dir: Path, declared: Decl
     cycles = _find_cycles(parsed.jobs)
     problems += [Problem(f"part of the cycle {' -> '.join(cycle)}", cycle[0]) for cycle in cycles]
     problems += _checks_read_upstreams(parsed.jobs, resolved)
+    run_timeout = _timeout(header.run_timeout, None, problems, "run_timeout") if header is not None else None
     if problems or header is None:
         raise ManifestInvalid(where, problems)
     return Manifest(
@@ -144,6 +145,7 @@ def check_and_resolve(parsed: Parsed, where: str, base_dir: Path, declared: Decl
         schedule=header.schedule,
         time_zone=header.time_zone,
         description=header.description,
+        run_timeout_seconds=run_timeout,
     )
 
 
@@ -188,8 +190,8 @@ def _first(*values: int | str | None) -> int | str | None:
     return next((value for value in values if value is not None), None)
 
 
-def _timeout(value: int | str | None, key: str, problems: list[Problem]) -> int | None:
-    """`timeout:` as seconds: an integer, or a duration like 90s, 30m, 2h."""
+def _timeout(value: int | str | None, key: str | None, problems: list[Problem], field: str = "timeout") -> int | None:
+    """`timeout:` (or `run_timeout:`) as seconds: an integer, or a duration like 90s, 30m, 2h."""
     if value is None:
         return None
     match = _DURATION.match(value) if isinstance(value, str) else None
@@ -197,7 +199,7 @@ def _timeout(value: int | str | None, key: str, problems: list[Problem]) -> int 
     if match:
         seconds = int(match["amount"]) * _UNIT_SECONDS[match["unit"]]
     if seconds is None or not 1 <= seconds <= MAX_TIMEOUT_S:
-        problems.append(Problem(f"timeout '{value}' must be seconds or a duration like 90s, 30m, 2h, at most 168h", key))
+        problems.append(Problem(f"{field} '{value}' must be seconds or a duration like 90s, 30m, 2h, at most 168h", key))
         return None
     return seconds
 

@@ -32,6 +32,12 @@ class Orchestrator(Dependencies):
     def resume(self, manifest_name: str) -> None:
         runs.resume(self, manifest_name)
 
+    def hold(self, run_id: str, reason: str) -> tuple[RunRecord, bool]:
+        return runs.hold(self, run_id, reason)
+
+    def release(self, run_id: str) -> tuple[RunRecord, int]:
+        return runs.release(self, run_id)
+
     def rerun(self, run_id: str, from_key: str) -> tuple[RunRecord, VersionChange]:
         return runs.rerun(self, run_id, from_key)
 

@@ -19,6 +19,7 @@ from baton.domain.records import CheckCompletion, CheckStatus, Completion, JobEr
 from baton.domain.run_events import finished_event_type, run_event
 from baton.domain.timing import TIMEOUT_REASON, ReconcilePolicy, awaiting_submission, due_for_check
 from baton.domain.transaction import RunTransaction
+from baton.domain.transitions.hold import accepts_submissions
 from baton.domain.transitions.repair import Repair, in_flight, repair_run
 from baton.domain.transitions.start import abandon_run
 from baton.errors import JobRefused, TransientError, one_line
@@ -27,6 +28,7 @@ from baton.service.continuations import submit_released
 from baton.service.dependencies import Dependencies
 from baton.service.events import publish_recorded, record
 from baton.service.ports import RemoteState
+from baton.service.runs import time_out
 from baton.service.submission import check_request, record_refusal, request_for, submit
 
 
@@ -42,6 +44,7 @@ class ReconcileReport:
     truncated: bool = False  # more open jobs than one invocation reads; the next one starts again from the oldest
     published_events: int = 0  # run events left in the outbox by a failed publish or a crash
     timed_out: int = 0  # SUBMITTED past their manifest timeout: cancelled in BigQuery, failed with reason `timeout`
+    timed_out_runs: int = 0  # RUNNING past their run_timeout: cancelled, with run.timed_out
     errors: int = 0  # steps that failed (any error), each logged with its job and left for the next invocation
 
 
@@ -66,7 +69,8 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
 
     def submit_ready(job: JobRecord) -> None:
         run = live_run(job.run_id)
-        if run is not None and awaiting_submission(job, now, policy.resubmit_after):
+        if accepts_submissions(run) and awaiting_submission(job, now, policy.resubmit_after):  # a held run's wait
+            assert run is not None
             report.submitted += submit(deps, run, [job])
 
     def settle_submitted(job: JobRecord) -> None:
@@ -95,6 +99,7 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
         _heal(report, job, lambda job=job: settle_checks(job))  # type: ignore[misc]
 
     _isolated(report, "time out late jobs", lambda: _time_out(deps, policy, now, report))
+    _isolated(report, "time out late runs", lambda: _time_out_runs(deps, policy, now, report))
     _isolated(report, "repair stalled runs", lambda: _repair_stalled(deps, policy, now, busy, report))
     _isolated(report, "abandon stuck runs", lambda: _abandon_creating(deps, policy, now, report))
     _isolated(report, "publish the outbox", lambda: _publish_outbox(deps, policy, now, report))
@@ -121,6 +126,17 @@ def _time_out_one(deps: Dependencies, job: JobRecord, report: ReconcileReport) -
     complete(deps, Completion(job.run_id, job.job_key, job.attempt, job.bigquery_job_id, error=error))
     structured_log.warning("job timed out", run_id=job.run_id, job_key=job.job_key, bigquery_job_id=job.bigquery_job_id)
     report.timed_out += 1
+
+
+def _time_out_runs(deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, report: ReconcileReport) -> None:
+    """Runs past their run_timeout, through the run deadline index: each cancelled on its own (runs.time_out)."""
+    for run in deps.store.runs_past_deadline(now, policy.batch):
+        try:
+            if time_out(deps, run.run_id) is not None:
+                report.timed_out_runs += 1
+        except Exception as exc:  # one run that cannot be timed out must not stop the others
+            report.errors += 1
+            _log_failure("timing out a run failed; next time", exc, run_id=run.run_id)
 
 
 class _Lookups:
@@ -195,7 +211,7 @@ def _settle_submitted(deps: Dependencies, job: JobRecord, report: ReconcileRepor
     remote = deps.submitter.lookup(job.bigquery_job_id)
     if remote is None:
         run = deps.store.get_run(job.run_id)
-        if run is not None and run.status == RunStatus.RUNNING:
+        if run is not None and accepts_submissions(run):  # a held run's lost job goes again when released
             try:
                 deps.submitter.submit(request_for(run, job))
             except JobRefused as refusal:  # refused for good: the job fails, as on the event path
