@@ -66,7 +66,6 @@ def publish_recorded(deps: Dependencies, events: Sequence[Mapping[str, Any]]) ->
     if not events:
         return 0
     if not deps.events.delivers:  # no topic here: the outbox keeps them for a process that has one (the reconciler)
-        structured_log.info("run events left in the outbox: no run-events topic here", count=len(events))
         return 0
     published: list[tuple[str, str]] = []
     for event in events:
