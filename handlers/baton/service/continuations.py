@@ -94,9 +94,10 @@ def _carry_out(deps: Dependencies, item: Continuation) -> list[Continuation]:
 
 def _submit_batch(deps: Dependencies, item: Continuation) -> None:
     """Submit the batch's jobs that are still READY and due; a redelivered batch is a 409 per job at worst."""
+    read_at = deps.clock()
     run = deps.store.get_run(item.run_id)
     if run is None or not accepts_submissions(run):
         return  # cancelled or held: what stays READY is closed by the cancel, or submitted by the release
     now = deps.clock()
     jobs = [job for job in deps.store.get_jobs(item.run_id, item.job_keys) if job.status == JobStatus.READY and due(job, now)]
-    submit(deps, run, jobs, run_is_fresh=True)
+    submit(deps, run, jobs, run_read_at=read_at)

@@ -58,11 +58,13 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
     now = deps.clock()
     report = ReconcileReport()
     runs: dict[str, RunRecord | None] = {}
+    read_at: dict[str, dt.datetime] = {}  # when each was read: submission re-reads a run only once its read is old
     busy: set[str] = set()  # runs with a job in flight
     lookups = _Lookups(policy.batch)  # jobs.get calls, jobs' and checks' alike
 
     def live_run(run_id: str) -> RunRecord | None:
         if run_id not in runs:
+            read_at[run_id] = deps.clock()
             runs[run_id] = deps.store.get_run(run_id)
         run = runs[run_id]
         return run if run is not None and run.status == RunStatus.RUNNING else None
@@ -71,7 +73,7 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
         run = live_run(job.run_id)
         if accepts_submissions(run) and awaiting_submission(job, now, policy.resubmit_after):  # a held run's wait
             assert run is not None
-            report.submitted += submit(deps, run, [job])
+            report.submitted += submit(deps, run, [job], run_read_at=read_at[job.run_id])
 
     def settle_submitted(job: JobRecord) -> None:
         if live_run(job.run_id) is not None:

@@ -25,17 +25,17 @@ from baton.service.ports import QueryParameter, SubmitOutcome, SubmitRequest
 from baton.service.submission_gate import SubmissionGate
 
 
-def submit(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord], *, run_is_fresh: bool = False) -> int:
+def submit(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord], *, run_read_at: dt.datetime | None = None) -> int:
     """jobs.insert each job under its deterministic ID, then mark them SUBMITTED in one commit.
 
     Only while the run accepts submissions, as read right before the inserts (SubmissionGate;
-    `run_is_fresh`: the caller read `run` from the store just now, which counts as that read):
+    `run_read_at`: when the caller read `run` from the store, which counts as that read if recent):
     a cancelled or held run's jobs stay READY. If BigQuery fails part-way transiently, the ones
     that made it are still marked and the error propagates so the caller's message is redelivered
     for the rest. A job BigQuery refuses for good (JobRefused) fails with its reason through the
     failed-completion transition instead of staying READY forever. Returns how many BigQuery accepted.
     """
-    gate = SubmissionGate(deps, run.run_id, run if run_is_fresh else None)
+    gate = SubmissionGate(deps, run, run_read_at)
     done: list[JobRecord] = []
     refused: list[tuple[JobRecord, JobRefused]] = []
     started: list[JobRecord] = []  # accepted by BigQuery now (not a 409): their OpenLineage START

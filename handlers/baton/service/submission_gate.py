@@ -23,12 +23,13 @@ from baton.service.dependencies import Dependencies
 class SubmissionGate:
     """Open while the run accepts submissions (domain/transitions/hold.py), as last read from the store."""
 
-    def __init__(self, deps: Dependencies, run_id: str, read: RunRecord | None = None) -> None:
-        """`read`: the run as the caller read it from the store just now, which counts as the first check."""
+    def __init__(self, deps: Dependencies, run: RunRecord, read_at: dt.datetime | None = None) -> None:
+        """`read_at`: when the caller read `run` from the store; younger than SUBMIT_RECHECK_AFTER, it counts as
+        the first check (a submit batch that just read it, the reconciler's pass), else the gate reads again."""
         self._deps = deps
-        self._run_id = run_id
-        self._open = accepts_submissions(read)
-        self._read_at: dt.datetime | None = deps.clock() if read is not None else None
+        self._run_id = run.run_id
+        self._open = accepts_submissions(run)
+        self._read_at = read_at
         self.reads = 0
 
     def open(self) -> bool:
