@@ -30,14 +30,12 @@ class SubmissionGate:
         self._run_id = run.run_id
         self._open = accepts_submissions(run)
         self._read_at = read_at
-        self.reads = 0
 
     def open(self) -> bool:
         """Whether the next jobs.insert may go out; reads the run when it has not, or when that read is old."""
         now = self._deps.clock()
         if self._read_at is None or (self._open and now - self._read_at >= SUBMIT_RECHECK_AFTER):
             run = self._deps.store.get_run(self._run_id)
-            self.reads += 1
             self._open, self._read_at = accepts_submissions(run), now
             if not self._open:
                 status = "gone" if run is None else f"{run.status}{', held' if run.held_at else ''}"
