@@ -232,6 +232,10 @@ class InMemoryRunStore(RunStore):
         late = [j for j in self.jobs.values() if j.status == JobStatus.SUBMITTED and j.deadline and j.deadline < now]
         return late[:limit]
 
+    def runs_past_deadline(self, now: dt.datetime, limit: int) -> list[RunRecord]:
+        late = [r for r in self.runs.values() if r.status == RunStatus.RUNNING and r.deadline and r.deadline < now]
+        return sorted(late, key=lambda r: (r.deadline, r.run_id))[:limit]
+
     def list_checks(self, run_id: str, job_key: str | None = None) -> list[CheckRecord]:
         keys = sorted(k for k in self.checks if k[0] == run_id and job_key in (None, k[1]))
         return [self.checks[k] for k in keys]

@@ -15,6 +15,7 @@ from typing import Any
 
 from baton.domain.cost import Pricing
 from baton.domain.records import CatalogEntry, CheckRecord, JobRecord, PoolUsage, RunRecord
+from baton.domain.transitions.hold import is_held
 from baton.errors import Problem
 from baton.manifests.model import Manifest
 from baton.manifests.schedule import next_starts
@@ -68,6 +69,11 @@ def run_object(run: RunRecord, now: dt.datetime, pricing: Pricing) -> Document:
         "started_at": _time(run.started_at),
         "queue": run.queue,
         "backfill_id": run.backfill_id,
+        # `baton hold`: {at, reason} while the run is held, else null.
+        "held": {"at": _time(run.held_at), "reason": run.hold_reason} if is_held(run) else None,
+        "timeout_seconds": run.timeout_seconds,  # the manifest's run_timeout, or null
+        "deadline": _time(run.deadline),
+        "end_reason": run.end_reason,  # why a rule ended it (a timeout), or null
     }
 
 

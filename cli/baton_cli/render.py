@@ -29,6 +29,8 @@ from baton.domain.records import (
     RunStatus,
 )
 from baton.domain.specs import Severity
+from baton.domain.transitions.hold import is_held
+from baton.domain.transitions.run_timeout import duration_text
 from baton_cli.deadletters import DeadLetter
 
 STATUS_STYLE: dict[str, str] = {
@@ -127,6 +129,14 @@ def status_text(status: str) -> Text:
     return Text(str(status), style=STATUS_STYLE.get(status, ""))
 
 
+def run_status_text(run: RunRecord) -> Text:
+    """The run's status; a held run reads `RUNNING (held)`."""
+    text = status_text(run.status)
+    if is_held(run):
+        text.append(" (held)", style="yellow")
+    return text
+
+
 def timestamp(value: dt.datetime | None) -> str:
     return NONE if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -193,7 +203,13 @@ def run_header(run: RunRecord, now: dt.datetime, cost: str | None = None) -> Ren
     grid.add_column()
     grid.add_row("run", run.run_id)
     grid.add_row("manifest", f"{run.manifest_name} @ {run.manifest_version}  ({run.environment})")
-    grid.add_row("status", status_text(run.status))
+    grid.add_row("status", run_status_text(run))
+    if run.end_reason:
+        grid.add_row("why", run.end_reason)
+    if is_held(run):
+        grid.add_row("held", f"since {timestamp(run.held_at)}: {run.hold_reason}  (`baton release {run.run_id}` goes on)")
+    if run.deadline is not None and not run.status.terminal:
+        grid.add_row("deadline", f"{timestamp(run.deadline)}  (run_timeout {duration_text(run.timeout_seconds or 0)})")
     counts = (
         f"{run.total_jobs} total · {run.succeeded_jobs} succeeded · {run.failed_jobs} failed · "
         f"{run.skipped_jobs} skipped · {run.cancelled_jobs} cancelled · {run.open_jobs} open"
@@ -337,7 +353,7 @@ def runs_table(runs: Iterable[RunRecord], now: dt.datetime, width: int = WIDE, c
     for run in runs:
         cells: dict[str, Cell] = {
             "run": run.run_id,
-            "status": status_text(run.status),
+            "status": run_status_text(run),
             "manifest": run.manifest_name,
             "params": params_text(run),
             "done": f"{run.succeeded_jobs}/{run.total_jobs}",

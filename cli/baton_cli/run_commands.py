@@ -1,4 +1,5 @@
-"""`baton start|status|runs|retry|cancel|catalog|pools`: start and watch runs, act on them, list what they wrote."""
+"""`baton start|status|runs|retry|hold|release|cancel|catalog|pools`: start and watch runs, act on them, list what
+they wrote."""
 
 from __future__ import annotations
 
@@ -307,6 +308,34 @@ def resume(manifest: Annotated[str, typer.Argument(help="Manifest name.")]) -> N
         started = orchestrator.resume(manifest)
     queued = f"; {len(started)} queued run(s) started" if started else ""
     typer.echo(f"manifest {manifest} starts runs again{queued}")
+
+
+@root.app.command()
+def hold(
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why: shown by `baton status`, in run.held.")] = "held by an operator",
+) -> None:
+    """Submit nothing more of a RUNNING run until `baton release`: jobs in flight finish, what they release waits."""
+    orchestrator = root.build_orchestrator(root.settings())
+    with root.core_logs():
+        run, changed = orchestrator.hold(run_id, reason)
+    if not changed:
+        typer.echo(f"run {run_id} was already held ({run.hold_reason}); `baton release {run_id}` lets it go on")
+        return
+    typer.echo(f"run {run_id} is held: nothing more is submitted, jobs in flight finish; `baton release {run_id}` goes on")
+
+
+@root.app.command()
+def release(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
+    """Let a held run go on: its READY jobs are submitted now."""
+    orchestrator = root.build_orchestrator(root.settings())
+    before = root.existing_run(orchestrator.store, run_id)
+    with root.core_logs():
+        run, submitted = orchestrator.release(run_id)
+    if before.held_at is None:
+        typer.echo(f"run {run_id} is not held; nothing to release")
+        return
+    typer.echo(f"run {run.run_id} goes on: {submitted} READY job(s) handed to BigQuery")
 
 
 @root.app.command()

@@ -115,6 +115,15 @@ class RunNotRetryable(BatonError):
         self.reason = reason
 
 
+class RunNotHoldable(BatonError):
+    """Only a RUNNING run can be held or released; the message says why this one cannot."""
+
+    def __init__(self, run_id: str, action: str, reason: str) -> None:
+        super().__init__(f"run '{run_id}' cannot be {action}: {reason}")
+        self.run_id = run_id
+        self.reason = reason
+
+
 class CancelIncomplete(BatonError):
     """The run is CANCELLED in Baton (nothing more is submitted), but BigQuery refused to cancel some of its jobs,
     which may still run: `cancel` again asks BigQuery once more."""

@@ -43,6 +43,11 @@ RUN_COLUMNS = (
     "QueueLimit",
     "BackfillId",
     "StartedAt",
+    "HeldAt",
+    "HoldReason",
+    "TimeoutSeconds",
+    "Deadline",
+    "EndReason",
 )
 JOB_COLUMNS = (
     "RunId",
@@ -120,6 +125,11 @@ def run_row(run: RunRecord) -> list[Any]:
         run.queue_limit,
         run.backfill_id,
         run.started_at,
+        run.held_at,
+        run.hold_reason,
+        run.timeout_seconds,
+        run.deadline,
+        run.end_reason,
     ]
 
 
@@ -145,6 +155,11 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
         queue_limit=row[18],
         backfill_id=row[19],
         started_at=row[20],
+        held_at=row[21],
+        hold_reason=row[22],
+        timeout_seconds=row[23],
+        deadline=row[24],
+        end_reason=row[25],
     )
 
 

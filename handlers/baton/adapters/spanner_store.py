@@ -296,6 +296,8 @@ def _kept_on_row(dependents: list[str]) -> list[str] | None:
 _OPEN_JOBS_INDEX = "FORCE_INDEX=OpenRunJobs, spanner_emulator.disable_query_null_filtered_index_check=true"
 # The WHERE clause needs OpenDeadline, so no row the NULL_FILTERED index leaves out could match (the emulator cannot tell).
 _DEADLINE_INDEX = "FORCE_INDEX=RunJobsByDeadline, spanner_emulator.disable_query_null_filtered_index_check=true"
+_RUN_DEADLINE_INDEX = "FORCE_INDEX=RunsByDeadline, spanner_emulator.disable_query_null_filtered_index_check=true"
+_SHARDS = list("0123456789abcdef")  # the first hex digit of a RunId: the deadline indexes' first key
 
 
 class SpannerRunStore(BackfillReads, RunStore):
@@ -461,7 +463,7 @@ class SpannerRunStore(BackfillReads, RunStore):
         with self.database.snapshot() as snapshot:
             rows = snapshot.execute_sql(
                 sql,
-                params={"shards": list("0123456789abcdef"), "now": now, "limit": limit},
+                params={"shards": _SHARDS, "now": now, "limit": limit},
                 param_types={
                     "shards": spanner.param_types.Array(spanner.param_types.STRING),
                     "now": spanner.param_types.TIMESTAMP,
@@ -470,6 +472,26 @@ class SpannerRunStore(BackfillReads, RunStore):
                 timeout=self._read_timeout,
             )
             return [job_from_row(row) for row in rows]
+
+    def runs_past_deadline(self, now: dt.datetime, limit: int) -> list[RunRecord]:
+        """Along RunsByDeadline (RUNNING, timed runs only), one range per RunId shard, as jobs_past_deadline."""
+        columns = ", ".join(f"r.{c}" for c in RUN_COLUMNS)
+        sql = (
+            f"SELECT {columns} FROM Runs@{{{_RUN_DEADLINE_INDEX}}} AS r "
+            "WHERE r.DeadlineShard IN UNNEST(@shards) AND r.OpenDeadline < @now ORDER BY r.OpenDeadline LIMIT @limit"
+        )
+        with self.database.snapshot() as snapshot:
+            rows = snapshot.execute_sql(
+                sql,
+                params={"shards": _SHARDS, "now": now, "limit": limit},
+                param_types={
+                    "shards": spanner.param_types.Array(spanner.param_types.STRING),
+                    "now": spanner.param_types.TIMESTAMP,
+                    "limit": spanner.param_types.INT64,
+                },
+                timeout=self._read_timeout,
+            )
+            return [run_from_row(row) for row in rows]
 
     def jobs_page(self, status: JobStatus, limit: int, page_token: str | None = None) -> tuple[list[JobRecord], str | None]:
         """Keyset pagination along OpenRunJobs (open jobs only): (RunId, JobKey) of the last row is the token."""

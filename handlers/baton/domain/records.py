@@ -157,6 +157,13 @@ class RunRecord:
     queue_limit: int | None = None
     backfill_id: str | None = None
     started_at: dt.datetime | None = None  # when it last became RUNNING (a queued run waits first)
+    # `baton hold`: while set on a RUNNING run, nothing of it is submitted (domain/transitions/hold.py).
+    held_at: dt.datetime | None = None
+    hold_reason: str | None = None
+    # The manifest's run_timeout: past `deadline`, the reconciler cancels the run (domain/transitions/run_timeout.py).
+    timeout_seconds: int | None = None
+    deadline: dt.datetime | None = None
+    end_reason: str | None = None  # why a rule, not its jobs, ended the run (a timeout)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ class Manifest:
     description: str = ""
     concurrency: Concurrency = "queue"
     when_paused: WhenPaused = "refuse"
+    run_timeout_seconds: int | None = None  # `run_timeout:` (domain/transitions/run_timeout.py)
 
     @property
     def queue_limit(self) -> int | None:
@@ -39,11 +40,13 @@ class Manifest:
     @property
     def version(self) -> str:
         """Content hash of everything that affects a run: the snapshot's identity."""
-        body = {
+        body: dict[str, Any] = {
             "name": self.name,
             "params": {k: v.model_dump(mode="json") for k, v in sorted(self.params.items())},
             "jobs": [job.to_json() for job in self.jobs],
         }
+        if self.run_timeout_seconds is not None:  # only when set, so the versions of manifests without one stay
+            body["run_timeout_seconds"] = self.run_timeout_seconds
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
     def job(self, key: str) -> JobSpec:

@@ -149,6 +149,8 @@ class ManifestHeaderIn(_Strict):
     timeout: int | str | None = None  # every job's, unless a job sets its own
     pool: str | None = None  # every job's pool, unless a job names its own; none: not limited
     priority: int = Field(default=0, ge=-1000, le=1000)  # every job's, unless a job sets its own
+    # The whole run's, from when it starts RUNNING (and again from a retry): past it the run is cancelled, with run.timed_out.
+    run_timeout: int | str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     concurrency: Concurrency = "queue"
     when_paused: WhenPaused = "refuse"

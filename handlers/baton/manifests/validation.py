@@ -147,6 +147,7 @@ def check_and_resolve(
     cycles = _find_cycles(parsed.jobs)
     problems += [Problem(f"part of the cycle {' -> '.join(cycle)}", cycle[0]) for cycle in cycles]
     problems += _checks_read_upstreams(parsed.jobs, resolved)
+    run_timeout = _timeout(header.run_timeout, None, problems, "run_timeout") if header is not None else None
     if problems or header is None:
         raise ManifestInvalid(where, problems)
     return Manifest(
@@ -159,6 +160,7 @@ def check_and_resolve(
         description=header.description,
         concurrency=header.concurrency,
         when_paused=header.when_paused,
+        run_timeout_seconds=run_timeout,
     )
 
 
@@ -211,8 +213,8 @@ def _first(*values: int | str | None) -> int | str | None:
     return next((value for value in values if value is not None), None)
 
 
-def _timeout(value: int | str | None, key: str, problems: list[Problem]) -> int | None:
-    """`timeout:` as seconds: an integer, or a duration like 90s, 30m, 2h."""
+def _timeout(value: int | str | None, key: str | None, problems: list[Problem], field: str = "timeout") -> int | None:
+    """`timeout:` (or `run_timeout:`) as seconds: an integer, or a duration like 90s, 30m, 2h."""
     if value is None:
         return None
     match = _DURATION.match(value) if isinstance(value, str) else None
@@ -220,7 +222,7 @@ def _timeout(value: int | str | None, key: str, problems: list[Problem]) -> int 
     if match:
         seconds = int(match["amount"]) * _UNIT_SECONDS[match["unit"]]
     if seconds is None or not 1 <= seconds <= MAX_TIMEOUT_S:
-        problems.append(Problem(f"timeout '{value}' must be seconds or a duration like 90s, 30m, 2h, at most 168h", key))
+        problems.append(Problem(f"{field} '{value}' must be seconds or a duration like 90s, 30m, 2h, at most 168h", key))
         return None
     return seconds
 

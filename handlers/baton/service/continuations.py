@@ -15,11 +15,12 @@ from typing import Any
 
 from baton import structured_log
 from baton.domain.limits import SUBMIT_BATCH, SUBMIT_INLINE
-from baton.domain.records import Continuation, JobRecord, JobStatus, RunRecord, RunStatus
+from baton.domain.records import Continuation, JobRecord, JobStatus, RunRecord
 from baton.domain.run_events import finished_event_type, run_event
 from baton.domain.timing import due
 from baton.domain.transaction import RunTransaction
 from baton.domain.transitions.failure import SkipStep, continue_skip
+from baton.domain.transitions.hold import accepts_submissions
 from baton.domain.transitions.pools import admit_waiting
 from baton.domain.transitions.release import continue_release
 from baton.domain.transitions.run_queue import end_events
@@ -62,7 +63,7 @@ def start_dequeued(deps: Dependencies, events: Sequence[Mapping[str, Any]]) -> N
         if event.get("type") != "run.started" or not event.get("from_queue"):
             continue
         run = deps.store.get_run(str(event["run_id"]))
-        if run is None or run.status != RunStatus.RUNNING:
+        if run is None or not accepts_submissions(run):
             continue
         structured_log.info("queued run started", run_id=run.run_id, manifest=run.manifest_name, queue=run.queue)
         waiting = deps.store.waiting_jobs(run.run_id)
@@ -128,9 +129,10 @@ def _carry_out(deps: Dependencies, item: Continuation) -> list[Continuation]:
 
 def _submit_batch(deps: Dependencies, item: Continuation) -> None:
     """Submit the batch's jobs that are still READY and due; a redelivered batch is a 409 per job at worst."""
+    read_at = deps.clock()
     run = deps.store.get_run(item.run_id)
-    if run is None or run.status != RunStatus.RUNNING:
-        return
+    if run is None or not accepts_submissions(run):
+        return  # cancelled or held: what stays READY is closed by the cancel, or submitted by the release
     now = deps.clock()
     jobs = [job for job in deps.store.get_jobs(item.run_id, item.job_keys) if job.status == JobStatus.READY and due(job, now)]
-    submit(deps, run, jobs)
+    submit(deps, run, jobs, run_read_at=read_at)

@@ -63,10 +63,15 @@ def record(tx: RunTransaction, events: Sequence[dict[str, Any]]) -> list[dict[st
 def publish_recorded(deps: Dependencies, events: Sequence[Mapping[str, Any]]) -> int:
     """After the commit: publish each event, then delete from the outbox what Pub/Sub took.
 
+    A process with no run-events topic (NoEventPublisher) publishes nothing and deletes nothing.
     A failure is logged and leaves the event in the outbox for the reconciler, so it never
     fails the request: the transition is committed, and the event is not lost. A delete that
     fails only means the event is published twice, which its event_id lets consumers see.
     """
+    if not events:
+        return 0
+    if not deps.events.delivers:  # no topic here: the outbox keeps them for a process that has one (the reconciler)
+        return 0
     published: list[tuple[str, str]] = []
     for event in events:
         key = (str(event["run_id"]), str(event["event_id"]))

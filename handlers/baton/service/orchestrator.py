@@ -56,6 +56,12 @@ class Orchestrator(Dependencies):
     def retry_backfill(self, backfill_id: str) -> BackfillProgress:
         return backfills.retry_backfill(self, backfill_id)
 
+    def hold(self, run_id: str, reason: str) -> tuple[RunRecord, bool]:
+        return runs.hold(self, run_id, reason)
+
+    def release(self, run_id: str) -> tuple[RunRecord, int]:
+        return runs.release(self, run_id)
+
     def rerun(self, run_id: str, from_key: str) -> tuple[RunRecord, VersionChange]:
         return runs.rerun(self, run_id, from_key)
 

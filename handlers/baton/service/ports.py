@@ -89,6 +89,10 @@ class RunStore(abc.ABC):
     def jobs_past_deadline(self, now: dt.datetime, limit: int) -> list[JobRecord]:
         """SUBMITTED jobs whose timeout ran out before `now`, across runs: the reconciler times them out."""
 
+    @abc.abstractmethod
+    def runs_past_deadline(self, now: dt.datetime, limit: int) -> list[RunRecord]:
+        """RUNNING runs whose run_timeout ran out before `now`, earliest deadline first: the reconciler cancels them."""
+
     def jobs_page(self, status: JobStatus, limit: int, page_token: str | None = None) -> tuple[list[JobRecord], str | None]:
         """One page of `jobs_in_status` and the token of the next (None: no more), so the reconciler
         reaches jobs behind long-running ones. A store that cannot page serves the first page only."""
@@ -232,15 +236,21 @@ class JobSubmitter(abc.ABC):
 class EventPublisher(abc.ABC):
     """Run events (started, succeeded, failed, cancelled, job failed) for alerting."""
 
+    # False: this process has nowhere to publish, so events stay in the outbox for one that has (the reconciler).
+    delivers = True
+
     @abc.abstractmethod
     def publish(self, event: Mapping[str, Any]) -> None: ...
 
 
 class NoEventPublisher(EventPublisher):
-    """Used when no run-events topic is configured."""
+    """Used when no run-events topic is configured (an operator's `baton` without BATON_RUN_EVENTS_TOPIC):
+    publishes nothing, and says so, so that the events it is handed stay in the outbox."""
+
+    delivers = False
 
     def publish(self, event: Mapping[str, Any]) -> None:
-        return None
+        raise RuntimeError("no run-events topic configured in this process")
 
 
 class LineageEmitter(abc.ABC):

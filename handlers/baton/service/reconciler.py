@@ -19,6 +19,7 @@ from baton.domain.records import CheckCompletion, CheckStatus, Completion, JobEr
 from baton.domain.run_events import finished_event_type, run_event
 from baton.domain.timing import TIMEOUT_REASON, ReconcilePolicy, awaiting_submission, due_for_check, lease_expired
 from baton.domain.transaction import RunTransaction
+from baton.domain.transitions.hold import accepts_submissions
 from baton.domain.transitions.repair import Repair, in_flight, repair_run
 from baton.domain.transitions.run_queue import end_events
 from baton.domain.transitions.start import abandon_run
@@ -29,6 +30,7 @@ from baton.service.dependencies import Dependencies
 from baton.service.events import publish_recorded, record
 from baton.service.pools import heal_queued, pump_pools
 from baton.service.ports import RemoteState
+from baton.service.runs import time_out
 from baton.service.submission import check_request, record_refusal, request_for, submit
 
 
@@ -46,6 +48,7 @@ class ReconcileReport:
     timed_out: int = 0  # SUBMITTED past their manifest timeout: cancelled in BigQuery, failed with reason `timeout`
     requeued: int = 0  # QUEUED jobs missing from their pool's queue (a crash before admission), admitted again
     pool_released: int = 0  # QUEUED jobs given a slot left free (a capped release, a larger pool)
+    timed_out_runs: int = 0  # RUNNING past their run_timeout: cancelled, with run.timed_out
     errors: int = 0  # steps that failed (any error), each logged with its job and left for the next invocation
 
 
@@ -59,19 +62,22 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
     now = deps.clock()
     report = ReconcileReport()
     runs: dict[str, RunRecord | None] = {}
+    read_at: dict[str, dt.datetime] = {}  # when each was read: submission re-reads a run only once its read is old
     busy: set[str] = set()  # runs with a job in flight
     lookups = _Lookups(policy.batch)  # jobs.get calls, jobs' and checks' alike
 
     def live_run(run_id: str) -> RunRecord | None:
         if run_id not in runs:
+            read_at[run_id] = deps.clock()
             runs[run_id] = deps.store.get_run(run_id)
         run = runs[run_id]
         return run if run is not None and run.status == RunStatus.RUNNING else None
 
     def submit_ready(job: JobRecord) -> None:
         run = live_run(job.run_id)
-        if run is not None and awaiting_submission(job, now, policy.resubmit_after):
-            report.submitted += submit(deps, run, [job])
+        if accepts_submissions(run) and awaiting_submission(job, now, policy.resubmit_after):  # a held run's wait
+            assert run is not None
+            report.submitted += submit(deps, run, [job], run_read_at=read_at[job.run_id])
 
     def settle_submitted(job: JobRecord) -> None:
         if live_run(job.run_id) is not None:
@@ -102,6 +108,7 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
         _isolated(report, "pools", lambda: _pools(deps, policy, now, busy, report))
 
     _isolated(report, "time out late jobs", lambda: _time_out(deps, policy, now, report))
+    _isolated(report, "time out late runs", lambda: _time_out_runs(deps, policy, now, report))
     _isolated(report, "repair stalled runs", lambda: _repair_stalled(deps, policy, now, busy, report))
     _isolated(report, "abandon stuck runs", lambda: _abandon_creating(deps, policy, now, report))
     _isolated(report, "publish the outbox", lambda: _publish_outbox(deps, policy, now, report))
@@ -142,6 +149,17 @@ def _time_out_one(deps: Dependencies, job: JobRecord, report: ReconcileReport) -
     complete(deps, Completion(job.run_id, job.job_key, job.attempt, job.bigquery_job_id, error=error))
     structured_log.warning("job timed out", run_id=job.run_id, job_key=job.job_key, bigquery_job_id=job.bigquery_job_id)
     report.timed_out += 1
+
+
+def _time_out_runs(deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, report: ReconcileReport) -> None:
+    """Runs past their run_timeout, through the run deadline index: each cancelled on its own (runs.time_out)."""
+    for run in deps.store.runs_past_deadline(now, policy.batch):
+        try:
+            if time_out(deps, run.run_id) is not None:
+                report.timed_out_runs += 1
+        except Exception as exc:  # one run that cannot be timed out must not stop the others
+            report.errors += 1
+            _log_failure("timing out a run failed; next time", exc, run_id=run.run_id)
 
 
 class _Lookups:
@@ -216,7 +234,7 @@ def _settle_submitted(deps: Dependencies, job: JobRecord, report: ReconcileRepor
     remote = deps.submitter.lookup(job.bigquery_job_id)
     if remote is None:
         run = deps.store.get_run(job.run_id)
-        if run is not None and run.status == RunStatus.RUNNING:
+        if run is not None and accepts_submissions(run):  # a held run's lost job goes again when released
             try:
                 deps.submitter.submit(request_for(run, job))
             except JobRefused as refusal:  # refused for good: the job fails, as on the event path

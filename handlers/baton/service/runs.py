@@ -1,4 +1,4 @@
-"""Run use cases an operator or a scheduler asks for: start, cancel, retry.
+"""Run use cases an operator or a scheduler asks for: start, cancel, retry, hold and release, and a run's timeout.
 
 Order matters on every path: commit the state change first, then talk to
 BigQuery. A crash in between leaves READY jobs that a redelivered event or the
@@ -15,14 +15,17 @@ from baton import structured_log
 from baton.domain.naming import new_run_id
 from baton.domain.records import JobStatus, RunRecord, RunStatus
 from baton.domain.run_events import run_event
+from baton.domain.timing import due
 from baton.domain.transaction import RunTransaction
 from baton.domain.transitions.cancel import CancelResult, cancel_run
+from baton.domain.transitions.hold import HoldChange, hold_run, release_run
 from baton.domain.transitions.pools import Released
 from baton.domain.transitions.rerun import VersionChange, plan_rerun, version_change
 from baton.domain.transitions.retry import RETRYABLE_RUN_STATUSES, apply_retry, plan_retry
 from baton.domain.transitions.run_queue import admit, end_events
+from baton.domain.transitions.run_timeout import TIMED_OUT_EVENT, rearmed, time_out_run, with_run_timeout
 from baton.domain.transitions.start import plan_run
-from baton.errors import CancelIncomplete, CannotRerun, RunNotFound, RunNotRetryable, one_line
+from baton.errors import CancelIncomplete, CannotRerun, RunNotFound, RunNotHoldable, RunNotRetryable, one_line
 from baton.manifests import selection
 from baton.service import run_queue
 from baton.service.continuations import admit_planned, start_dequeued, submit_released
@@ -47,6 +50,7 @@ def start(
     bound = manifest.bind_params(params, today=now.date())
     plan = plan_run(selection.select(manifest, select, exclude), bound, deps.environment, new_run_id(), now)
     plan = replace(plan, run=replace(plan.run, queue=manifest.name, queue_limit=manifest.queue_limit))
+    plan = with_run_timeout(plan, manifest.run_timeout_seconds)
     deps.store.create_run(plan)
     return run_queue.activate(deps, plan, now, refuse_when_full=refuse_when_full, queue_when_paused=queue_when_paused)
 
@@ -70,6 +74,56 @@ def resume(deps: Dependencies, manifest_name: str) -> list[RunRecord]:
     return started
 
 
+def hold(deps: Dependencies, run_id: str, reason: str) -> tuple[RunRecord, bool]:
+    """Submit nothing more of a RUNNING run until it is released; what is in flight finishes and is recorded,
+    and what it releases waits READY (domain/transitions/hold.py). Returns the run and whether it was not held yet."""
+    now = deps.clock()
+
+    def held(tx: RunTransaction) -> tuple[HoldChange, list[dict[str, Any]]]:
+        change = hold_run(tx, run_id, now, reason)
+        if not change.changed or change.run is None:
+            return change, []
+        return change, record(tx, [run_event("run.held", change.run, now, reason=reason)])
+
+    change, events = deps.store.transact(held)
+    run = _holdable(change, run_id, "held")
+    if change.changed:
+        structured_log.warning("run held", run_id=run_id, manifest=run.manifest_name, reason=reason)
+    publish_recorded(deps, events)
+    return run, change.changed
+
+
+def release(deps: Dependencies, run_id: str) -> tuple[RunRecord, int]:
+    """Let a held run go on: every READY job of it whose backoff is over is submitted (inline up to
+    SUBMIT_INLINE, the rest in continuations); later ones the reconciler submits when due.
+    Returns the run and how many jobs were handed to submission. Releasing a run not held changes nothing."""
+    now = deps.clock()
+
+    def released(tx: RunTransaction) -> tuple[HoldChange, list[dict[str, Any]]]:
+        change = release_run(tx, run_id)
+        if not change.changed or change.run is None:
+            return change, []
+        return change, record(tx, [run_event("run.released", change.run, now)])
+
+    change, events = deps.store.transact(released)
+    run = _holdable(change, run_id, "released")
+    publish_recorded(deps, events)
+    if not change.changed:
+        return run, 0
+    ready = [job for job in deps.store.list_jobs(run_id) if job.status == JobStatus.READY and due(job, now)]
+    structured_log.info("run released", run_id=run_id, manifest=run.manifest_name, ready=len(ready))
+    submit_released(deps, run, ready)
+    return run, len(ready)
+
+
+def _holdable(change: HoldChange, run_id: str, action: str) -> RunRecord:
+    if change.run is None:
+        raise RunNotFound(run_id)
+    if change.run.status != RunStatus.RUNNING:
+        raise RunNotHoldable(run_id, action, f"it is {change.run.status}; only a RUNNING run is held and released")
+    return change.run
+
+
 def rerun(deps: Dependencies, run_id: str, from_key: str) -> tuple[RunRecord, VersionChange]:
     """A new run of the manifest's current version with `run_id`'s params: `from_key` and what follows it run,
     the rest is reused from `run_id` (domain/transitions/rerun.py). Returns it and what changed in the manifest."""
@@ -86,6 +140,7 @@ def rerun(deps: Dependencies, run_id: str, from_key: str) -> tuple[RunRecord, Ve
     now = deps.clock()
     plan = plan_rerun(manifest, earlier_run, earlier, from_key, deps.environment, new_run_id(), now)
     plan = replace(plan, run=replace(plan.run, queue=manifest.name, queue_limit=manifest.queue_limit))
+    plan = with_run_timeout(plan, manifest.run_timeout_seconds)
     deps.store.create_run(plan)
     run = run_queue.activate(deps, plan, now, refuse_when_full=False, queue_when_paused=True)
     structured_log.info("rerun", run_id=run.run_id, rerun_of=run_id, rerun_from=from_key, reused=run.succeeded_jobs)
@@ -93,6 +148,21 @@ def rerun(deps: Dependencies, run_id: str, from_key: str) -> tuple[RunRecord, Ve
 
 
 def cancel(deps: Dependencies, run_id: str) -> RunRecord:
+    """Stop new submissions at once, then ask BigQuery to cancel what was released (`_cancel`)."""
+    run = _cancel(deps, run_id, timed_out=False)
+    assert run is not None
+    return run
+
+
+def time_out(deps: Dependencies, run_id: str) -> RunRecord | None:
+    """Cancel a run past its run_timeout, as `cancel` does, with the reason and run.timed_out before run.cancelled.
+
+    None when it is not (any more) RUNNING past its deadline: it ended, or a retry gave it a new one.
+    """
+    return _cancel(deps, run_id, timed_out=True)
+
+
+def _cancel(deps: Dependencies, run_id: str, timed_out: bool) -> RunRecord | None:
     """Stop new submissions at once, then ask BigQuery to cancel what was released.
 
     The first commit makes the run CANCELLED, so no completion releases anything more;
@@ -113,22 +183,29 @@ def cancel(deps: Dependencies, run_id: str) -> RunRecord:
     run: RunRecord | None = None
     changed = False
 
-    def cancelled(tx: RunTransaction, chunk: list[str]) -> tuple[CancelResult, list[dict[str, Any]]]:
-        result = cancel_run(tx, run_id, chunk, now)
+    def cancelled(tx: RunTransaction, chunk: list[str], first: bool) -> tuple[CancelResult, list[dict[str, Any]]]:
+        # A timeout's first step re-checks the deadline in the transaction; its later chunks close jobs of the CANCELLED run.
+        result = time_out_run(tx, run_id, chunk, now) if timed_out and first else cancel_run(tx, run_id, chunk, now)
         if not result.changed or result.run is None:
             return result, []
-        cancelled = run_event("run.cancelled", result.run, now, pricing=deps.pricing)
-        return result, record(tx, [cancelled, *end_events(tx, result.run, now)])
+        ended = [run_event("run.cancelled", result.run, now, pricing=deps.pricing)]
+        if timed_out:
+            ended.insert(0, run_event(TIMED_OUT_EVENT, result.run, now, reason=result.run.end_reason))
+        return result, record(tx, [*ended, *end_events(tx, result.run, now)])
 
-    for chunk in chunks:
-        result, recorded = deps.store.transact(lambda tx, chunk=chunk: cancelled(tx, chunk))  # type: ignore[misc]
+    for index, chunk in enumerate(chunks):
+        result, recorded = deps.store.transact(lambda tx, chunk=chunk, first=index == 0: cancelled(tx, chunk, first))  # type: ignore[misc]
         if result.run is None:
             raise RunNotFound(run_id)
+        if timed_out and index == 0 and not result.changed:
+            return None  # ended, or retried with a new deadline, since the index was read
         run, changed = result.run, changed or result.changed
         to_cancel += result.to_cancel_in_bigquery
         pool_released += result.pool_released
         events += recorded
     assert run is not None
+    if timed_out:
+        structured_log.warning("run timed out; cancelled", run_id=run_id, manifest=run.manifest_name, reason=run.end_reason)
     if not changed and run.status == RunStatus.CANCELLED:  # again: everything of it BigQuery may still run
         to_cancel += [str(job.bigquery_job_id) for job in jobs if job.status == JobStatus.CANCELLED and job.submitted_at]
     refused: list[str] = []
@@ -175,9 +252,12 @@ def retry(deps: Dependencies, run_id: str) -> RunRecord:
 
     def reopen(tx: RunTransaction) -> tuple[RunRecord | None, list[dict[str, Any]]]:
         run = apply_retry(tx, run_id, chunks[-1], reopen=True)
-        admitted = admit(tx, run_id, now) if run is not None else None  # RUNNING again, or QUEUED behind its queue
+        if run is None:
+            return None, []
+        tx.put_run(rearmed(run, now))  # a full run_timeout from now, not held
+        admitted = admit(tx, run_id, now)  # RUNNING again, or QUEUED behind its queue
         run = admitted.run if admitted is not None else run
-        return run, record(tx, [run_event("run.retried", run, now)] if run is not None else [])
+        return run, record(tx, [run_event("run.retried", run, now)])
 
     reopened, events = deps.store.transact(reopen)
     if reopened is None:

@@ -22,16 +22,20 @@ from baton.service.dependencies import Dependencies
 from baton.service.events import apply_with_events, publish_recorded
 from baton.service.observations import lineage_started
 from baton.service.ports import QueryParameter, SubmitOutcome, SubmitRequest
+from baton.service.submission_gate import SubmissionGate
 
 
-def submit(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord]) -> int:
+def submit(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord], *, run_read_at: dt.datetime | None = None) -> int:
     """jobs.insert each job under its deterministic ID, then mark them SUBMITTED in one commit.
 
-    If BigQuery fails part-way transiently, the ones that made it are still marked and the
-    error propagates so the caller's message is redelivered for the rest. A job BigQuery
-    refuses for good (JobRefused) fails with its reason through the failed-completion
-    transition instead of staying READY forever. Returns how many BigQuery accepted.
+    Only while the run accepts submissions, as read right before the inserts (SubmissionGate;
+    `run_read_at`: when the caller read `run` from the store, which counts as that read if recent):
+    a cancelled or held run's jobs stay READY. If BigQuery fails part-way transiently, the ones
+    that made it are still marked and the error propagates so the caller's message is redelivered
+    for the rest. A job BigQuery refuses for good (JobRefused) fails with its reason through the
+    failed-completion transition instead of staying READY forever. Returns how many BigQuery accepted.
     """
+    gate = SubmissionGate(deps, run, run_read_at)
     done: list[JobRecord] = []
     refused: list[tuple[JobRecord, JobRefused]] = []
     started: list[JobRecord] = []  # accepted by BigQuery now (not a 409): their OpenLineage START
@@ -40,6 +44,8 @@ def submit(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord]) -> int
     try:
         try:
             for job in jobs:
+                if not gate.open():
+                    break
                 assert job.bigquery_job_id is not None
                 fields = {
                     "run_id": run.run_id,

@@ -19,6 +19,7 @@ from baton.domain.backfill import BackfillRecord, backfill_status
 from baton.domain.records import RunRecord, RunStatus
 from baton.domain.run_events import backfill_event, run_event
 from baton.domain.transaction import RunTransaction
+from baton.domain.transitions.run_timeout import started_now
 
 # Queued runs one end (or a resume) starts at most; an unlimited queue with more waiting is filled by further calls.
 FILL_BATCH = 50
@@ -79,6 +80,8 @@ def _others(tx: RunTransaction, run: RunRecord, status: RunStatus) -> list[RunRe
 
 def _put(tx: RunTransaction, outcome: Admission, run: RunRecord, now: dt.datetime) -> Admitted:
     run = replace(run, status=RunStatus(outcome), started_at=now if outcome == Admission.RUNNING else None)
+    if outcome == Admission.RUNNING:
+        run = started_now(run, now)
     tx.put_run(run)
     return Admitted(outcome, run)
 
@@ -96,7 +99,7 @@ def fill(tx: RunTransaction, queue: str, now: dt.datetime) -> list[RunRecord]:
             return []
     limit = queued[0].queue_limit
     room = len(queued) if limit is None else limit - len(tx.queue_runs(queue, RunStatus.RUNNING, limit))
-    started = [replace(run, status=RunStatus.RUNNING, started_at=now) for run in queued[: max(0, room)]]
+    started = [started_now(replace(run, status=RunStatus.RUNNING, started_at=now), now) for run in queued[: max(0, room)]]
     for run in started:
         tx.put_run(run)
     return started
