@@ -84,7 +84,6 @@ def copy_manifest(source: Path, target: Path) -> dict[str, list[str]]:
     """
     data = yaml.safe_load((source / f"{MANIFEST}.yaml").read_text(encoding="utf-8"))
     data["pool"] = POOL
-    data["concurrency"] = "allow"
     for job in data["jobs"]:
         job.pop("checks", None)
     (target / f"{MANIFEST}.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
