@@ -24,7 +24,7 @@ from benchmarks import machine, report
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-NAMES = ("hop_latency", "cold_start", "compute", "event_cost", "startup", "throughput", "scale")
+NAMES = ("hop_latency", "cold_start", "compute", "event_cost", "startup", "throughput", "scale", "backfill")
 
 
 class Progress:
@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run_all(args: argparse.Namespace, selected: tuple[str, ...], out: Path, progress: Callable[[str], None]) -> dict[str, Any]:
-    from benchmarks import cold_start, compute, event_cost, hop_latency, scale, startup, throughput
+    from benchmarks import backfill, cold_start, compute, event_cost, hop_latency, scale, startup, throughput
     from benchmarks.handler_harness import HandlerHarness
     from devstack.processes import reap_orphans
     from devstack.stack import LocalStack, LocalStackOptions
@@ -88,6 +88,8 @@ def run_all(args: argparse.Namespace, selected: tuple[str, ...], out: Path, prog
                 )
             if "scale" in selected:
                 results["scale"] = scale.run(harness, progress, jobs=args.scale_jobs or (500 if quick else scale.JOBS))
+            if "backfill" in selected:
+                results["backfill"] = backfill.run(harness, REPO / "manifests", progress, count=5 if quick else backfill.DATES)
         finally:
             harness.stop()
     shutil.rmtree(work_dir, ignore_errors=True)  # kept when a benchmark failed: its logs say why

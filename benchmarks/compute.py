@@ -30,7 +30,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import requests
 import yaml
 
 from baton.domain.timing import ReconcilePolicy, due_for_check
@@ -73,12 +72,10 @@ def copy_manifest(source: Path, target: Path) -> None:
 
 
 def _facade_jobs(harness: HandlerHarness, run_id: str) -> list[dict[str, Any]]:
-    response = requests.get(f"{harness.env['BATON_BIGQUERY_ENDPOINT']}/_facade/jobs", timeout=30)
-    response.raise_for_status()
-    return [job for job in response.json()["jobs"] if job["labels"].get("baton_run") == run_id]
+    return [job for job in harness.facade_jobs() if job["labels"].get("baton_run") == run_id]
 
 
-def _done_entry(harness: HandlerHarness, job: Mapping[str, Any]) -> dict[str, Any]:
+def done_entry(harness: HandlerHarness, job: Mapping[str, Any]) -> dict[str, Any]:
     """BigQuery's LogEntry for this job succeeding, from the job as the façade holds it (labels and all)."""
     now = dt.datetime.now(dt.UTC)
     audit = AuditJob(
@@ -135,7 +132,7 @@ def run(harness: HandlerHarness, manifests_source: Path, progress: Callable[[str
     makespan = 0.0
     while queue:
         makespan, _, job = heapq.heappop(queue)
-        seconds, answer = harness.post(completed_client, push_body(_done_entry(harness, job)))
+        seconds, answer = harness.post(completed_client, push_body(done_entry(harness, job)))
         if answer.get("verdict") != "recorded":
             raise RuntimeError(f"compute: completion of {job['jobId']} not recorded: {answer}")
         event_s.append(seconds)

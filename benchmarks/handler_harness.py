@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
 from google.cloud import spanner
 
 from baton import bootstrap
@@ -184,6 +185,22 @@ class HandlerHarness:
         """The reconciler policy the deployed settings give (defaults unless the stack overrides them)."""
         policy = getattr(bootstrap.settings(), "reconcile", None)
         return policy if isinstance(policy, ReconcilePolicy) else ReconcilePolicy()
+
+    def set_pools(self, pools: Mapping[str, int]) -> None:
+        """Give the handlers these pools, as the environment's config would (read when the settings are built)."""
+        value = json.dumps(dict(pools), separators=(",", ":"))
+        self.env["BATON_POOLS"] = value
+        self._saved_env.setdefault("BATON_POOLS", os.environ.get("BATON_POOLS"))
+        os.environ["BATON_POOLS"] = value
+        bootstrap.settings.cache_clear()
+        bootstrap.orchestrator.cache_clear()
+
+    def facade_jobs(self) -> list[dict[str, Any]]:
+        """Every job BigQuery (the façade) holds, as its jobs.list would."""
+        response = requests.get(f"{self.env['BATON_BIGQUERY_ENDPOINT']}/_facade/jobs", timeout=30)
+        response.raise_for_status()
+        jobs: list[dict[str, Any]] = response.json()["jobs"]
+        return jobs
 
     def client(self, target: str) -> Any:
         return functions_app(target).test_client()

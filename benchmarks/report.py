@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report_scale, report_throughput
+from benchmarks import report_backfill, report_scale, report_throughput
 
 Row = tuple[str, str, str, str, str, str, str]
 
@@ -118,6 +118,7 @@ _SUMMARY: dict[str, Callable[[Mapping[str, Any]], list[Row]]] = {
     "startup": _startup_rows,
     "cold_start": _cold_rows,
     "scale": report_scale.summary_rows,
+    "backfill": report_backfill.summary_rows,
 }
 
 
@@ -241,6 +242,8 @@ def _details(results: Mapping[str, Any]) -> list[str]:
         )
     if "scale" in results:
         lines += report_scale.details(results["scale"], _table)
+    if "backfill" in results:
+        lines += report_backfill.details(results["backfill"], _table)
     return lines
 
 
@@ -364,6 +367,7 @@ _PANELS: dict[str, Callable[[Any, Mapping[str, Any]], None]] = {
     "startup": _panel_startup,
     "cold_start": _panel_cold,
     "scale": report_scale.panel,
+    "backfill": report_backfill.panel,
 }
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal
 
+from baton.domain.naming import POOL_NAME_PATTERN
+
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9]{1,7}$")  # short: it ends up in 30-character service account ids
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
@@ -82,6 +84,10 @@ class EnvironmentConfig:
     # Every dataset the jobs read or write (manifest destinations and DML targets alike): the platform stack
     # creates them, the handlers stack grants on them, and synth refuses a manifest writing one not listed.
     datasets: tuple[Dataset, ...] = ()
+    # Named concurrency limits (pool name -> size): a job naming a pool (`pool:` in its manifest) waits QUEUED
+    # while that many of the pool's jobs are released and not yet done in BigQuery (docs/pools.md).
+    # Jobs naming no pool are not limited. Passed to the functions as BATON_POOLS; manifests may name no other.
+    pools: Mapping[str, int] = field(default_factory=dict)
     # Operators: invoke start_manifest and reconcile, read Spanner, cancel Baton's BigQuery jobs, pull and
     # replay dead letters (what the `baton` CLI does), e.g. "group:data-eng@example.com".
     operator_members: tuple[str, ...] = ()
@@ -126,6 +132,9 @@ class EnvironmentConfig:
                     f"BigQuery location {self.bigquery_location}: jobs could not read or write it"
                 )
         object.__setattr__(self, "datasets", tuple(replace(d, location=self.bigquery_location) for d in self.datasets))
+        for pool, size in self.pools.items():
+            if not POOL_NAME_PATTERN.fullmatch(pool) or not isinstance(size, int) or size < 1:
+                raise ValueError(f"pool '{pool}': the name must be lowercase letters, digits, '_' or '-', the size at least 1")
         if self.alert_email and not _EMAIL.match(self.alert_email):
             raise ValueError(f"alert_email '{self.alert_email}' is not an email address")
         if self.push.ack_deadline_seconds <= self.completion_timeout_seconds:
@@ -260,6 +269,10 @@ BATON_DATASETS = (
     Dataset(SCRATCH_DATASET, "Data checks' offending rows, one table per check job; kept a day", table_expiration_days=1),
 )
 
+# The pools manifests/ may name: `bigquery` for every job of the environment at once, `heavy` for the few
+# large rebuilds that should not run side by side.
+BATON_POOLS: Mapping[str, int] = MappingProxyType({"bigquery": 100, "heavy": 4})
+
 ENVIRONMENTS: Mapping[str, EnvironmentConfig] = MappingProxyType(
     {
         "dev": EnvironmentConfig(
@@ -273,6 +286,7 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = MappingProxyType(
             state_bucket="baton-dev-project-tfstate",
             labels={"team": "data-platform"},
             datasets=BATON_DATASETS,
+            pools=BATON_POOLS,
             alert_email="data-platform-alerts@example.com",
             operator_members=("group:data-platform-operators@example.com",),
         ),
@@ -287,6 +301,7 @@ ENVIRONMENTS: Mapping[str, EnvironmentConfig] = MappingProxyType(
             state_bucket="baton-prod-project-tfstate",
             labels={"team": "data-platform"},
             datasets=BATON_DATASETS,
+            pools=BATON_POOLS,
             alert_email="data-platform-alerts@example.com",
             operator_members=("group:data-platform-operators@example.com",),
             function_max_instances=50,

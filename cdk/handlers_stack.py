@@ -89,6 +89,10 @@ class UndeclaredDataset(ValueError):
     """A manifest writes a dataset that cdk/config.py does not declare, so no stack would create it."""
 
 
+class UndeclaredPool(ValueError):
+    """A manifest names a pool that cdk/config.py does not configure, so the functions would refuse it."""
+
+
 def declared_datasets_variable(config: EnvironmentConfig) -> str:
     """BATON_DATASETS: the environment's datasets (cdk/config.py) with their location, as the functions read them."""
     return DeclaredDatasets({d.dataset_id: d.location or config.bigquery_location for d in config.datasets}).to_env()
@@ -203,6 +207,8 @@ class HandlersStack(TerraformStack):
                 # (checked when a manifest is loaded), and the local stack creates exactly these.
                 "BATON_DATASETS": declared_datasets_variable(config),
                 "BATON_SCRATCH_DATASET": SCRATCH_DATASET,
+                # The environment's pools (name -> size); manifests may name no other (docs/pools.md).
+                "BATON_POOLS": json.dumps(dict(config.pools), sort_keys=True),
                 "BATON_LINEAGE_TOPIC": config.topic_path(config.lineage_topic),
             },
             build_service_account=build_account.id,
@@ -333,6 +339,13 @@ class HandlersStack(TerraformStack):
                     f"a manifest writes {dataset_project}.{dataset_id}, which cdk/config.py does not declare "
                     f"for {config.name}: add it to the environment's datasets so the platform stack creates it"
                 )
+        for manifest in manifests:
+            for job in manifest.jobs:
+                if job.pool is not None and job.pool not in config.pools:
+                    raise UndeclaredPool(
+                        f"manifest '{manifest.name}' job '{job.key}' names pool '{job.pool}', which cdk/config.py does "
+                        f"not configure for {config.name}: add it to the environment's pools"
+                    )
         for function in self.functions:
             prefix = function.node.id
             SpannerDatabaseIamMember(

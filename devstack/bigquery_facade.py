@@ -783,6 +783,10 @@ class BigQueryFacade:
                     "labels": job.labels,
                     "engineJobId": job.internal_id,
                     "errorResult": job.outcome.error if job.outcome else None,
+                    # When it was inserted, started and ended here (ISO 8601), so tests can measure concurrency.
+                    "creationTime": job.created.isoformat(),
+                    "startTime": job.started.isoformat() if job.started else None,
+                    "endTime": job.ended.isoformat() if job.ended else None,
                 }
                 for job in self._jobs.values()
             ]

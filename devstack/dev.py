@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -91,6 +92,13 @@ def describe_reconcile(report: Mapping[str, Any]) -> str:
     return f"reconcile: scanned {report.get('scanned', 0)} open job(s); " + (", ".join(did) if did else "nothing to heal")
 
 
+def _pools_line(raw: str) -> str:
+    """The dev config's pools as `name size`, and where to watch them."""
+    pools = json.loads(raw) if raw else {}
+    listed = ", ".join(f"{name} {size}" for name, size in sorted(pools.items())) or "none"
+    return f"{listed}  (`baton pools` shows slots in use and queued jobs)"
+
+
 def banner(state: DevState, stack: LocalStack, reconcile_schedule: str) -> str:
     env = state.env
     rows = [
@@ -98,6 +106,7 @@ def banner(state: DevState, stack: LocalStack, reconcile_schedule: str) -> str:
         ("Pub/Sub", f"{env['PUBSUB_EMULATOR_HOST']}  project {env['BATON_PROJECT']}, topic {stack.topology.completion_topic}"),
         ("BigQuery", f"{env['BATON_BIGQUERY_ENDPOINT']}  location {env['BATON_BQ_LOCATION']}"),
         ("datasets", ", ".join(sorted(stack.declared_datasets())) + "  (declared by the dev config; created)"),
+        ("pools", _pools_line(env.get("BATON_POOLS", ""))),
         ("Cloud Storage", f"{stack.storage.endpoint}  (`baton upload DIR gs://BUCKET/PREFIX` seeds files)"),
         *((entry_point, url) for entry_point, url in state.functions.items()),
         ("scheduler", f"calls reconcile every {state.reconcile_every_s:g} s ({reconcile_schedule})"),

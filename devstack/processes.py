@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import datetime as dt
 import http.client
 import os
 import signal
@@ -255,7 +256,10 @@ def start_process(
     inherit_env: bool = True,
     cwd: Path | None = None,
 ) -> ManagedProcess:
-    """Start ``argv`` in a new session (its own process group), stdout+stderr to ``work_dir/logs/name.log``.
+    """Start ``argv`` in a new session (its own process group), stdout+stderr appended to ``work_dir/logs/name.log``.
+
+    Appended, so that a restart under the same name (a function "instance" replaced) keeps what the
+    previous process wrote: that is usually what explains why it was replaced.
 
     ``env`` is laid over ``os.environ`` (or replaces it when ``inherit_env`` is False). An orphan left under the
     same name and work dir by a run that died is stopped first; one whose starter still runs is an error.
@@ -269,8 +273,8 @@ def start_process(
     child_env = {**os.environ, **(env or {})} if inherit_env else dict(env or {})
     args = tuple(os.fspath(arg) for arg in argv)
     log_path = logs / f"{name}.log"
-    with log_path.open("wb") as log:
-        log.write(f"# {' '.join(args)}\n".encode())
+    with log_path.open("ab") as log:
+        log.write(f"# {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} {' '.join(args)}\n".encode())
         log.flush()
         popen = subprocess.Popen(
             args,

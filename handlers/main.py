@@ -19,16 +19,31 @@ Response = tuple[dict[str, object], int]
 
 @functions_framework.http
 def start_manifest(request: flask.Request) -> Response:
-    """Start a run: POST {"manifest": NAME, "params": {...}} answers {"run_id": ...}."""
+    """Start a run: POST {"manifest": NAME, "params": {...}} answers {"run_id": ..., "status": RUNNING or QUEUED};
+    with a "backfill" object, a backfill: {"backfill_id": ..., "runs": [...]} (entrypoints/requests.py)."""
     if request.method != "POST":
         return {"error": "MethodNotAllowed", "message": "use POST"}, 405
     try:
         command = requests.decode_start(request.get_data())
+        if command.backfill is not None:
+            backfill = command.backfill
+            started = bootstrap.orchestrator().start_backfill(
+                command.manifest,
+                backfill.first,
+                backfill.last,
+                backfill.param,
+                backfill.max_active_runs,
+                command.select,
+                command.exclude,
+                command.params,
+            )
+            return statuses.backfill_body(started), 200
         run = bootstrap.orchestrator().start(command.manifest, command.params, command.select, command.exclude)
     except BatonError as exc:
         structured_log.warning("start_manifest refused", error=str(exc))
         return statuses.error_body(exc), statuses.status_for(exc)
-    return {"run_id": run.run_id, "manifest": run.manifest_name, "version": run.manifest_version, "jobs": run.total_jobs}, 200
+    body = {"run_id": run.run_id, "manifest": run.manifest_name, "version": run.manifest_version, "jobs": run.total_jobs}
+    return {**body, "status": str(run.status)}, 200
 
 
 @functions_framework.http

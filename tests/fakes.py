@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from baton.domain.backfill import BackfillRecord
 from baton.domain.lineage import LineageEvent
-from baton.domain.records import CatalogEntry, CheckRecord, Continuation, JobRecord, JobStatus, NewRun, RunRecord, RunStatus
+from baton.domain.records import (
+    CatalogEntry,
+    CheckRecord,
+    Continuation,
+    JobRecord,
+    JobStatus,
+    NewRun,
+    PoolUsage,
+    QueueEntry,
+    RunRecord,
+    RunStatus,
+)
 from baton.domain.transaction import RunTransaction
+from baton.domain.transitions.pools import entry_of
 from baton.service.ports import (
     EventPublisher,
     JobSubmitter,
@@ -33,6 +46,9 @@ class _MemoryTransaction:
         self.checks: dict[tuple[str, str, int, str], CheckRecord] = {}
         self.catalog: dict[str, CatalogEntry] = {}
         self.outbox: dict[tuple[str, str], dict[str, Any]] = {}
+        self.pools: dict[str, int] = {}  # slots in use, as written
+        self.queue: dict[tuple[Any, ...], QueueEntry | None] = {}  # None: deleted
+        self.backfills: dict[str, BackfillRecord] = {}
         self.reads = 0
 
     def get_run(self, run_id: str) -> RunRecord | None:
@@ -82,11 +98,66 @@ class _MemoryTransaction:
     def put_event(self, event: Mapping[str, Any]) -> None:
         self.outbox[(str(event["run_id"]), str(event["event_id"]))] = dict(event)
 
+    def get_pool(self, name: str) -> PoolUsage | None:
+        if name not in self.store.pool_sizes:
+            return None
+        self.reads += 1
+        return PoolUsage(name, self.store.pool_sizes[name], self.pools.get(name, self.store.pools_in_use.get(name, 0)))
+
+    def put_pool(self, pool: PoolUsage) -> None:
+        self.pools[pool.name] = pool.in_use
+
+    def queue_head(self, pool: str, limit: int) -> list[QueueEntry]:
+        self.reads += 1
+        merged = {**self.store.queue, **self.queue}
+        entries = [entry for entry in merged.values() if entry is not None and entry.pool == pool]
+        return sorted(entries, key=lambda entry: entry.order)[:limit]
+
+    def put_queue_entry(self, entry: QueueEntry) -> None:
+        self.queue[_queue_key(entry)] = entry
+
+    def delete_queue_entry(self, entry: QueueEntry) -> None:
+        self.queue[_queue_key(entry)] = None
+
+    def _all_runs(self) -> list[RunRecord]:
+        return list({**self.store.runs, **self.runs}.values())
+
+    def queue_runs(self, queue: str, status: RunStatus, limit: int) -> list[RunRecord]:
+        self.reads += 1
+        return _oldest_first(r for r in self._all_runs() if r.queue == queue and r.status == status)[:limit]
+
+    def manifest_paused(self, manifest: str) -> bool:
+        self.reads += 1
+        return manifest in self.store.paused_manifests
+
+    def get_backfill(self, backfill_id: str) -> BackfillRecord | None:
+        self.reads += 1
+        return self.backfills.get(backfill_id, self.store.backfills.get(backfill_id))
+
+    def put_backfill(self, backfill: BackfillRecord) -> None:
+        self.backfills[backfill.backfill_id] = backfill
+
+    def backfill_runs(self, backfill_id: str) -> list[RunRecord]:
+        self.reads += 1
+        return _oldest_first(r for r in self._all_runs() if r.backfill_id == backfill_id)
+
+
+def _queue_key(entry: QueueEntry) -> tuple[Any, ...]:
+    return (entry.pool, *entry.order)
+
+
+def _oldest_first(runs: Iterable[RunRecord]) -> list[RunRecord]:
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+    return sorted(runs, key=lambda r: (r.created_at or epoch, r.run_id))
+
 
 class InMemoryRunStore(RunStore):
     """All-or-nothing commits under one lock, like a serializable database."""
 
-    def __init__(self) -> None:
+    def __init__(self, pool_sizes: Mapping[str, int] | None = None) -> None:
+        self.pool_sizes = dict(pool_sizes or {})
+        self.pools_in_use: dict[str, int] = {}
+        self.queue: dict[tuple[Any, ...], QueueEntry] = {}
         self.runs: dict[str, RunRecord] = {}
         self.jobs: dict[tuple[str, str], JobRecord] = {}
         self.dependents: dict[tuple[str, str], list[str]] = {}
@@ -95,7 +166,9 @@ class InMemoryRunStore(RunStore):
         self.outbox: dict[tuple[str, str], dict[str, Any]] = {}  # (run ID, event ID) -> event
         self.lock = threading.Lock()
         self.commits = 0
+        self.last_reads = 0  # reads of the last transaction
         self.paused_manifests: dict[str, str] = {}
+        self.backfills: dict[str, BackfillRecord] = {}
         self.largest_commit_jobs = 0  # job rows written by the largest commit: chunked paths keep it bounded
         self.crash_after_commit: Callable[[], bool] = lambda: False
 
@@ -108,7 +181,15 @@ class InMemoryRunStore(RunStore):
             self.checks.update(tx.checks)
             self.catalog.update(tx.catalog)
             self.outbox.update(tx.outbox)
+            self.pools_in_use.update(tx.pools)
+            for key, entry in tx.queue.items():
+                if entry is None:
+                    self.queue.pop(key, None)
+                else:
+                    self.queue[key] = entry
+            self.backfills.update(tx.backfills)
             self.commits += 1
+            self.last_reads = tx.reads
             self.largest_commit_jobs = max(self.largest_commit_jobs, len(tx.jobs))
             return result
 
@@ -151,6 +232,10 @@ class InMemoryRunStore(RunStore):
         late = [j for j in self.jobs.values() if j.status == JobStatus.SUBMITTED and j.deadline and j.deadline < now]
         return late[:limit]
 
+    def runs_past_deadline(self, now: dt.datetime, limit: int) -> list[RunRecord]:
+        late = [r for r in self.runs.values() if r.status == RunStatus.RUNNING and r.deadline and r.deadline < now]
+        return sorted(late, key=lambda r: (r.deadline, r.run_id))[:limit]
+
     def list_checks(self, run_id: str, job_key: str | None = None) -> list[CheckRecord]:
         keys = sorted(k for k in self.checks if k[0] == run_id and job_key in (None, k[1]))
         return [self.checks[k] for k in keys]
@@ -176,6 +261,36 @@ class InMemoryRunStore(RunStore):
         with self.lock:
             for key in keys:
                 self.outbox.pop(key, None)
+
+    def pool_usage(self) -> list[tuple[PoolUsage, int]]:
+        queued = [entry.pool for entry in self.queue.values()]
+        return [
+            (PoolUsage(name, size, self.pools_in_use.get(name, 0)), queued.count(name))
+            for name, size in sorted(self.pool_sizes.items())
+        ]
+
+    def queued_without_entry(self, jobs: Sequence[JobRecord]) -> list[JobRecord]:
+        queued = [job for job in jobs if job.status == JobStatus.QUEUED and job.spec.pool]
+        return [job for job in queued if _queue_key(entry_of(job)) not in self.queue]
+
+    def queue_runs(self, queue: str, status: RunStatus, limit: int) -> list[RunRecord]:
+        return _oldest_first(r for r in self.runs.values() if r.queue == queue and r.status == status)[:limit]
+
+    def waiting_jobs(self, run_id: str) -> list[JobRecord]:
+        return [job for job in self.list_jobs(run_id) if job.status in (JobStatus.READY, JobStatus.QUEUED)]
+
+    def create_backfill(self, backfill: BackfillRecord) -> None:
+        self.backfills[backfill.backfill_id] = backfill
+
+    def get_backfill(self, backfill_id: str) -> BackfillRecord | None:
+        return self.backfills.get(backfill_id)
+
+    def list_backfills(self, limit: int = 20, manifest: str | None = None) -> list[BackfillRecord]:
+        found = [b for b in self.backfills.values() if manifest in (None, b.manifest_name)]
+        return sorted(found, key=lambda b: (b.created_at, b.backfill_id), reverse=True)[:limit]
+
+    def backfill_runs(self, backfill_id: str) -> list[RunRecord]:
+        return _oldest_first(r for r in self.runs.values() if r.backfill_id == backfill_id)
 
 
 class CollectingWorkQueue(WorkQueue):

@@ -14,10 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from baton.domain.cost import Pricing
-from baton.domain.records import CatalogEntry, CheckRecord, JobRecord, RunRecord
+from baton.domain.records import CatalogEntry, CheckRecord, JobRecord, PoolUsage, RunRecord
+from baton.domain.transitions.hold import is_held
 from baton.errors import Problem
 from baton.manifests.model import Manifest
 from baton.manifests.schedule import next_starts
+from baton.service.backfills import BackfillProgress
 from baton_cli.cost_view import job_usage
 from baton_cli.deadletters import DeadLetter
 
@@ -64,7 +66,56 @@ def run_object(run: RunRecord, now: dt.datetime, pricing: Pricing) -> Document:
         "finished_at": _time(run.finished_at),
         "duration_seconds": _seconds(run.created_at, end),
         "cost": pricing.to_json(run.usage),
+        "started_at": _time(run.started_at),
+        "queue": run.queue,
+        "backfill_id": run.backfill_id,
+        # `baton hold`: {at, reason} while the run is held, else null.
+        "held": {"at": _time(run.held_at), "reason": run.hold_reason} if is_held(run) else None,
+        "timeout_seconds": run.timeout_seconds,  # the manifest's run_timeout, or null
+        "deadline": _time(run.deadline),
+        "end_reason": run.end_reason,  # why a rule ended it (a timeout), or null
     }
+
+
+def backfill_object(progress: BackfillProgress) -> Document:
+    """A backfill and its runs per status (`runs` counts every RunStatus, 0 when none)."""
+    backfill = progress.backfill
+    return {
+        "backfill_id": backfill.backfill_id,
+        "manifest": backfill.manifest_name,
+        "param": backfill.param,
+        "from": backfill.first_date.isoformat(),
+        "to": backfill.last_date.isoformat(),
+        "max_active_runs": backfill.max_active_runs,
+        "select": backfill.select,
+        "exclude": backfill.exclude,
+        "status": str(backfill.status),
+        "total_runs": backfill.total_runs,
+        "runs": progress.counts(),
+        "created_at": _time(backfill.created_at),
+        "finished_at": _time(backfill.finished_at),
+    }
+
+
+def backfills_document(found: Iterable[BackfillProgress]) -> Document:
+    return document(backfills=[backfill_object(progress) for progress in found])
+
+
+def backfill_status_document(progress: BackfillProgress) -> Document:
+    """`baton status BACKFILL_ID --json`: the backfill, and each date's run in date order."""
+    dates = [
+        {
+            "date": progress.date_of(run),
+            "run_id": run.run_id,
+            "status": str(run.status),
+            "started_at": _time(run.started_at),
+            "finished_at": _time(run.finished_at),
+            "duration_seconds": _seconds(run.started_at, run.finished_at),
+            "jobs": {"total": run.total_jobs, "succeeded": run.succeeded_jobs, "failed": run.failed_jobs},
+        }
+        for run in progress.runs
+    ]
+    return document(backfill=backfill_object(progress), dates=dates)
 
 
 def runs_document(runs: Iterable[RunRecord], now: dt.datetime, pricing: Pricing) -> Document:
@@ -92,6 +143,8 @@ def _job_object(job: JobRecord, bigquery_job_id: str | None, checks: Sequence[Ch
         "status": str(job.status),
         "attempt": job.attempt,
         "needs": list(job.spec.needs),
+        "pool": job.spec.pool,
+        "priority": job.spec.priority,
         "destination": job.spec.destination,
         "bigquery_job_id": bigquery_job_id,
         "submitted_at": _time(job.submitted_at),
@@ -116,6 +169,12 @@ def status_document(
     return document(
         run=run_object(run, now, pricing),
         jobs=[_job_object(job, bigquery_job_ids.get(job.job_key), (checks or {}).get(job.job_key, ()), pricing) for job in jobs],
+    )
+
+
+def pools_document(pools: Iterable[tuple[PoolUsage, int]]) -> Document:
+    return document(
+        pools=[{"pool": pool.name, "size": pool.size, "in_use": pool.in_use, "queued": queued} for pool, queued in pools]
     )
 
 

@@ -94,6 +94,7 @@ def run_graph(name: str, jobs: Iterable[JobRecord]) -> Graph:
 # Fill colours per status, shared by both formats so a picture reads the same either way.
 STATUS_FILL: dict[JobStatus, str] = {
     JobStatus.PENDING: "#eeeeee",
+    JobStatus.QUEUED: "#e2e3f3",
     JobStatus.READY: "#cfe2ff",
     JobStatus.SUBMITTED: "#9ec5fe",
     JobStatus.CHECKING: "#9eeaf9",

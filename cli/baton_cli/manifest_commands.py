@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from baton.config import declared_datasets, default_manifests_dir
+from baton.config import declared_datasets, declared_pools, default_manifests_dir
 from baton.domain.records import JobRecord
 from baton.errors import ManifestInvalid, ManifestNotFound, Problem
 from baton.manifests.limits import near_limits
@@ -31,13 +31,14 @@ def _load(argument: str, manifests_dir: Path | None) -> Manifest:
     """A manifest by file path or by name; a file's `name` must match its file name, as deployment needs."""
     # The environment's datasets (from `baton dev`, or BATON_DATASETS): a manifest may touch no other.
     declared = declared_datasets(os.environ)
+    pools = declared_pools(os.environ)  # likewise its pools (BATON_POOLS): a manifest may name no other
     if _looks_like_path(argument):
         path = Path(argument)
-        manifest = load_manifest(path, declared=declared)
+        manifest = load_manifest(path, declared=declared, pools=pools)
         if manifest.name != path.stem:
             raise ManifestInvalid(str(path), [f"name '{manifest.name}' differs from the file name '{path.stem}'"])
         return manifest
-    return ManifestRepository(manifests_dir or default_manifests_dir(), declared).load(argument)
+    return ManifestRepository(manifests_dir or default_manifests_dir(), declared, pools).load(argument)
 
 
 # --- manifest ----------------------------------------------------------------------------------------------

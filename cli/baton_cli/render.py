@@ -18,12 +18,24 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from baton.domain.records import CatalogEntry, CheckRecord, CheckStatus, JobRecord, JobStatus, RunRecord, RunStatus
+from baton.domain.records import (
+    CatalogEntry,
+    CheckRecord,
+    CheckStatus,
+    JobRecord,
+    JobStatus,
+    PoolUsage,
+    RunRecord,
+    RunStatus,
+)
 from baton.domain.specs import Severity
+from baton.domain.transitions.hold import is_held
+from baton.domain.transitions.run_timeout import duration_text
 from baton_cli.deadletters import DeadLetter
 
 STATUS_STYLE: dict[str, str] = {
     JobStatus.PENDING: "dim",
+    JobStatus.QUEUED: "blue dim",
     JobStatus.READY: "blue",
     JobStatus.SUBMITTED: "cyan",
     JobStatus.CHECKING: "cyan",
@@ -32,6 +44,7 @@ STATUS_STYLE: dict[str, str] = {
     JobStatus.SKIPPED: "yellow",
     JobStatus.CANCELLED: "magenta",
     RunStatus.CREATING: "dim",
+    RunStatus.QUEUED: "blue",
     RunStatus.RUNNING: "cyan",
 }
 NONE = "-"
@@ -116,6 +129,14 @@ def status_text(status: str) -> Text:
     return Text(str(status), style=STATUS_STYLE.get(status, ""))
 
 
+def run_status_text(run: RunRecord) -> Text:
+    """The run's status; a held run reads `RUNNING (held)`."""
+    text = status_text(run.status)
+    if is_held(run):
+        text.append(" (held)", style="yellow")
+    return text
+
+
 def timestamp(value: dt.datetime | None) -> str:
     return NONE if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -182,7 +203,13 @@ def run_header(run: RunRecord, now: dt.datetime, cost: str | None = None) -> Ren
     grid.add_column()
     grid.add_row("run", run.run_id)
     grid.add_row("manifest", f"{run.manifest_name} @ {run.manifest_version}  ({run.environment})")
-    grid.add_row("status", status_text(run.status))
+    grid.add_row("status", run_status_text(run))
+    if run.end_reason:
+        grid.add_row("why", run.end_reason)
+    if is_held(run):
+        grid.add_row("held", f"since {timestamp(run.held_at)}: {run.hold_reason}  (`baton release {run.run_id}` goes on)")
+    if run.deadline is not None and not run.status.terminal:
+        grid.add_row("deadline", f"{timestamp(run.deadline)}  (run_timeout {duration_text(run.timeout_seconds or 0)})")
     counts = (
         f"{run.total_jobs} total · {run.succeeded_jobs} succeeded · {run.failed_jobs} failed · "
         f"{run.skipped_jobs} skipped · {run.cancelled_jobs} cancelled · {run.open_jobs} open"
@@ -248,7 +275,7 @@ def jobs_table(
     for job in jobs:
         cells: dict[str, Cell] = {
             "job": job.job_key,
-            "status": status_text(job.status),
+            "status": _job_status(job),
             "try": str(job.attempt),
             "submitted": clock_time(job.submitted_at, day),
             "finished": clock_time(job.finished_at, day),
@@ -259,6 +286,14 @@ def jobs_table(
         }
         rows.append([cells[column.header] for column in columns])
     return fitted_table(columns, rows, width, title=f"{len(jobs)} jobs")
+
+
+def _job_status(job: JobRecord) -> Text:
+    """A QUEUED job says which pool it waits for."""
+    text = status_text(job.status)
+    if job.status == JobStatus.QUEUED and job.spec.pool:
+        text.append(f" {job.spec.pool}", style="dim")
+    return text
 
 
 def errors_below(jobs: Sequence[JobRecord]) -> RenderableType | None:
@@ -318,7 +353,7 @@ def runs_table(runs: Iterable[RunRecord], now: dt.datetime, width: int = WIDE, c
     for run in runs:
         cells: dict[str, Cell] = {
             "run": run.run_id,
-            "status": status_text(run.status),
+            "status": run_status_text(run),
             "manifest": run.manifest_name,
             "params": params_text(run),
             "done": f"{run.succeeded_jobs}/{run.total_jobs}",
@@ -335,6 +370,19 @@ def runs_table(runs: Iterable[RunRecord], now: dt.datetime, width: int = WIDE, c
 
 def _count(value: int | None) -> str:
     return NONE if value is None else f"{value:,}"
+
+
+POOL_COLUMNS = (
+    Column("pool", None, whole=True),
+    Column("size", 0, justify="right"),
+    Column("in use", 1, justify="right"),
+    Column("queued", 2, justify="right"),
+)
+
+
+def pools_table(pools: Iterable[tuple[PoolUsage, int]], width: int = WIDE) -> Table:
+    rows: list[list[Cell]] = [[pool.name, str(pool.size), str(pool.in_use), str(queued)] for pool, queued in pools]
+    return fitted_table(POOL_COLUMNS, rows, width)
 
 
 CATALOG_COLUMNS = (

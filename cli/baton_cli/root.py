@@ -62,7 +62,9 @@ def build_store(settings: Settings) -> RunStore:
     from baton.adapters.spanner_store import SpannerRunStore
 
     _probe_emulator("SPANNER_EMULATOR_HOST", "the Spanner emulator")
-    return SpannerRunStore.connect(settings.project, settings.spanner_instance, settings.spanner_database)
+    return SpannerRunStore.connect(
+        settings.project, settings.spanner_instance, settings.spanner_database, pool_sizes=settings.pools
+    )
 
 
 def build_orchestrator(settings: Settings) -> Orchestrator:

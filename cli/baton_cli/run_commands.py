@@ -1,4 +1,5 @@
-"""`baton start|status|runs|retry|cancel|catalog`: start and watch runs, act on them, list what they wrote."""
+"""`baton start|status|runs|retry|hold|release|cancel|catalog|pools`: start and watch runs, act on them, list what
+they wrote."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from baton.domain.records import CheckRecord, JobRecord, RunRecord, RunStatus
 from baton.errors import BatonError, ManifestInvalid, ManifestNotFound, one_line
 from baton.manifests.loading import ManifestRepository
 from baton.manifests.model import Manifest
+from baton.service.backfills import is_backfill_id
 from baton.service.ports import ManifestSource, RunStore
-from baton_cli import root
+from baton_cli import backfill_commands, root
 from baton_cli.cost_view import cost_cell, job_usage, usage_line
-from baton_cli.documents import catalog_document, runs_document, status_document
+from baton_cli.documents import catalog_document, pools_document, runs_document, status_document
 from baton_cli.inspect_view import failed_checks_view
-from baton_cli.render import NONE, catalog_table, known_job_id, param_text, runs_table, status_view
+from baton_cli.render import NONE, catalog_table, known_job_id, param_text, pools_table, runs_table, status_view
 
 
 def parse_params(pairs: Sequence[str]) -> dict[str, str]:
@@ -127,8 +129,9 @@ def start(
     with root.core_logs():
         run = orchestrator.start(manifest, typed, select_spec, exclude_spec)
     typer.echo(run.run_id)
+    verb = "queued (it starts when the run in progress ends)" if run.status == RunStatus.QUEUED else "started"
     typer.echo(
-        f"started {run.manifest_name} @ {run.manifest_version} with {run.total_jobs} jobs; "
+        f"{verb} {run.manifest_name} @ {run.manifest_version} with {run.total_jobs} jobs; "
         f"follow it with: baton status {run.run_id} --watch",
         err=True,
     )
@@ -183,16 +186,19 @@ def _depths(jobs: Sequence[JobRecord]) -> dict[str, int]:
 
 @root.app.command()
 def status(
-    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    run_id: Annotated[str, typer.Argument(help="Run id, or a backfill's id (bf-...).")],
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Redraw until the run ends; exit 3 unless it succeeded.")] = False,
     interval: Annotated[float, typer.Option("--interval", min=0.2, help="Seconds between refreshes with --watch.")] = 2.0,
     as_json: root.JsonOutput = False,
 ) -> None:
     """A run's header (with its cost) and its jobs: status, attempt, times, BigQuery job id, checks, cost;
-    errors below the table, then the offending rows of failed checks.
+    errors below the table, then the offending rows of failed checks. A backfill's id shows each date's run.
 
     With --json and --watch, the document is printed once, when the run has ended.
     """
+    if is_backfill_id(run_id):
+        backfill_commands.show(run_id, watch, interval, as_json)
+        return
     settings = root.settings()
     store = root.build_store(settings)
     console = root.console()
@@ -262,15 +268,20 @@ def snapshot_note(run: RunRecord, manifests: ManifestSource) -> str | None:
 
 
 @root.app.command()
-def retry(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
+def retry(run_id: Annotated[str, typer.Argument(help="Run id, or a backfill's id (bf-...).")]) -> None:
     """Re-run a FAILED or CANCELLED run's failed, skipped and cancelled jobs, each as its next attempt.
 
     The run keeps its snapshot of the manifest; when the manifest changed since, a note on stderr says so.
+    A backfill's id retries each of its FAILED or CANCELLED runs, at most its max active runs at once.
     """
+    if is_backfill_id(run_id):
+        backfill_commands.retry(run_id)
+        return
     orchestrator = root.build_orchestrator(root.settings())
     with root.core_logs():
         run = orchestrator.retry(run_id)
-    typer.echo(f"run {run.run_id} is {run.status} again: {run.open_jobs} of {run.total_jobs} jobs to run")
+    waiting = "; it waits for the run in progress of its manifest" if run.status == RunStatus.QUEUED else ""
+    typer.echo(f"run {run.run_id} is {run.status} again: {run.open_jobs} of {run.total_jobs} jobs to run{waiting}")
     note = snapshot_note(run, orchestrator.manifests)
     if note is not None:
         typer.echo(note, err=True)
@@ -281,18 +292,50 @@ def pause(
     manifest: Annotated[str, typer.Argument(help="Manifest name.")],
     reason: Annotated[str, typer.Option("--reason", help="Why: shown to whoever tries to start it.")] = "paused by an operator",
 ) -> None:
-    """Refuse every start of MANIFEST, scheduled or manual, until `baton resume`; runs in flight go on."""
+    """Hold every start of MANIFEST, scheduled or manual, until `baton resume`: refused, or queued when the manifest
+    says `when_paused: queue`; runs in flight go on, and queued runs (its backfills' too) wait."""
     orchestrator = root.build_orchestrator(root.settings())
     orchestrator.pause(manifest, reason)
-    typer.echo(f"manifest {manifest} is paused: starts are refused until `baton resume {manifest}`")
+    held = "queued" if orchestrator.manifests.load(manifest).when_paused == "queue" else "refused"
+    typer.echo(f"manifest {manifest} is paused: starts are {held} until `baton resume {manifest}`")
 
 
 @root.app.command()
 def resume(manifest: Annotated[str, typer.Argument(help="Manifest name.")]) -> None:
-    """Let MANIFEST start runs again."""
+    """Let MANIFEST start runs again; runs queued meanwhile start, as its concurrency allows."""
     orchestrator = root.build_orchestrator(root.settings())
-    orchestrator.resume(manifest)
-    typer.echo(f"manifest {manifest} starts runs again")
+    with root.core_logs():
+        started = orchestrator.resume(manifest)
+    queued = f"; {len(started)} queued run(s) started" if started else ""
+    typer.echo(f"manifest {manifest} starts runs again{queued}")
+
+
+@root.app.command()
+def hold(
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why: shown by `baton status`, in run.held.")] = "held by an operator",
+) -> None:
+    """Submit nothing more of a RUNNING run until `baton release`: jobs in flight finish, what they release waits."""
+    orchestrator = root.build_orchestrator(root.settings())
+    with root.core_logs():
+        run, changed = orchestrator.hold(run_id, reason)
+    if not changed:
+        typer.echo(f"run {run_id} was already held ({run.hold_reason}); `baton release {run_id}` lets it go on")
+        return
+    typer.echo(f"run {run_id} is held: nothing more is submitted, jobs in flight finish; `baton release {run_id}` goes on")
+
+
+@root.app.command()
+def release(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
+    """Let a held run go on: its READY jobs are submitted now."""
+    orchestrator = root.build_orchestrator(root.settings())
+    before = root.existing_run(orchestrator.store, run_id)
+    with root.core_logs():
+        run, submitted = orchestrator.release(run_id)
+    if before.held_at is None:
+        typer.echo(f"run {run_id} is not held; nothing to release")
+        return
+    typer.echo(f"run {run.run_id} goes on: {submitted} READY job(s) handed to BigQuery")
 
 
 @root.app.command()
@@ -314,8 +357,12 @@ def rerun(
 
 
 @root.app.command()
-def cancel(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
-    """Cancel a run: nothing more is submitted, released BigQuery jobs are cancelled."""
+def cancel(run_id: Annotated[str, typer.Argument(help="Run id, or a backfill's id (bf-...).")]) -> None:
+    """Cancel a run: nothing more is submitted, released BigQuery jobs are cancelled. A backfill's id cancels
+    the backfill: no date starts any more, and each of its open runs is cancelled."""
+    if is_backfill_id(run_id):
+        backfill_commands.cancel(run_id)
+        return
     orchestrator = root.build_orchestrator(root.settings())
     before = root.existing_run(orchestrator.store, run_id)
     if before.status.terminal:
@@ -343,6 +390,20 @@ def catalog(
     else:
         console = root.console()
         console.print(catalog_table(entries, console.width))
+
+
+@root.app.command()
+def pools(as_json: root.JsonOutput = False) -> None:
+    """The environment's pools (BATON_POOLS): each one's size, the slots its jobs hold, and the jobs QUEUED for one."""
+    store = root.build_store(root.settings())
+    usage = store.pool_usage()
+    if as_json:
+        root.print_json(pools_document(usage))
+    elif not usage:
+        typer.echo("the environment configures no pools (BATON_POOLS)", err=True)
+    else:
+        console = root.console()
+        console.print(pools_table(usage, console.width))
 
 
 # --- dead letters ------------------------------------------------------------------------------------------

@@ -82,12 +82,17 @@ def build(settings: Settings) -> Orchestrator:
         events = _PublisherOnFirstEvent(settings.project, settings.run_events_topic, settings.budget)
     return Orchestrator(
         store=SpannerRunStore.connect(
-            settings.project, settings.spanner_instance, settings.spanner_database, settings.mutation_budget, settings.budget
+            settings.project,
+            settings.spanner_instance,
+            settings.spanner_database,
+            settings.mutation_budget,
+            settings.budget,
+            settings.pools,
         ),
         submitter=BigQuerySubmitter.connect(
             settings.project, settings.bigquery_location, settings.bigquery_endpoint, settings.budget
         ),
-        manifests=ManifestRepository(settings.manifests_dir, settings.datasets),
+        manifests=ManifestRepository(settings.manifests_dir, settings.datasets, settings.pools),
         environment=settings.environment,
         events=events,
         work=_WorkQueueOnFirstUse(settings.project, settings.work_topic, settings.budget) if settings.work_topic else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from baton.domain.cost import ON_DEMAND_USD_PER_TIB, Pricing
 from baton.domain.limits import MUTATION_LIMIT
-from baton.domain.naming import ENVIRONMENT_PATTERN
+from baton.domain.naming import ENVIRONMENT_PATTERN, POOL_NAME_PATTERN
 from baton.domain.timing import ReconcilePolicy, TimeBudget
 from baton.errors import BatonError
 from baton.manifests.datasets import DeclaredDatasets
@@ -51,6 +52,9 @@ class Settings:
     pricing: Pricing = field(default_factory=Pricing)  # what a TiB billed (or a slot-hour) costs
     lineage_topic: str | None = None  # OpenLineage run events of each job go here (projects/P/topics/T) ...
     lineage_file: str | None = None  # ... or, locally, to this file (it wins over the topic)
+    # BATON_POOLS, from the environment's config: pool name -> size (jobs of the pool BigQuery has at once).
+    # None (unset) leaves manifests' pool names unchecked and limits nothing, for a setup that declares none.
+    pools: Mapping[str, int] | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -81,6 +85,7 @@ class Settings:
             pricing=pricing(env),
             lineage_topic=env.get("BATON_LINEAGE_TOPIC") or None,
             lineage_file=env.get("BATON_LINEAGE_FILE") or None,
+            pools=declared_pools(env),
         )
 
 
@@ -93,6 +98,25 @@ def declared_datasets(env: Mapping[str, str]) -> DeclaredDatasets | None:
         return DeclaredDatasets.parse(raw, project=env.get("BATON_PROJECT") or None)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def declared_pools(env: Mapping[str, str]) -> dict[str, int] | None:
+    """BATON_POOLS: a JSON object of pool name -> size (a positive integer), or None when unset."""
+    raw = env.get("BATON_POOLS")
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise ConfigError(f"BATON_POOLS is not JSON: {raw[:200]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("BATON_POOLS must be a JSON object of pool name -> size")
+    for name, size in data.items():
+        if not POOL_NAME_PATTERN.fullmatch(name):
+            raise ConfigError(f"BATON_POOLS: pool name '{name}' must be lowercase letters, digits, '_' or '-', at most 63")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ConfigError(f"BATON_POOLS: pool '{name}' size must be a positive integer, got {size!r}")
+    return dict(data)
 
 
 def pricing(env: Mapping[str, str]) -> Pricing:

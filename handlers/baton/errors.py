@@ -72,6 +72,32 @@ class ManifestPaused(BatonError):
         self.reason = reason
 
 
+class RunInProgress(BatonError):
+    """A manifest with `concurrency: skip` was started while a run of it is RUNNING: nothing was started."""
+
+    def __init__(self, name: str, running: str) -> None:
+        super().__init__(f"manifest '{name}' has run {running} in progress and `concurrency: skip`; nothing was started")
+        self.name = name
+        self.running = running
+
+
+class InvalidBackfill(BatonError):
+    """A backfill's range, param or limit cannot work; the message says which and why. Nothing was written."""
+
+    def __init__(self, manifest: str, problem: str) -> None:
+        super().__init__(f"{manifest}: backfill: {problem}")
+        self.manifest = manifest
+        self.problem = problem
+
+
+class BackfillNotFound(BatonError):
+    """No backfill with that ID exists."""
+
+    def __init__(self, backfill_id: str) -> None:
+        super().__init__(f"backfill '{backfill_id}' not found")
+        self.backfill_id = backfill_id
+
+
 class RunNotFound(BatonError):
     """No run with that ID exists."""
 
@@ -85,6 +111,15 @@ class RunNotRetryable(BatonError):
 
     def __init__(self, run_id: str, reason: str) -> None:
         super().__init__(f"run '{run_id}' cannot be retried: {reason}")
+        self.run_id = run_id
+        self.reason = reason
+
+
+class RunNotHoldable(BatonError):
+    """Only a RUNNING run can be held or released; the message says why this one cannot."""
+
+    def __init__(self, run_id: str, action: str, reason: str) -> None:
+        super().__init__(f"run '{run_id}' cannot be {action}: {reason}")
         self.run_id = run_id
         self.reason = reason
 

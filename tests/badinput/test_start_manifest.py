@@ -27,6 +27,10 @@ def params(**values: object) -> bytes:
     return json.dumps({"manifest": "elt_daily", "params": {"run_date": "2026-11-27", **values}}).encode()
 
 
+def backfill(**fields: object) -> bytes:
+    return json.dumps({"manifest": "elt_daily", **fields}).encode()
+
+
 OVER = json.dumps({"manifest": "elt_daily", "params": {"run_date": "2026-11-27", "pad": "x" * BIG}}).encode()
 LONG_NAME = json.dumps({"manifest": "m" * 70_000}).encode()
 NOT_OBJECT = "body must be a JSON object, got "
@@ -127,6 +131,102 @@ CASES = [
     Case(
         "params null", b'{"manifest": "elt_daily", "params": null}', 400, "InvalidRequest", "'params' must be an object, got null"
     ),
+    *[
+        Case(f"backfill {name}", backfill(**body), 400, error, message)
+        for name, body, error, message in [
+            (
+                "not an object",
+                {"backfill": "2026-11-01..2026-11-05"},
+                "InvalidRequest",
+                "'backfill' must be an object, got a string",
+            ),
+            (
+                "unknown field",
+                {"backfill": {"from": "2026-11-01", "to": "2026-11-05", "until": "2026-11-09"}},
+                "InvalidRequest",
+                "unknown field(s) in 'backfill': 'until' (known: from, max_active_runs, param, to)",
+            ),
+            ("no from", {"backfill": {"to": "2026-11-05"}}, "InvalidRequest", "'backfill.from' is required (a date YYYY-MM-DD)"),
+            (
+                "from impossible",
+                {"backfill": {"from": "2026-02-30", "to": "2026-03-05"}},
+                "InvalidRequest",
+                "'backfill.from' must be a date YYYY-MM-DD, got '2026-02-30'",
+            ),
+            (
+                "to as number",
+                {"backfill": {"from": "2026-11-01", "to": 20261105}},
+                "InvalidRequest",
+                "'backfill.to' must be a date YYYY-MM-DD, got a number",
+            ),
+            (
+                "to with a time",
+                {"backfill": {"from": "2026-11-01", "to": "2026-11-05T00:00:00"}},
+                "InvalidRequest",
+                "'backfill.to' must be a date YYYY-MM-DD, got '2026-11-05T00:00:00'",
+            ),
+            (
+                "max active as text",
+                {"backfill": {"from": "2026-11-01", "to": "2026-11-05", "max_active_runs": "3"}},
+                "InvalidRequest",
+                "'backfill.max_active_runs' must be an integer, got a string",
+            ),
+            (
+                "max active as boolean",
+                {"backfill": {"from": "2026-11-01", "to": "2026-11-05", "max_active_runs": True}},
+                "InvalidRequest",
+                "'backfill.max_active_runs' must be an integer, got a boolean",
+            ),
+            (
+                "param not a string",
+                {"backfill": {"from": "2026-11-01", "to": "2026-11-05", "param": 7}},
+                "InvalidRequest",
+                "'backfill.param' must be a param name (a non-empty string), got a number",
+            ),
+            (
+                "max active zero",
+                {"backfill": {"from": "2026-11-01", "to": "2026-11-05", "max_active_runs": 0}},
+                "InvalidBackfill",
+                "elt_daily: backfill: max active runs must be 1 to 100, got 0",
+            ),
+            (
+                "range backwards",
+                {"backfill": {"from": "2026-11-05", "to": "2026-11-01"}},
+                "InvalidBackfill",
+                "elt_daily: backfill: the range ends (2026-11-01) before it begins (2026-11-05)",
+            ),
+            (
+                "range too long",
+                {"backfill": {"from": "2020-01-01", "to": "2026-11-05"}},
+                "InvalidBackfill",
+                "elt_daily: backfill: 2501 dates; a backfill covers at most 366 (split the range)",
+            ),
+            (
+                "param undeclared",
+                {"backfill": {"from": "2026-11-01", "to": "2026-11-05", "param": "day"}},
+                "InvalidBackfill",
+                "elt_daily: backfill: param 'day' is not declared (declared: ...",
+            ),
+            (
+                "param not a date",
+                {"backfill": {"from": "2026-11-01", "to": "2026-11-05", "param": "big_order_threshold"}},
+                "InvalidBackfill",
+                "elt_daily: backfill: param 'big_order_threshold' is FLOAT64; a backfill binds a DATE param",
+            ),
+            (
+                "date param given too",
+                {"params": {"run_date": "2026-11-27"}, "backfill": {"from": "2026-11-01", "to": "2026-11-05"}},
+                "InvalidBackfill",
+                "elt_daily: backfill: param 'run_date' is the backfill's date; it cannot also be given",
+            ),
+            (
+                "bad other param",
+                {"params": {"big_order_threshold": "lots"}, "backfill": {"from": "2026-11-01", "to": "2026-11-02"}},
+                "InvalidParams",
+                "elt_daily: param 'big_order_threshold': expected a number, got 'lots'",
+            ),
+        ]
+    ],
     Case("unknown manifest", b'{"manifest": "nope"}', 404, "ManifestNotFound", "manifest 'nope' not found"),
     Case(
         "path traversal",

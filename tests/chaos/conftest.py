@@ -26,6 +26,7 @@ import yaml
 
 from baton.adapters.spanner_store import SpannerRunStore
 from baton.config import Settings
+from cdk.config import BATON_POOLS as ENVIRONMENT_POOLS
 from devstack.audit_bridge import ChaosPolicy
 from devstack.stack import REPO, LocalStack, LocalStackOptions
 from devstack.topology import load_topology
@@ -45,6 +46,11 @@ RECONCILE_ENV = {
     "BATON_RECONCILE_BATCH": "25",
     "BATON_RECONCILE_MAX_PAGES": "4",
 }
+
+# Pools of the chaos stack (BATON_POOLS), beside the dev environment's: a pool of 10 for the 500-job fan-out,
+# and a pool of one, whose freed slot must go to the job queued behind it (tests/chaos/test_pools.py).
+FANOUT_POOL, FANOUT_POOL_SIZE, SOLO_POOL = "chaos_fanout", 10, "chaos_solo"
+CHAOS_POOLS = {**ENVIRONMENT_POOLS, FANOUT_POOL: FANOUT_POOL_SIZE, SOLO_POOL: 1}
 
 # Small manifests for the cancellation, retry and poison tests; `sim_duration_ms` sets a job's simulated run time.
 SMALL_MANIFESTS: dict[str, dict[str, Any]] = {
@@ -102,6 +108,7 @@ class ChaosStack:
             bigquery_location=self.stack.settings.get("BATON_BQ_LOCATION", "US"),
             manifests_dir=self.manifests_dir,
             bigquery_endpoint=self.stack.bigquery.endpoint,
+            pools=CHAOS_POOLS,
         )
 
     def crashes(self) -> list[dict[str, Any]]:
@@ -147,10 +154,11 @@ def chaos(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "CHAOS_CRASH_LABEL": CRASH_LABEL,
             "CHAOS_SEED": str(CHAOS_SEED),
             "CHAOS_RECORD": str(crash_record),
+            "BATON_POOLS": json.dumps(CHAOS_POOLS, sort_keys=True),
         },
     )
     with LocalStack.start(options) as stack:
-        yield ChaosStack(stack, SpannerRunStore(stack.database()), policy, dag, crash_record, manifests)
+        yield ChaosStack(stack, SpannerRunStore(stack.database(), pool_sizes=CHAOS_POOLS), policy, dag, crash_record, manifests)
 
 
 @dataclass

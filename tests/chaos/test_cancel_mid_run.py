@@ -78,8 +78,8 @@ def cancelled_run(chaos: ChaosStack, wide_manifest: str) -> CancelledRun:
     stack, store = chaos.stack, chaos.store
     events = RunEventsConsumer.subscribe(stack)
     with stack.client_env():
-        # What `baton` uses against this stack, the run-events topic included: an operator process without
-        # it publishes nothing, and the outbox row of run.cancelled is gone before the reconciler looks.
+        # What `baton` uses against this stack, the run-events topic included (without it, run.cancelled would
+        # wait in the outbox for the reconciler, older than its resubmit lease, before anyone sees it).
         operator = bootstrap.build(stack.operator_settings())
 
     faults = stack.fault_client()
@@ -138,12 +138,6 @@ def test_cancelling_a_running_300_job_run_leaves_no_bigquery_job_running(chaos: 
     assert events.types(run_id) == Counter({"run.started": 1, "run.cancelled": 1})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a completion that released several jobs inserts each of them, one after another, even after the run "
-    "was cancelled: the submission re-reads the job after jobs.insert (and stops what a cancel raced) but not "
-    "before it",
-)
 def test_nothing_of_a_cancelled_run_is_submitted_after_the_cancel_returned(
     chaos: ChaosStack, cancelled_run: CancelledRun
 ) -> None:

@@ -304,11 +304,11 @@ def test_runs_status_and_catalog_keep_ids_statuses_and_tables_whole(
     failed = failed_run(core)
     cancelled = core.orchestrator.start("checked", {"run_date": RUN_DATE, "full_refresh": True}).run_id
     core.orchestrator.cancel(cancelled)
-    running = core.orchestrator.start("elt_daily", {"run_date": RUN_DATE}).run_id
+    queued = core.orchestrator.start("elt_daily", {"run_date": RUN_DATE}).run_id  # behind `failed`, still RUNNING
 
     runs = assert_fits(run_in_terminal(["runs"], columns, terminal_env), columns)
-    whole_on_a_line(runs, failed, cancelled, running, "CANCELLED", "RUNNING")
-    for run_id, status in ((failed, "RUNNING"), (cancelled, "CANCELLED"), (running, "RUNNING")):
+    whole_on_a_line(runs, failed, cancelled, queued, "CANCELLED", "RUNNING", "QUEUED")
+    for run_id, status in ((failed, "RUNNING"), (cancelled, "CANCELLED"), (queued, "QUEUED")):
         (row,) = [line for line in runs if line.startswith(run_id)]
         assert f" {status} " in f"{row} "
     whole_on_a_line(runs, f"run_date={RUN_DATE}")  # params, as typed after -p

@@ -74,7 +74,8 @@ def test_start_prints_the_run_id_and_submits_the_roots(core: Core) -> None:
     assert '"severity"' not in result.output  # the core's JSON log lines stay out of the way...
     verbose = invoke("--verbose", "start", "elt_daily", "--param", f"run_date={RUN_DATE}")
     assert len(verbose.stdout.splitlines()) == 1
-    assert '"message": "run started"' in verbose.stderr  # ...unless asked for, on stderr
+    assert '"message": "run queued"' in verbose.stderr  # ...unless asked for, on stderr (it waits for the first)
+    assert "queued (it starts when the run in progress ends) elt_daily" in verbose.stderr
     assert core.settings_seen[0].environment == ENVIRONMENT
 
 
@@ -276,6 +277,36 @@ def test_pause_refuses_starts_in_one_line_until_resume(core: Core) -> None:
     assert invoke("resume", "checked").exit_code == 0
     assert invoke("start", "checked", "-p", f"run_date={RUN_DATE}").exit_code == 0
     assert_one_line_error(invoke("pause", "no_such_manifest"), "manifest 'no_such_manifest' not found")
+
+
+def test_hold_keeps_released_jobs_back_until_release(core: Core) -> None:
+    run = core.orchestrator.start("elt_daily", {"run_date": RUN_DATE})
+    result = invoke("hold", run.run_id, "--reason", "warehouse migration")
+    assert result.exit_code == 0, result.output
+    assert "is held: nothing more is submitted" in result.stdout
+    assert "already held (warehouse migration)" in invoke("hold", run.run_id).stdout
+    finish(core, run.run_id, "land_raw")  # in flight when held: recorded, and what it releases waits READY
+    waiting = [job for job in core.store.list_jobs(run.run_id) if job.status == JobStatus.READY]
+    assert len(waiting) == 3 and not any(key.startswith("hist_") for key in core.submitter.submitted_keys())
+
+    shown = invoke("status", run.run_id)
+    assert "RUNNING (held)" in shown.stdout and "warehouse migration" in shown.stdout
+    document = json.loads(invoke("status", run.run_id, "--json").stdout)
+    assert document["run"]["held"]["reason"] == "warehouse migration" and document["run"]["status"] == "RUNNING"
+    listed = json.loads(invoke("runs", "--json").stdout)["runs"]
+    assert next(item for item in listed if item["run_id"] == run.run_id)["held"] is not None
+
+    released = invoke("release", run.run_id)
+    assert released.exit_code == 0, released.output
+    assert "goes on: 3 READY job(s) handed to BigQuery" in released.stdout
+    assert {job.job_key for job in core.store.list_jobs(run.run_id) if job.status == JobStatus.SUBMITTED} == {
+        job.job_key for job in waiting
+    }
+    assert json.loads(invoke("status", run.run_id, "--json").stdout)["run"]["held"] is None
+    assert "is not held; nothing to release" in invoke("release", run.run_id).stdout
+    invoke("cancel", run.run_id)
+    assert_one_line_error(invoke("hold", run.run_id), "cannot be held", "it is CANCELLED")
+    assert_one_line_error(invoke("release", "f" * 32), "not found")
 
 
 # --- catalog -----------------------------------------------------------------------------------------------

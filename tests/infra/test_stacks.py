@@ -145,6 +145,7 @@ def test_functions_get_the_handlers_settings(synth_dir: Path, env: str) -> None:
                 separators=(",", ":"),
             ),
             "BATON_SCRATCH_DATASET": "baton_scratch",  # data checks' rows, readable by every Baton function
+            "BATON_POOLS": json.dumps(dict(config.pools), sort_keys=True),
             "BATON_LINEAGE_TOPIC": f"projects/{config.project}/topics/baton-{env}-lineage",
         }
 
@@ -209,10 +210,15 @@ def test_no_index_puts_a_timestamp_right_after_a_status_and_finished_runs_expire
         columns = [key.split()[0] for key in keys.split(",")]
         assert not (columns[0].endswith("Status") and len(columns) > 1 and columns[1].endswith("At")), (name, keys)
     assert {"OpenRunJobs", "OpenRuns"} <= set(indexes)
-    policies = [s for s in all_statements(REPO / "spanner_schema") if "ROW DELETION POLICY" in s]
-    assert policies and re.fullmatch(
-        r"ALTER TABLE Runs (ADD|REPLACE) ROW DELETION POLICY \(OLDER_THAN\(FinishedAt, INTERVAL \d+ DAY\)\)", policies[-1]
-    )
+    for table in ("Runs", "Backfills"):  # a backfill's row goes with its runs
+        policies = [
+            s
+            for s in all_statements(REPO / "spanner_schema")
+            if s.startswith(f"ALTER TABLE {table} ") and "ROW DELETION POLICY" in s
+        ]
+        assert policies and re.fullmatch(
+            rf"ALTER TABLE {table} (ADD|REPLACE) ROW DELETION POLICY \(OLDER_THAN\(FinishedAt, INTERVAL \d+ DAY\)\)", policies[-1]
+        ), table
 
 
 def test_prod_is_protected_from_deletion_and_dev_is_not(synth_dir: Path) -> None:

@@ -55,6 +55,17 @@ def test_a_job_update_costs_its_columns_and_its_index_entries() -> None:
     assert row_mutations("RunJobs", ("RunId", "JobKey", "Error")) == 3, "no indexed column: no index entry"
 
 
+def test_a_run_update_costs_its_columns_and_its_index_entries() -> None:
+    from baton.adapters.spanner_rows import RUN_COLUMNS
+
+    # Its columns and the commit timestamp, the generated OpenStatus and OpenDeadline, and the entries of
+    # RunsByManifest (ManifestName, CreatedAt, RunId), OpenRuns (OpenStatus, RunId), RunsByDeadline
+    # (DeadlineShard, OpenDeadline, RunId), OpenRunsByQueue (Queue, OpenStatus, CreatedAt, RunId) and
+    # RunsByBackfill (BackfillId, CreatedAt, RunId), each removed and written.
+    indexes = 2 * 3 + 2 * 2 + 2 * 3 + 2 * 4 + 2 * 3
+    assert row_mutations("Runs", (*RUN_COLUMNS, "UpdatedAt")) == len(RUN_COLUMNS) + 1 + 2 + indexes
+
+
 def test_a_commit_over_the_budget_is_refused_and_writes_nothing(spanner_database: Any, tmp_path: Any) -> None:
     store = SpannerRunStore(spanner_database, mutation_budget=2_000)
     run_id = start(store, {f"j{index:03d}": [] for index in range(100)}, tmp_path)

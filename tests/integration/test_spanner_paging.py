@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 def test_pages_cover_every_open_job_once_in_index_order(spanner_database: Any, tmp_path: Path) -> None:
     jobs = [{"key": f"j{i:02d}", "sql": "SELECT 1"} for i in range(23)]
-    (tmp_path / "wide.yaml").write_text(yaml.safe_dump({"name": "wide", "jobs": jobs}))
+    (tmp_path / "wide.yaml").write_text(yaml.safe_dump({"name": "wide", "concurrency": "allow", "jobs": jobs}))
     store = SpannerRunStore(spanner_database)
     orchestrator = Orchestrator(store, RecordingSubmitter(), ManifestRepository(tmp_path), "dev")
     runs = {orchestrator.start("wide", {}).run_id for _ in range(2)}  # 46 SUBMITTED jobs, in a few commits

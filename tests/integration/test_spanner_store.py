@@ -134,3 +134,38 @@ def test_jobs_past_their_deadline_are_found_through_the_deadline_index(spanner_d
     assert store.jobs_past_deadline(NOW + dt.timedelta(seconds=59), 10) == []
     late = store.jobs_past_deadline(NOW + dt.timedelta(seconds=61), 10)
     assert [(job.job_key, job.deadline) for job in late] == [("a", NOW + dt.timedelta(seconds=60))], "b has no timeout"
+
+
+def test_runs_past_their_deadline_are_found_through_the_run_deadline_index_while_running(
+    spanner_database: Any, tmp_path: Any
+) -> None:
+    from baton.domain.transitions.cancel import cancel_run
+    from baton.domain.transitions.hold import hold_run
+    from baton.domain.transitions.run_timeout import with_run_timeout
+
+    store = SpannerRunStore(spanner_database)
+    m = manifest({"a": []}, tmp_path)
+    runs = []
+    for timeout in (60, None, 60):
+        plan = with_run_timeout(plan_run(m, m.bind_params({}, NOW.date()), "test", new_run_id(), NOW), timeout)
+        store.create_run(plan)
+        store.transact(lambda tx, run_id=plan.run.run_id: activate_run(tx, run_id))  # type: ignore[misc]
+        runs.append(plan.run.run_id)
+    timed, untimed, ended = runs
+    store.transact(lambda tx: cancel_run(tx, ended, ["a"], NOW))  # a finished run leaves the index
+
+    def found(at: dt.datetime) -> list[str]:
+        return [run.run_id for run in store.runs_past_deadline(at, 100) if run.run_id in runs]
+
+    assert found(NOW + dt.timedelta(seconds=59)) == []
+    assert found(NOW + dt.timedelta(seconds=61)) == [timed], "no timeout, or no longer RUNNING: not indexed"
+    store.transact(lambda tx: hold_run(tx, timed, NOW, "migration"))
+    held = store.get_run(timed)
+    assert held is not None
+    assert (held.held_at, held.hold_reason, held.timeout_seconds, held.deadline) == (
+        NOW,
+        "migration",
+        60,
+        NOW + dt.timedelta(seconds=60),
+    )
+    assert store.get_run(untimed) is not None and store.get_run(untimed).deadline is None  # type: ignore[union-attr]

@@ -152,7 +152,7 @@ def test_a_transient_failure_leaves_that_job_for_next_time_and_heals_the_rest(tm
 def test_one_job_that_bigquery_always_refuses_does_not_stop_the_healing_of_other_runs(tmp_path: Path) -> None:
     from google.api_core import exceptions as gexc
 
-    world = World(tmp_path, manifest_of({"a": [], "b": ["a"]}))
+    world = World(tmp_path, manifest_of({"a": [], "b": ["a"]}, concurrency="allow"))
     bad = world.start()
     world.submitter.refuse = lambda request: (
         gexc.BadRequest("Invalid table name", errors=[{"reason": "invalid"}]) if request.labels["baton_run"] == bad else None
@@ -174,7 +174,7 @@ def test_one_job_that_bigquery_always_refuses_does_not_stop_the_healing_of_other
 
 
 def test_a_lookup_that_fails_for_a_non_transient_reason_is_counted_and_the_rest_heal(tmp_path: Path) -> None:
-    world = World(tmp_path, manifest_of({"a": []}))
+    world = World(tmp_path, manifest_of({"a": []}, concurrency="allow"))
     first, second = world.start(), world.start()
     world.submitter.lookup_errors[bigquery_job_id("test", first, "a", 1)] = ValueError("an answer Baton cannot read")
     job_id = bigquery_job_id("test", second, "a", 1)
@@ -188,7 +188,7 @@ def test_a_lookup_that_fails_for_a_non_transient_reason_is_counted_and_the_rest_
 
 
 def test_stalled_runs_are_repaired_oldest_first(tmp_path: Path) -> None:
-    world = World(tmp_path, manifest_of({"a": [], "b": ["a"]}))
+    world = World(tmp_path, manifest_of({"a": [], "b": ["a"]}, concurrency="allow"))
     world.store = PagingStore()
     world.orchestrator.store = world.store
     runs = []

@@ -76,7 +76,7 @@ def test_a_rerun_needs_a_finished_run_and_a_job_of_the_manifest(tmp_path: Path) 
 def test_a_paused_manifest_starts_nothing_until_resumed(tmp_path: Path) -> None:
     from baton.errors import ManifestPaused
 
-    world = World(tmp_path, manifest_of(EDGES))
+    world = World(tmp_path, manifest_of(EDGES, concurrency="allow"))  # runs may overlap: this is about pause alone
     running = world.start()
     world.orchestrator.pause("m", "warehouse migration")
     with pytest.raises(ManifestPaused, match=r"manifest 'm' is paused \(warehouse migration\); `baton resume m`"):

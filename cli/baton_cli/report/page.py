@@ -45,6 +45,7 @@ WARN_FILL = "#f0ad4e"
 # Darker than the fills, for text and the end-of-job tick on the timeline.
 STATUS_INK: dict[str, str] = {
     JobStatus.PENDING: "#6c757d",
+    JobStatus.QUEUED: "#6c757d",
     JobStatus.READY: "#0b5ed7",
     JobStatus.SUBMITTED: "#0b5ed7",
     JobStatus.CHECKING: "#0f8596",

@@ -24,10 +24,19 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "Catalog": ("TableRef",),
     "ManifestControls": ("ManifestName",),
     "RunEventOutbox": ("RunId", "EventId"),
+    "Pools": ("PoolName",),
+    "PoolQueue": ("PoolName", "Rank", "QueuedAt", "RunId", "JobKey"),
+    "Backfills": ("BackfillId",),
 }
 
 INDEXES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
-    "Runs": (("RunsByManifest", ("ManifestName", "CreatedAt")), ("OpenRuns", ("OpenStatus", "RunId"))),
+    "Runs": (
+        ("RunsByManifest", ("ManifestName", "CreatedAt")),
+        ("OpenRuns", ("OpenStatus", "RunId")),
+        ("OpenRunsByQueue", ("Queue", "OpenStatus", "CreatedAt")),
+        ("RunsByBackfill", ("BackfillId", "CreatedAt")),
+        ("RunsByDeadline", ("DeadlineShard", "OpenDeadline")),
+    ),
     "RunJobs": (
         ("OpenRunJobs", ("OpenStatus", "RunId", "JobKey")),
         ("RunJobsByDeadline", ("DeadlineShard", "OpenDeadline")),
@@ -35,7 +44,7 @@ INDEXES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
 }
 # Stored generated columns: written (and counted) whenever a column they derive from is written.
 GENERATED: dict[str, dict[str, tuple[str, ...]]] = {
-    "Runs": {"OpenStatus": ("Status",)},
+    "Runs": {"OpenStatus": ("Status",), "OpenDeadline": ("Status", "Deadline"), "DeadlineShard": ()},
     # DeadlineShard derives from the key, which no update changes, so it is never rewritten.
     "RunJobs": {"OpenStatus": ("Status",), "OpenDeadline": ("Status", "Deadline"), "DeadlineShard": ()},
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -13,6 +14,7 @@ from baton.domain.records import (
     JobRecord,
     JobStats,
     JobStatus,
+    QueueEntry,
     RunRecord,
     RunStatus,
     Usage,
@@ -37,6 +39,15 @@ RUN_COLUMNS = (
     "BytesProcessed",
     "BytesBilled",
     "SlotMs",
+    "Queue",
+    "QueueLimit",
+    "BackfillId",
+    "StartedAt",
+    "HeldAt",
+    "HoldReason",
+    "TimeoutSeconds",
+    "Deadline",
+    "EndReason",
 )
 JOB_COLUMNS = (
     "RunId",
@@ -123,6 +134,15 @@ def run_row(run: RunRecord) -> list[Any]:
         run.usage.bytes_processed,
         run.usage.bytes_billed,
         run.usage.slot_ms,
+        run.queue,
+        run.queue_limit,
+        run.backfill_id,
+        run.started_at,
+        run.held_at,
+        run.hold_reason,
+        run.timeout_seconds,
+        run.deadline,
+        run.end_reason,
     ]
 
 
@@ -144,6 +164,15 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
         created_at=row[12],
         finished_at=row[13],
         usage=Usage(row[14] or 0, row[15] or 0, row[16] or 0),
+        queue=row[17],
+        queue_limit=row[18],
+        backfill_id=row[19],
+        started_at=row[20],
+        held_at=row[21],
+        hold_reason=row[22],
+        timeout_seconds=row[23],
+        deadline=row[24],
+        end_reason=row[25],
     )
 
 
@@ -256,4 +285,29 @@ def catalog_from_row(row: Sequence[Any]) -> CatalogEntry:
         table_rows=row[7],
         table_bytes=row[8],
         upstream_tables=tuple(row[9] or ()),
+    )
+
+
+POOL_COLUMNS = ("PoolName", "Size", "InUse")
+# Rank is the negated priority, so that the key's ascending order puts the highest priority first.
+QUEUE_COLUMNS = ("PoolName", "Rank", "QueuedAt", "RunId", "JobKey", "Attempt")
+
+
+def queue_entry_key(entry: QueueEntry) -> tuple[Any, ...]:
+    return (entry.pool, -entry.priority, _plain(entry.queued_at), entry.run_id, entry.job_key)
+
+
+def _plain(moment: dt.datetime) -> dt.datetime:
+    """A plain UTC datetime (the client reads DatetimeWithNanoseconds), so keys compare and hash alike."""
+    utc = moment.astimezone(dt.UTC)
+    return dt.datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=dt.UTC)
+
+
+def queue_entry_row(entry: QueueEntry) -> list[Any]:
+    return [*queue_entry_key(entry), entry.attempt]
+
+
+def queue_entry_from_row(row: Sequence[Any]) -> QueueEntry:
+    return QueueEntry(
+        pool=row[0], priority=-int(row[1]), queued_at=_plain(row[2]), run_id=row[3], job_key=row[4], attempt=int(row[5])
     )

@@ -21,13 +21,16 @@ from google.api_core import exceptions as gexc
 from google.cloud import spanner
 from google.cloud.spanner_v1.database import Database
 
-from baton.adapters.spanner_mutations import MUTATION_LIMIT, row_mutations
+from baton.adapters.spanner_mutations import MUTATION_LIMIT, PRIMARY_KEYS, row_mutations
+from baton.adapters.spanner_queue import BackfillReads, QueueReads
 from baton.adapters.spanner_rows import (
     CATALOG_COLUMNS,
     CHECK_COLUMNS,
     DEPENDENT_COLUMNS,
     JOB_COLUMNS,
     JOB_UPDATE_COLUMNS,
+    POOL_COLUMNS,
+    QUEUE_COLUMNS,
     RUN_COLUMNS,
     catalog_from_row,
     catalog_row,
@@ -36,11 +39,27 @@ from baton.adapters.spanner_rows import (
     check_row,
     job_from_row,
     job_row,
+    queue_entry_from_row,
+    queue_entry_key,
+    queue_entry_row,
     run_from_row,
     run_row,
 )
-from baton.domain.records import CatalogEntry, CheckRecord, JobRecord, JobStatus, NewRun, RunRecord, RunStatus
+from baton.domain.backfill import BackfillRecord
+from baton.domain.limits import POOL_RELEASES_PER_COMMIT
+from baton.domain.records import (
+    CatalogEntry,
+    CheckRecord,
+    JobRecord,
+    JobStatus,
+    NewRun,
+    PoolUsage,
+    QueueEntry,
+    RunRecord,
+    RunStatus,
+)
 from baton.domain.timing import TimeBudget
+from baton.domain.transitions.pools import entry_of
 from baton.errors import CommitTooLarge, TransientError
 from baton.service.ports import RunStore
 
@@ -58,8 +77,12 @@ JOBS_PER_COMMIT_MAX = 1_000
 
 # Mutations kept free in a transition's commit for the rows besides the jobs it releases or skips:
 # the run, the completing job, its checks, its catalog entry.
-_RESERVED_MUTATIONS = 2_000
 JOB_UPDATE = (*JOB_UPDATE_COLUMNS, "UpdatedAt")
+POOL_UPDATE = (*POOL_COLUMNS, "UpdatedAt")
+# A pooled job released or skipped may also write (or delete) its queue entry: counted with each job row.
+JOB_ROW_MUTATIONS = row_mutations("RunJobs", JOB_UPDATE) + row_mutations("PoolQueue", QUEUE_COLUMNS)
+# ... and a freed slot hands itself on to at most POOL_RELEASES_PER_COMMIT queued jobs per pool.
+_RESERVED_MUTATIONS = 2_000 + POOL_RELEASES_PER_COMMIT * JOB_ROW_MUTATIONS
 
 # Before running an aborted transaction again: 5-20 ms, then four times longer each time, up to 2 s. The client
 # waits only when the abort carries a retry delay (Spanner sends one; the emulator never does); otherwise it
@@ -107,19 +130,30 @@ class SeenDependents:
                 self._by_run.popitem(last=False)
 
 
-class SpannerTransaction:
+class SpannerTransaction(QueueReads):
     """RunTransaction over a Spanner read-write transaction, with read-your-writes."""
 
-    def __init__(self, transaction: Any, mutation_budget: int = MUTATION_LIMIT, seen: SeenDependents | None = None) -> None:
+    def __init__(
+        self,
+        transaction: Any,
+        mutation_budget: int = MUTATION_LIMIT,
+        pool_sizes: Mapping[str, int] | None = None,
+        seen: SeenDependents | None = None,
+    ) -> None:
         self._tx = transaction
         self._seen = seen or SeenDependents()
         self.mutation_budget = mutation_budget
+        self._pool_sizes = pool_sizes or {}
+        self._pools: dict[str, PoolUsage] = {}
+        self._read_pools: dict[str, PoolUsage | None] = {}  # as read (size as last written)
+        self._queue: dict[tuple[Any, ...], QueueEntry | None] = {}  # written entries by key; None: deleted
         self.mutations = 0
         self._runs: dict[str, RunRecord] = {}
         self._jobs: dict[tuple[str, str], JobRecord] = {}
         self._checks: dict[tuple[str, str, int, str], CheckRecord] = {}
         self._catalog: dict[str, CatalogEntry] = {}
         self._events: dict[tuple[str, str], str] = {}  # the outbox: (run ID, event ID) -> JSON
+        self._backfills: dict[str, BackfillRecord] = {}
         self.rows_read = 0
         # Rows read ahead, never written unless a transition puts them; dependents' keys from the job's row.
         self._read_runs: dict[str, RunRecord | None] = {}
@@ -262,6 +296,39 @@ class SpannerTransaction:
     def put_event(self, event: Mapping[str, Any]) -> None:
         self._events[(str(event["run_id"]), str(event["event_id"]))] = json.dumps(event, sort_keys=True, default=str)
 
+    def get_pool(self, name: str) -> PoolUsage | None:
+        """The configured size wins; without one (an operator's CLI may lack BATON_POOLS), the size last written."""
+        if name in self._pools:
+            return self._pools[name]
+        if name not in self._read_pools:
+            row = self._read_one("Pools", POOL_COLUMNS, [name])
+            self._read_pools[name] = PoolUsage(name, int(row[1]), int(row[2])) if row else None
+        read = self._read_pools[name]
+        size = self._pool_sizes.get(name)
+        if size is not None:
+            return PoolUsage(name, size, read.in_use if read else 0)
+        return read
+
+    def put_pool(self, pool: PoolUsage) -> None:
+        self._pools[pool.name] = pool
+
+    def queue_head(self, pool: str, limit: int) -> list[QueueEntry]:
+        written = {key: entry for key, entry in self._queue.items() if key[0] == pool}
+        deleted = sum(1 for entry in written.values() if entry is None)
+        prefix = spanner.KeyRange(start_closed=[pool], end_closed=[pool])
+        rows = list(self._tx.read("PoolQueue", QUEUE_COLUMNS, spanner.KeySet(ranges=[prefix]), limit=limit + deleted))
+        self.rows_read += len(rows)
+        found: dict[tuple[Any, ...], QueueEntry | None] = {queue_entry_key(e): e for e in map(queue_entry_from_row, rows)}
+        found.update(written)
+        entries = [entry for entry in found.values() if entry is not None]
+        return sorted(entries, key=lambda entry: entry.order)[:limit]
+
+    def put_queue_entry(self, entry: QueueEntry) -> None:
+        self._queue[queue_entry_key(entry)] = entry
+
+    def delete_queue_entry(self, entry: QueueEntry) -> None:
+        self._queue[queue_entry_key(entry)] = None
+
     def flush(self) -> None:
         """Buffer the writes as mutations, after counting them: over the budget, nothing is written."""
         writes: list[tuple[str, str, tuple[str, ...], list[list[Any]]]] = []
@@ -278,11 +345,22 @@ class SpannerTransaction:
         if self._events:
             rows = [[run_id, event_id, payload, spanner.COMMIT_TIMESTAMP] for (run_id, event_id), payload in self._events.items()]
             writes.append(("insert_or_update", "RunEventOutbox", ("RunId", "EventId", "Payload", "CreatedAt"), rows))
+        writes += self.backfill_writes()
+        if self._pools:
+            rows = [[pool.name, pool.size, pool.in_use, spanner.COMMIT_TIMESTAMP] for pool in self._pools.values()]
+            writes.append(("insert_or_update", "Pools", POOL_UPDATE, rows))
+        queued = [queue_entry_row(entry) for entry in self._queue.values() if entry is not None]
+        if queued:
+            writes.append(("insert_or_update", "PoolQueue", QUEUE_COLUMNS, queued))
+        dequeued = [list(key) for key, entry in self._queue.items() if entry is None]
         self.mutations = sum(row_mutations(table, columns) * len(rows) for _, table, columns, rows in writes)
+        self.mutations += row_mutations("PoolQueue", PRIMARY_KEYS["PoolQueue"]) * len(dequeued)
         if self.mutations > self.mutation_budget:
             raise CommitTooLarge(self.mutations, self.mutation_budget)
         for method, table, columns, rows in writes:
             getattr(self._tx, method)(table, columns, rows)
+        if dequeued:
+            self._tx.delete("PoolQueue", spanner.KeySet(keys=dequeued))
 
     def _run_rows(self, run: RunRecord) -> tuple[list[Any], list[Any] | None]:
         """The run's row to write, and as this transaction read it (None if it did not)."""
@@ -303,13 +381,22 @@ def _kept_on_row(dependents: list[str]) -> list[str] | None:
 _OPEN_JOBS_INDEX = "FORCE_INDEX=OpenRunJobs, spanner_emulator.disable_query_null_filtered_index_check=true"
 # The WHERE clause needs OpenDeadline, so no row the NULL_FILTERED index leaves out could match (the emulator cannot tell).
 _DEADLINE_INDEX = "FORCE_INDEX=RunJobsByDeadline, spanner_emulator.disable_query_null_filtered_index_check=true"
+_RUN_DEADLINE_INDEX = "FORCE_INDEX=RunsByDeadline, spanner_emulator.disable_query_null_filtered_index_check=true"
+_SHARDS = list("0123456789abcdef")  # the first hex digit of a RunId: the deadline indexes' first key
 
 
-class SpannerRunStore(RunStore):
-    def __init__(self, database: Database, mutation_budget: int = MUTATION_LIMIT, budget: TimeBudget | None = None) -> None:
+class SpannerRunStore(BackfillReads, RunStore):
+    def __init__(
+        self,
+        database: Database,
+        mutation_budget: int = MUTATION_LIMIT,
+        budget: TimeBudget | None = None,
+        pool_sizes: Mapping[str, int] | None = None,
+    ) -> None:
         """`mutation_budget` is what one commit may cost: Spanner's limit, or less in tests, so chunking shows.
-        `budget` bounds each call in time (domain/timing.py)."""
+        `budget` bounds each call in time (domain/timing.py); `pool_sizes` are the environment's pools."""
         self.database = database
+        self.pool_sizes = dict(pool_sizes or {})
         self.mutation_budget = mutation_budget
         # Job rows a transition may write besides its own few rows: within the budget, and never more than
         # JOBS_PER_COMMIT_MAX, so that each step of a wide release or skip also finishes in bounded time.
@@ -317,7 +404,7 @@ class SpannerRunStore(RunStore):
             1,
             min(
                 JOBS_PER_COMMIT_MAX,
-                (mutation_budget - min(_RESERVED_MUTATIONS, mutation_budget // 2)) // row_mutations("RunJobs", JOB_UPDATE),
+                (mutation_budget - min(_RESERVED_MUTATIONS, mutation_budget // 2)) // JOB_ROW_MUTATIONS,
             ),
         )
         self._seen_dependents = SeenDependents()
@@ -339,9 +426,10 @@ class SpannerRunStore(RunStore):
         database: str,
         mutation_budget: int = MUTATION_LIMIT,
         budget: TimeBudget | None = None,
+        pool_sizes: Mapping[str, int] | None = None,
     ) -> SpannerRunStore:
         client = spanner.Client(project=project)
-        return cls(client.instance(instance).database(database), mutation_budget, budget)
+        return cls(client.instance(instance).database(database), mutation_budget, budget, pool_sizes)
 
     def transact(self, fn: Callable[[Any], T]) -> T:
         attempts = 0
@@ -352,7 +440,7 @@ class SpannerRunStore(RunStore):
             if attempts > 1:  # before the first read, which begins the new attempt's transaction
                 time.sleep(_retry_delay(attempts))
             self.transaction_attempts += 1
-            tx = SpannerTransaction(transaction, self.mutation_budget, self._seen_dependents)
+            tx = SpannerTransaction(transaction, self.mutation_budget, self.pool_sizes, self._seen_dependents)
             result = fn(tx)
             tx.flush()
             self.last_rows_read = tx.rows_read
@@ -467,7 +555,7 @@ class SpannerRunStore(RunStore):
         with self.database.snapshot() as snapshot:
             rows = snapshot.execute_sql(
                 sql,
-                params={"shards": list("0123456789abcdef"), "now": now, "limit": limit},
+                params={"shards": _SHARDS, "now": now, "limit": limit},
                 param_types={
                     "shards": spanner.param_types.Array(spanner.param_types.STRING),
                     "now": spanner.param_types.TIMESTAMP,
@@ -476,6 +564,26 @@ class SpannerRunStore(RunStore):
                 timeout=self._read_timeout,
             )
             return [job_from_row(row) for row in rows]
+
+    def runs_past_deadline(self, now: dt.datetime, limit: int) -> list[RunRecord]:
+        """Along RunsByDeadline (RUNNING, timed runs only), one range per RunId shard, as jobs_past_deadline."""
+        columns = ", ".join(f"r.{c}" for c in RUN_COLUMNS)
+        sql = (
+            f"SELECT {columns} FROM Runs@{{{_RUN_DEADLINE_INDEX}}} AS r "
+            "WHERE r.DeadlineShard IN UNNEST(@shards) AND r.OpenDeadline < @now ORDER BY r.OpenDeadline LIMIT @limit"
+        )
+        with self.database.snapshot() as snapshot:
+            rows = snapshot.execute_sql(
+                sql,
+                params={"shards": _SHARDS, "now": now, "limit": limit},
+                param_types={
+                    "shards": spanner.param_types.Array(spanner.param_types.STRING),
+                    "now": spanner.param_types.TIMESTAMP,
+                    "limit": spanner.param_types.INT64,
+                },
+                timeout=self._read_timeout,
+            )
+            return [run_from_row(row) for row in rows]
 
     def jobs_page(self, status: JobStatus, limit: int, page_token: str | None = None) -> tuple[list[JobRecord], str | None]:
         """Keyset pagination along OpenRunJobs (open jobs only): (RunId, JobKey) of the last row is the token."""
@@ -549,3 +657,32 @@ class SpannerRunStore(RunStore):
         with self.database.snapshot() as snapshot:
             rows = list(snapshot.execute_sql(sql, params=params, param_types=types, timeout=self._read_timeout))
         return [catalog_from_row(row) for row in rows]
+
+    def pool_usage(self) -> list[tuple[PoolUsage, int]]:
+        """Configured pools, and those only Spanner knows (a process without BATON_POOLS), with their sizes as written."""
+        with self.database.snapshot(multi_use=True) as snapshot:
+            written = {
+                row[0]: (int(row[1]), int(row[2])) for row in snapshot.execute_sql("SELECT PoolName, Size, InUse FROM Pools")
+            }
+            queued = {
+                row[0]: int(row[1]) for row in snapshot.execute_sql("SELECT PoolName, COUNT(*) FROM PoolQueue GROUP BY PoolName")
+            }
+        names = sorted({*self.pool_sizes, *written})
+        return [
+            (
+                PoolUsage(name, self.pool_sizes.get(name, written.get(name, (0, 0))[0]), written.get(name, (0, 0))[1]),
+                queued.get(name, 0),
+            )
+            for name in names
+        ]
+
+    def queued_without_entry(self, jobs: Sequence[JobRecord]) -> list[JobRecord]:
+        """One snapshot read of the entries the QUEUED ones would have."""
+        queued = [job for job in jobs if job.status == JobStatus.QUEUED and job.spec.pool and job.ready_at]
+        if not queued:
+            return []
+        keys = [list(queue_entry_key(entry_of(job))) for job in queued]
+        with self.database.snapshot() as snapshot:
+            rows = list(snapshot.read("PoolQueue", QUEUE_COLUMNS, spanner.KeySet(keys=keys), timeout=self._read_timeout))
+        present = {queue_entry_key(queue_entry_from_row(row)) for row in rows}
+        return [job for job in queued if queue_entry_key(entry_of(job)) not in present]

@@ -16,3 +16,7 @@ NEAR_LIMIT = 0.8  # `baton manifest validate` warns from this share of a limit o
 # SUBMIT_BATCH by message, so a 10,000-wide release finishes without any invocation running long.
 SUBMIT_INLINE = 50
 SUBMIT_BATCH = 50
+
+# QUEUED jobs one transaction hands freed slots to (a cancel frees many at once; a config change may add room).
+# Slots left free beyond it go to the next completion of the pool, or to the reconciler's pass.
+POOL_RELEASES_PER_COMMIT = 20

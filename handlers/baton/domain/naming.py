@@ -21,6 +21,7 @@ CHECK_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 ENVIRONMENT_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")  # new_run_id(): token_hex(16)
 ATTEMPT_PATTERN = re.compile(r"^[1-9][0-9]{0,8}$")
+POOL_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")  # the environment's pools (BATON_POOLS)
 
 
 def new_run_id() -> str:

@@ -16,6 +16,7 @@ from baton.domain.specs import BoundParam, JobSpec, Severity
 
 class JobStatus(StrEnum):
     PENDING = "PENDING"  # waiting for upstreams
+    QUEUED = "QUEUED"  # upstreams done, waiting for a slot of its pool (domain/transitions/pools.py)
     READY = "READY"  # released; to be submitted (once not_before has passed)
     SUBMITTED = "SUBMITTED"  # BigQuery has the job under its deterministic ID
     CHECKING = "CHECKING"  # its BigQuery job succeeded; its data checks are running
@@ -34,6 +35,7 @@ _TERMINAL_JOB = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.SKIPPED, JobSt
 
 class RunStatus(StrEnum):
     CREATING = "CREATING"  # rows being written; nothing submitted yet
+    QUEUED = "QUEUED"  # rows written; waits for room in its queue (domain/transitions/run_queue.py)
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
@@ -149,6 +151,19 @@ class RunRecord:
     finished_at: dt.datetime | None = None
     # Every attempt's job and checks whose completion was recorded, retried attempts included.
     usage: Usage = field(default_factory=Usage)
+    # The queue the run waits in and how many of its runs may be RUNNING at once (None: no limit); see
+    # domain/transitions/run_queue.py. None for runs from before queues.
+    queue: str | None = None
+    queue_limit: int | None = None
+    backfill_id: str | None = None
+    started_at: dt.datetime | None = None  # when it last became RUNNING (a queued run waits first)
+    # `baton hold`: while set on a RUNNING run, nothing of it is submitted (domain/transitions/hold.py).
+    held_at: dt.datetime | None = None
+    hold_reason: str | None = None
+    # The manifest's run_timeout: past `deadline`, the reconciler cancels the run (domain/transitions/run_timeout.py).
+    timeout_seconds: int | None = None
+    deadline: dt.datetime | None = None
+    end_reason: str | None = None  # why a rule, not its jobs, ended the run (a timeout)
 
 
 @dataclass(frozen=True)
@@ -284,3 +299,32 @@ class Continuation:
         if self.job_keys:
             out["job_keys"] = list(self.job_keys)
         return out
+
+
+@dataclass(frozen=True)
+class PoolUsage:
+    """A pool's size (from the environment's config) and the slots its jobs hold now (from Spanner)."""
+
+    name: str
+    size: int
+    in_use: int = 0
+
+    @property
+    def room(self) -> int:
+        return max(self.size - self.in_use, 0)
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """A QUEUED job's place in its pool's queue: higher priority first, then the older (`queued_at`), then by key."""
+
+    pool: str
+    priority: int
+    queued_at: dt.datetime
+    run_id: str
+    job_key: str
+    attempt: int
+
+    @property
+    def order(self) -> tuple[int, dt.datetime, str, str]:
+        return (-self.priority, self.queued_at, self.run_id, self.job_key)

@@ -199,6 +199,8 @@ class JobSpec:
     load: LoadSpec | None = None
     copy: CopySpec | None = None
     extract: ExtractSpec | None = None
+    pool: str | None = None  # the environment's pool whose slot the job holds while BigQuery has it
+    priority: int = 0  # among QUEUED jobs of its pool: higher first, then the older
 
     @property
     def kind(self) -> JobKind:
@@ -232,6 +234,10 @@ class JobSpec:
             out["extract"] = self.extract.to_json()
         if self.timeout_seconds is not None:  # likewise
             out["timeout_seconds"] = self.timeout_seconds
+        if self.pool is not None:  # likewise
+            out["pool"] = self.pool
+        if self.priority:
+            out["priority"] = self.priority
         return out
 
     @classmethod
@@ -250,4 +256,6 @@ class JobSpec:
             copy=CopySpec.from_json(data["copy"]) if data.get("copy") else None,
             extract=ExtractSpec.from_json(data["extract"]) if data.get("extract") else None,
             timeout_seconds=data.get("timeout_seconds"),
+            pool=data.get("pool"),
+            priority=int(data.get("priority", 0)),
         )

@@ -21,6 +21,10 @@ from baton.domain.records import JobRecord, JobStatus
 # the backoff, that redelivery found the job still leased, acknowledged, and left it to the reconciler.
 # A shorter lease costs at most a second insert of a slow handler's job, answered 409.
 RESUBMIT_AFTER = dt.timedelta(seconds=8)
+# Submission reads its run once before a batch of jobs.insert (service/submission_gate.py) and again before
+# the next insert once that read is this old, so a cancel or a hold stops a batch of slow inserts within
+# about this long; a batch of quick inserts costs one read.
+SUBMIT_RECHECK_AFTER = dt.timedelta(seconds=1)
 PUBSUB_MINIMUM_BACKOFF_S = 10.0  # the push subscription's (cdk/config.py PushDelivery.minimum_backoff_seconds)
 
 

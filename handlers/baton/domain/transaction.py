@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from baton.domain.records import CatalogEntry, CheckRecord, JobRecord, RunRecord
+from baton.domain.backfill import BackfillRecord
+from baton.domain.records import CatalogEntry, CheckRecord, JobRecord, PoolUsage, QueueEntry, RunRecord, RunStatus
 
 
 class RunTransaction(Protocol):
@@ -38,4 +39,34 @@ class RunTransaction(Protocol):
     def put_catalog(self, entry: CatalogEntry) -> None: ...
     def put_event(self, event: Mapping[str, Any]) -> None:
         """A run event into the outbox, committed with this transaction (domain/run_events.py)."""
+        ...
+
+    def get_pool(self, name: str) -> PoolUsage | None:
+        """The pool's size and slots in use; None for a pool the environment does not configure."""
+        ...
+
+    def put_pool(self, pool: PoolUsage) -> None: ...
+    def queue_head(self, pool: str, limit: int) -> list[QueueEntry]:
+        """The first `limit` entries of the pool's queue in order (QueueEntry.order), this transaction's writes included."""
+        ...
+
+    def put_queue_entry(self, entry: QueueEntry) -> None: ...
+    def delete_queue_entry(self, entry: QueueEntry) -> None:
+        """Idempotent: deleting an entry that is not there changes nothing."""
+        ...
+
+    # Run queues (domain/transitions/run_queue.py).
+    def queue_runs(self, queue: str, status: RunStatus, limit: int) -> list[RunRecord]:
+        """Runs of `queue` in `status` (an open one), oldest first, at most `limit`; through an index, with this
+        transaction's own writes (a run it ended is no longer RUNNING)."""
+        ...
+
+    def manifest_paused(self, manifest: str) -> bool:
+        """An operator paused the manifest (`baton pause`)."""
+        ...
+
+    def get_backfill(self, backfill_id: str) -> BackfillRecord | None: ...
+    def put_backfill(self, backfill: BackfillRecord) -> None: ...
+    def backfill_runs(self, backfill_id: str) -> list[RunRecord]:
+        """Every run of the backfill written so far, with this transaction's own writes."""
         ...

@@ -6,6 +6,7 @@ what is wrong, so a data engineer fixes a manifest in one pass.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,12 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def load_manifest(path: Path, display_name: str | None = None, declared: DeclaredDatasets | None = None) -> Manifest:
+def load_manifest(
+    path: Path,
+    display_name: str | None = None,
+    declared: DeclaredDatasets | None = None,
+    pools: Collection[str] | None = None,
+) -> Manifest:
     """Read, validate and resolve one manifest file; raise ManifestInvalid listing every problem."""
     where = display_name or str(path)
     try:
@@ -52,24 +58,32 @@ def load_manifest(path: Path, display_name: str | None = None, declared: Declare
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ManifestInvalid(where, [f"not valid YAML: {' '.join(str(exc).split())}"]) from exc
-    return parse_manifest(data, where, base_dir=path.parent, declared=declared)
+    return parse_manifest(data, where, base_dir=path.parent, declared=declared, pools=pools)
 
 
-def parse_manifest(data: object, where: str, base_dir: Path, declared: DeclaredDatasets | None = None) -> Manifest:
+def parse_manifest(
+    data: object,
+    where: str,
+    base_dir: Path,
+    declared: DeclaredDatasets | None = None,
+    pools: Collection[str] | None = None,
+) -> Manifest:
     if not isinstance(data, dict):
         raise ManifestInvalid(where, ["the file must hold a mapping with 'name' and 'jobs'"])
-    return check_and_resolve(parse_structure(data), where, base_dir, declared)
+    return check_and_resolve(parse_structure(data), where, base_dir, declared, pools)
 
 
 class ManifestRepository:
     """Manifests by name from one folder: `<name>.yaml` (or .yml).
 
-    With `declared`, a manifest touching a dataset the environment does not declare is invalid.
+    With `declared`, a manifest touching a dataset the environment does not declare is invalid;
+    with `pools`, so is one naming a pool the environment does not configure.
     """
 
-    def __init__(self, directory: Path, declared: DeclaredDatasets | None = None) -> None:
+    def __init__(self, directory: Path, declared: DeclaredDatasets | None = None, pools: Collection[str] | None = None) -> None:
         self.directory = directory
         self.declared = declared
+        self.pools = pools
 
     def names(self) -> list[str]:
         if not self.directory.is_dir():
@@ -82,7 +96,9 @@ class ManifestRepository:
         for suffix in (".yaml", ".yml"):
             path = self.directory / f"{name}{suffix}"
             if path.is_file():
-                manifest = load_manifest(path, display_name=f"{self.directory.name}/{path.name}", declared=self.declared)
+                manifest = load_manifest(
+                    path, display_name=f"{self.directory.name}/{path.name}", declared=self.declared, pools=self.pools
+                )
                 if manifest.name != name:
                     problem = f"name '{manifest.name}' differs from the file name '{name}'"
                     raise ManifestInvalid(f"{self.directory.name}/{path.name}", [problem])

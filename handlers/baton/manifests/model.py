@@ -12,7 +12,7 @@ from typing import Any
 from baton.domain.specs import BoundParam, JobSpec
 from baton.errors import InvalidParams
 from baton.manifests.params import coerce_param
-from baton.manifests.schema import ParamSpec
+from baton.manifests.schema import Concurrency, ParamSpec, WhenPaused
 
 
 @dataclass(frozen=True)
@@ -24,15 +24,29 @@ class Manifest:
     schedule: str | None = None
     time_zone: str = "Etc/UTC"
     description: str = ""
+    concurrency: Concurrency = "queue"
+    when_paused: WhenPaused = "refuse"
+    run_timeout_seconds: int | None = None  # `run_timeout:` (domain/transitions/run_timeout.py)
+
+    @property
+    def queue_limit(self) -> int | None:
+        """How many of its runs may be RUNNING at once (domain/transitions/run_queue.py); None: any number."""
+        return None if self.concurrency == "allow" else 1
+
+    def date_params(self) -> list[str]:
+        """Its DATE params: a backfill binds each date to one of them."""
+        return [name for name, spec in self.params.items() if spec.type == "DATE"]
 
     @property
     def version(self) -> str:
         """Content hash of everything that affects a run: the snapshot's identity."""
-        body = {
+        body: dict[str, Any] = {
             "name": self.name,
             "params": {k: v.model_dump(mode="json") for k, v in sorted(self.params.items())},
             "jobs": [job.to_json() for job in self.jobs],
         }
+        if self.run_timeout_seconds is not None:  # only when set, so the versions of manifests without one stay
+            body["run_timeout_seconds"] = self.run_timeout_seconds
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
     def job(self, key: str) -> JobSpec:

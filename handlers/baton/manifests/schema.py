@@ -24,6 +24,10 @@ TABLE_PATTERN = re.compile(rf"^(?:(?P<project>{_PROJECT})\.)?(?P<dataset>{_DATAS
 
 ParamType = Literal["STRING", "INT64", "FLOAT64", "BOOL", "DATE", "TIMESTAMP"]
 WriteDisposition = Literal["WRITE_TRUNCATE", "WRITE_APPEND", "WRITE_EMPTY"]
+# A start while a run of the manifest is RUNNING: waits for it (queue), is refused (skip), or runs beside it (allow).
+Concurrency = Literal["queue", "allow", "skip"]
+# A start while the manifest is paused (`baton pause`): refused (409), or queued until `baton resume`.
+WhenPaused = Literal["refuse", "queue"]
 
 # The kinds of check a manifest may declare, named checks first; each is a field of CheckSpecIn.
 NAMED_CHECK_KINDS = ("not_null", "unique", "accepted_values", "row_count_above", "relationships")
@@ -125,6 +129,8 @@ class JobSpecIn(_Strict):
     needs: tuple[str, ...] = ()
     retry: RetryIn | None = None
     timeout: int | str | None = None  # seconds, or "90s", "30m", "2h": past it the reconciler cancels the job
+    pool: str | None = None  # one of the environment's pools (BATON_POOLS); overrides the manifest's
+    priority: int | None = Field(default=None, ge=-1000, le=1000)  # among QUEUED jobs of its pool: higher first
     labels: dict[str, str] = Field(default_factory=dict)
     params: dict[str, ParamValue] = Field(default_factory=dict)
     checks: list[CheckSpecIn] = Field(default_factory=list)
@@ -141,7 +147,13 @@ class ManifestHeaderIn(_Strict):
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     retry: RetryIn = RetryIn()
     timeout: int | str | None = None  # every job's, unless a job sets its own
+    pool: str | None = None  # every job's pool, unless a job names its own; none: not limited
+    priority: int = Field(default=0, ge=-1000, le=1000)  # every job's, unless a job sets its own
+    # The whole run's, from when it starts RUNNING (and again from a retry): past it the run is cancelled, with run.timed_out.
+    run_timeout: int | str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    concurrency: Concurrency = "queue"
+    when_paused: WhenPaused = "refuse"
 
 
 class ManifestIn(ManifestHeaderIn):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from baton.domain.naming import CHECK_NAME_PATTERN, JOB_KEY_PATTERN
@@ -76,16 +76,25 @@ def _check_header(model: ManifestHeaderIn) -> list[Problem]:
     return problems
 
 
-def check_and_resolve(parsed: Parsed, where: str, base_dir: Path, declared: DeclaredDatasets | None = None) -> Manifest:
+def check_and_resolve(
+    parsed: Parsed,
+    where: str,
+    base_dir: Path,
+    declared: DeclaredDatasets | None = None,
+    pools: Collection[str] | None = None,
+) -> Manifest:
     """The rules across fields, over whatever parsed; raise ManifestInvalid with every problem, structural ones first.
 
-    With `declared`, also that each dataset a job touches is declared for the environment.
+    With `declared`, also that each dataset a job touches is declared for the environment; with `pools`, that
+    each pool named is one of the environment's.
     """
     problems = list(parsed.problems)
     header = parsed.header
     manifest_params = header.params if header is not None else {}
     if header is not None:
         problems += _check_header(header)
+        if header.pool is not None:
+            problems += _pool_problems(header.pool, pools, None)
 
     seen: set[str] = set()
     for job in parsed.jobs:
@@ -96,6 +105,8 @@ def check_and_resolve(parsed: Parsed, where: str, base_dir: Path, declared: Decl
     resolved: list[JobSpec] = []
     for job in parsed.jobs:
         problems += _check_job(job, parsed.keys, manifest_params)
+        if job.pool is not None:
+            problems += _pool_problems(job.pool, pools, job.key)
         load = copy = extract = None
         if job_kinds.declared_kind(job) in (None, JobKind.QUERY):
             sql = _resolve_sql(job, base_dir, problems)
@@ -125,6 +136,8 @@ def check_and_resolve(parsed: Parsed, where: str, base_dir: Path, declared: Decl
                     load=load,
                     copy=copy,
                     extract=extract,
+                    pool=job.pool if job.pool is not None else header.pool if header else None,
+                    priority=job.priority if job.priority is not None else header.priority if header else 0,
                 )
             )
 
@@ -134,6 +147,7 @@ def check_and_resolve(parsed: Parsed, where: str, base_dir: Path, declared: Decl
     cycles = _find_cycles(parsed.jobs)
     problems += [Problem(f"part of the cycle {' -> '.join(cycle)}", cycle[0]) for cycle in cycles]
     problems += _checks_read_upstreams(parsed.jobs, resolved)
+    run_timeout = _timeout(header.run_timeout, None, problems, "run_timeout") if header is not None else None
     if problems or header is None:
         raise ManifestInvalid(where, problems)
     return Manifest(
@@ -144,6 +158,9 @@ def check_and_resolve(parsed: Parsed, where: str, base_dir: Path, declared: Decl
         schedule=header.schedule,
         time_zone=header.time_zone,
         description=header.description,
+        concurrency=header.concurrency,
+        when_paused=header.when_paused,
+        run_timeout_seconds=run_timeout,
     )
 
 
@@ -184,12 +201,20 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
 MAX_TIMEOUT_S = 7 * 24 * 3600  # a week: longer than any BigQuery job may run (6 hours), room for queueing
 
 
+def _pool_problems(pool: str, pools: Collection[str] | None, key: str | None) -> list[Problem]:
+    """A pool the environment does not configure would limit nothing: refused, naming it and the ones there are."""
+    if pools is None or pool in pools:
+        return []
+    known = ", ".join(sorted(pools)) or "none"
+    return [Problem(f"pool '{pool}' is not one of the environment's pools ({known}); add it to its pools or name another", key)]
+
+
 def _first(*values: int | str | None) -> int | str | None:
     return next((value for value in values if value is not None), None)
 
 
-def _timeout(value: int | str | None, key: str, problems: list[Problem]) -> int | None:
-    """`timeout:` as seconds: an integer, or a duration like 90s, 30m, 2h."""
+def _timeout(value: int | str | None, key: str | None, problems: list[Problem], field: str = "timeout") -> int | None:
+    """`timeout:` (or `run_timeout:`) as seconds: an integer, or a duration like 90s, 30m, 2h."""
     if value is None:
         return None
     match = _DURATION.match(value) if isinstance(value, str) else None
@@ -197,7 +222,7 @@ def _timeout(value: int | str | None, key: str, problems: list[Problem]) -> int 
     if match:
         seconds = int(match["amount"]) * _UNIT_SECONDS[match["unit"]]
     if seconds is None or not 1 <= seconds <= MAX_TIMEOUT_S:
-        problems.append(Problem(f"timeout '{value}' must be seconds or a duration like 90s, 30m, 2h, at most 168h", key))
+        problems.append(Problem(f"{field} '{value}' must be seconds or a duration like 90s, 30m, 2h, at most 168h", key))
         return None
     return seconds
 

@@ -6,10 +6,11 @@ from baton import structured_log
 from baton.domain.outcomes import UNKNOWN_RESULT, completion_of
 from baton.domain.records import CheckCompletion, Completion
 from baton.domain.transitions.completion import CompletionResult, Verdict
-from baton.service.continuations import hand_on, submit_released
+from baton.service.continuations import hand_on, start_dequeued, submit_released
 from baton.service.dependencies import Dependencies
 from baton.service.events import apply_with_events, publish_recorded
 from baton.service.observations import lineage_finished, observe
+from baton.service.pools import submit_pool_released
 from baton.service.ports import RemoteState
 from baton.service.submission import submit_checks
 
@@ -41,12 +42,15 @@ def complete(deps: Dependencies, event: Completion | CheckCompletion, *, looked_
         structured_log.info("run finished", run_id=run.run_id, status=str(run.status), manifest=run.manifest_name)
     publish_recorded(deps, events)
     try:
+        start_dequeued(deps, events)
         if result.checks and result.run is not None and result.job is not None:
             submit_checks(deps, result.run, result.job, result.checks)
         if result.continuation is not None:
             hand_on(deps, [result.continuation])
         if result.ready and result.run is not None:
             submit_released(deps, result.run, result.ready)
+        if result.pool_released:
+            submit_pool_released(deps, result.pool_released)
     finally:
         # Last, so that a new instance's first import of the OpenLineage client delays no submission.
         recorded = result.run is not None and result.verdict in (Verdict.RECORDED, Verdict.RETRYING)

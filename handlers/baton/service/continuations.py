@@ -10,17 +10,20 @@ READY jobs nobody submitted, and repairs a run whose release stopped).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from baton import structured_log
 from baton.domain.limits import SUBMIT_BATCH, SUBMIT_INLINE
-from baton.domain.records import Continuation, JobRecord, JobStatus, RunRecord, RunStatus
+from baton.domain.records import Continuation, JobRecord, JobStatus, RunRecord
 from baton.domain.run_events import finished_event_type, run_event
 from baton.domain.timing import due
 from baton.domain.transaction import RunTransaction
 from baton.domain.transitions.failure import SkipStep, continue_skip
+from baton.domain.transitions.hold import accepts_submissions
+from baton.domain.transitions.pools import admit_waiting
 from baton.domain.transitions.release import continue_release
+from baton.domain.transitions.run_queue import end_events
 from baton.service.dependencies import Dependencies
 from baton.service.events import publish_recorded, record
 from baton.service.submission import submit
@@ -35,6 +38,37 @@ def submit_released(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord
     ]
     hand_on(deps, batches)
     submit(deps, run, jobs[:SUBMIT_INLINE])
+
+
+def admit_planned(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord]) -> None:
+    """After a start, retry or rerun activated `run`: admit its QUEUED jobs, `jobs_per_commit` per transaction,
+    and submit those given a slot. A crash part-way leaves QUEUED jobs without a queue entry: `heal_queued`."""
+    keys = [job.job_key for job in jobs if job.status == JobStatus.QUEUED]
+    size = max(1, deps.store.jobs_per_commit)
+    for start in range(0, len(keys), size):
+        chunk = keys[start : start + size]
+        now = deps.clock()
+        ready = deps.store.transact(lambda tx, chunk=chunk, now=now: admit_waiting(tx, run.run_id, chunk, now))  # type: ignore[misc]
+        if ready:
+            submit_released(deps, run, ready)
+
+
+def start_dequeued(deps: Dependencies, events: Sequence[Mapping[str, Any]]) -> None:
+    """After a commit: submit the READY jobs, and admit the QUEUED ones to their pools, of each run the
+    transaction started from its queue (its run.started event with `from_queue`, domain/transitions/run_queue.py).
+    A crash before this leaves READY jobs of a RUNNING run, which the reconciler submits, and QUEUED jobs without
+    a queue entry, which it admits, as after any crash between a release and its submission."""
+    now = deps.clock()
+    for event in events:
+        if event.get("type") != "run.started" or not event.get("from_queue"):
+            continue
+        run = deps.store.get_run(str(event["run_id"]))
+        if run is None or not accepts_submissions(run):
+            continue
+        structured_log.info("queued run started", run_id=run.run_id, manifest=run.manifest_name, queue=run.queue)
+        waiting = deps.store.waiting_jobs(run.run_id)
+        submit_released(deps, run, [job for job in waiting if job.status == JobStatus.READY and due(job, now)])
+        admit_planned(deps, run, waiting)  # its pooled roots: a slot, or a place in their pool's queue
 
 
 def hand_on(deps: Dependencies, items: Sequence[Continuation]) -> None:
@@ -78,7 +112,8 @@ def _carry_out(deps: Dependencies, item: Continuation) -> list[Continuation]:
             step = continue_skip(tx, item, now, limit)
             if step is None or not step.run.status.terminal:
                 return step, []
-            return step, record(tx, [run_event(finished_event_type(step.run.status), step.run, now, pricing=deps.pricing)])
+            finished = run_event(finished_event_type(step.run.status), step.run, now, pricing=deps.pricing)
+            return step, record(tx, [finished, *end_events(tx, step.run, now)])
 
         step, events = deps.store.transact(skip)
         if step is None:
@@ -87,15 +122,17 @@ def _carry_out(deps: Dependencies, item: Continuation) -> list[Continuation]:
         if step.run.status.terminal:
             structured_log.info("run finished", run_id=step.run.run_id, status=str(step.run.status))
         publish_recorded(deps, events)
+        start_dequeued(deps, events)
         return [step.continuation] if step.continuation else []
     raise ValueError(f"unknown continuation kind '{item.kind}'")
 
 
 def _submit_batch(deps: Dependencies, item: Continuation) -> None:
     """Submit the batch's jobs that are still READY and due; a redelivered batch is a 409 per job at worst."""
+    read_at = deps.clock()
     run = deps.store.get_run(item.run_id)
-    if run is None or run.status != RunStatus.RUNNING:
-        return
+    if run is None or not accepts_submissions(run):
+        return  # cancelled or held: what stays READY is closed by the cancel, or submitted by the release
     now = deps.clock()
     jobs = [job for job in deps.store.get_jobs(item.run_id, item.job_keys) if job.status == JobStatus.READY and due(job, now)]
-    submit(deps, run, jobs)
+    submit(deps, run, jobs, run_read_at=read_at)

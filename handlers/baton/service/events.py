@@ -17,6 +17,7 @@ from baton.domain.run_events import finished_event_type, run_event
 from baton.domain.transaction import RunTransaction
 from baton.domain.transitions.checks import apply_check_completion
 from baton.domain.transitions.completion import CompletionResult, Verdict, apply_completion
+from baton.domain.transitions.run_queue import end_events
 from baton.errors import one_line
 from baton.service.dependencies import Dependencies
 
@@ -45,7 +46,11 @@ def apply_with_events(
         result = apply_check_completion(tx, event, now, limit)
     else:
         result = apply_completion(tx, event, now, limit)
-    return result, record(tx, outcome_events(result, now, pricing))
+    events = outcome_events(result, now, pricing)
+    run = result.run
+    if run is not None and run.status.terminal and any(event["type"] == finished_event_type(run.status) for event in events):
+        events += end_events(tx, run, now)  # the run ended: its queue's next run starts in this transaction
+    return result, record(tx, events)
 
 
 def record(tx: RunTransaction, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -58,10 +63,15 @@ def record(tx: RunTransaction, events: Sequence[dict[str, Any]]) -> list[dict[st
 def publish_recorded(deps: Dependencies, events: Sequence[Mapping[str, Any]]) -> int:
     """After the commit: publish each event, then delete from the outbox what Pub/Sub took.
 
+    A process with no run-events topic (NoEventPublisher) publishes nothing and deletes nothing.
     A failure is logged and leaves the event in the outbox for the reconciler, so it never
     fails the request: the transition is committed, and the event is not lost. A delete that
     fails only means the event is published twice, which its event_id lets consumers see.
     """
+    if not events:
+        return 0
+    if not deps.events.delivers:  # no topic here: the outbox keeps them for a process that has one (the reconciler)
+        return 0
     published: list[tuple[str, str]] = []
     for event in events:
         key = (str(event["run_id"]), str(event["event_id"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,7 +10,8 @@ from baton.domain.records import CheckCompletion, CheckRecord, Completion, Conti
 from baton.domain.timing import ReconcilePolicy
 from baton.domain.transitions.completion import CompletionResult
 from baton.domain.transitions.rerun import VersionChange
-from baton.service import completion, continuations, reconciler, runs, submission
+from baton.service import backfills, completion, continuations, reconciler, runs, submission
+from baton.service.backfills import BackfillProgress
 from baton.service.dependencies import Dependencies
 from baton.service.ports import SubmitRequest
 from baton.service.reconciler import ReconcileReport
@@ -29,8 +31,36 @@ class Orchestrator(Dependencies):
     def pause(self, manifest_name: str, reason: str) -> None:
         runs.pause(self, manifest_name, reason)
 
-    def resume(self, manifest_name: str) -> None:
-        runs.resume(self, manifest_name)
+    def resume(self, manifest_name: str) -> list[RunRecord]:
+        return runs.resume(self, manifest_name)
+
+    def start_backfill(
+        self,
+        manifest_name: str,
+        first: dt.date,
+        last: dt.date,
+        param: str | None = None,
+        max_active: int = 1,
+        select: str | None = None,
+        exclude: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> BackfillProgress:
+        return backfills.start_backfill(self, manifest_name, first, last, param, max_active, select, exclude, params)
+
+    def backfill(self, backfill_id: str) -> BackfillProgress:
+        return backfills.progress(self, backfill_id)
+
+    def cancel_backfill(self, backfill_id: str) -> BackfillProgress:
+        return backfills.cancel_backfill(self, backfill_id)
+
+    def retry_backfill(self, backfill_id: str) -> BackfillProgress:
+        return backfills.retry_backfill(self, backfill_id)
+
+    def hold(self, run_id: str, reason: str) -> tuple[RunRecord, bool]:
+        return runs.hold(self, run_id, reason)
+
+    def release(self, run_id: str) -> tuple[RunRecord, int]:
+        return runs.release(self, run_id)
 
     def rerun(self, run_id: str, from_key: str) -> tuple[RunRecord, VersionChange]:
         return runs.rerun(self, run_id, from_key)

@@ -11,8 +11,10 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 
+from baton.domain.backfill import BackfillRecord
 from baton.domain.lineage import LineageEvent
 from baton.domain.records import (
     CatalogEntry,
@@ -23,6 +25,7 @@ from baton.domain.records import (
     JobStats,
     JobStatus,
     NewRun,
+    PoolUsage,
     RunRecord,
     RunStatus,
 )
@@ -44,6 +47,8 @@ class RunStore(abc.ABC):
 
     # How many job rows one `transact` may rewrite: operator actions over a whole run split by it.
     jobs_per_commit: int = 2000
+    # The environment's pools (name -> size, BATON_POOLS): transactions read them with the slots in use.
+    pool_sizes: Mapping[str, int] = MappingProxyType({})
 
     @abc.abstractmethod
     def transact(self, fn: Callable[[RunTransaction], T]) -> T: ...
@@ -84,6 +89,10 @@ class RunStore(abc.ABC):
     def jobs_past_deadline(self, now: dt.datetime, limit: int) -> list[JobRecord]:
         """SUBMITTED jobs whose timeout ran out before `now`, across runs: the reconciler times them out."""
 
+    @abc.abstractmethod
+    def runs_past_deadline(self, now: dt.datetime, limit: int) -> list[RunRecord]:
+        """RUNNING runs whose run_timeout ran out before `now`, earliest deadline first: the reconciler cancels them."""
+
     def jobs_page(self, status: JobStatus, limit: int, page_token: str | None = None) -> tuple[list[JobRecord], str | None]:
         """One page of `jobs_in_status` and the token of the next (None: no more), so the reconciler
         reaches jobs behind long-running ones. A store that cannot page serves the first page only."""
@@ -112,6 +121,39 @@ class RunStore(abc.ABC):
     @abc.abstractmethod
     def forget_events(self, keys: Sequence[tuple[str, str]]) -> None:
         """Delete published events from the outbox by (run ID, event ID)."""
+
+    @abc.abstractmethod
+    def pool_usage(self) -> list[tuple[PoolUsage, int]]:
+        """Each configured pool with its slots in use, and how many jobs its queue holds: `baton pools`."""
+
+    def queued_without_entry(self, jobs: Sequence[JobRecord]) -> list[JobRecord]:
+        """The QUEUED jobs among `jobs` that have no entry in their pool's queue (a crash before admission).
+        A store that cannot tell returns them all: admitting a queued job again is harmless."""
+        return [job for job in jobs if job.status == JobStatus.QUEUED]
+
+    # Run queues and backfills (domain/transitions/run_queue.py, domain/backfill.py).
+    @abc.abstractmethod
+    def queue_runs(self, queue: str, status: RunStatus, limit: int) -> list[RunRecord]:
+        """Runs of `queue` in `status` (an open one), oldest first, through an index."""
+
+    @abc.abstractmethod
+    def waiting_jobs(self, run_id: str) -> list[JobRecord]:
+        """The run's READY and QUEUED jobs, through the open-jobs index: what a run started from its queue
+        submits, or admits to its pool."""
+
+    @abc.abstractmethod
+    def create_backfill(self, backfill: BackfillRecord) -> None: ...
+
+    @abc.abstractmethod
+    def get_backfill(self, backfill_id: str) -> BackfillRecord | None: ...
+
+    @abc.abstractmethod
+    def list_backfills(self, limit: int = 20, manifest: str | None = None) -> list[BackfillRecord]:
+        """Newest first."""
+
+    @abc.abstractmethod
+    def backfill_runs(self, backfill_id: str) -> list[RunRecord]:
+        """Every run of the backfill, oldest (first date) first."""
 
 
 @dataclass(frozen=True)
@@ -194,15 +236,21 @@ class JobSubmitter(abc.ABC):
 class EventPublisher(abc.ABC):
     """Run events (started, succeeded, failed, cancelled, job failed) for alerting."""
 
+    # False: this process has nowhere to publish, so events stay in the outbox for one that has (the reconciler).
+    delivers = True
+
     @abc.abstractmethod
     def publish(self, event: Mapping[str, Any]) -> None: ...
 
 
 class NoEventPublisher(EventPublisher):
-    """Used when no run-events topic is configured."""
+    """Used when no run-events topic is configured (an operator's `baton` without BATON_RUN_EVENTS_TOPIC):
+    publishes nothing, and says so, so that the events it is handed stay in the outbox."""
+
+    delivers = False
 
     def publish(self, event: Mapping[str, Any]) -> None:
-        return None
+        raise RuntimeError("no run-events topic configured in this process")
 
 
 class LineageEmitter(abc.ABC):

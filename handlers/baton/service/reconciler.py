@@ -17,16 +17,20 @@ from baton import structured_log
 from baton.domain.outcomes import completion_of
 from baton.domain.records import CheckCompletion, CheckStatus, Completion, JobError, JobRecord, JobStatus, RunRecord, RunStatus
 from baton.domain.run_events import finished_event_type, run_event
-from baton.domain.timing import TIMEOUT_REASON, ReconcilePolicy, awaiting_submission, due_for_check
+from baton.domain.timing import TIMEOUT_REASON, ReconcilePolicy, awaiting_submission, due_for_check, lease_expired
 from baton.domain.transaction import RunTransaction
+from baton.domain.transitions.hold import accepts_submissions
 from baton.domain.transitions.repair import Repair, in_flight, repair_run
+from baton.domain.transitions.run_queue import end_events
 from baton.domain.transitions.start import abandon_run
 from baton.errors import JobRefused, TransientError, one_line
 from baton.service.completion import complete
-from baton.service.continuations import submit_released
+from baton.service.continuations import start_dequeued, submit_released
 from baton.service.dependencies import Dependencies
 from baton.service.events import publish_recorded, record
+from baton.service.pools import heal_queued, pump_pools
 from baton.service.ports import RemoteState
+from baton.service.runs import time_out
 from baton.service.submission import check_request, record_refusal, request_for, submit
 
 
@@ -42,6 +46,9 @@ class ReconcileReport:
     truncated: bool = False  # more open jobs than one invocation reads; the next one starts again from the oldest
     published_events: int = 0  # run events left in the outbox by a failed publish or a crash
     timed_out: int = 0  # SUBMITTED past their manifest timeout: cancelled in BigQuery, failed with reason `timeout`
+    requeued: int = 0  # QUEUED jobs missing from their pool's queue (a crash before admission), admitted again
+    pool_released: int = 0  # QUEUED jobs given a slot left free (a capped release, a larger pool)
+    timed_out_runs: int = 0  # RUNNING past their run_timeout: cancelled, with run.timed_out
     errors: int = 0  # steps that failed (any error), each logged with its job and left for the next invocation
 
 
@@ -55,19 +62,22 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
     now = deps.clock()
     report = ReconcileReport()
     runs: dict[str, RunRecord | None] = {}
+    read_at: dict[str, dt.datetime] = {}  # when each was read: submission re-reads a run only once its read is old
     busy: set[str] = set()  # runs with a job in flight
     lookups = _Lookups(policy.batch)  # jobs.get calls, jobs' and checks' alike
 
     def live_run(run_id: str) -> RunRecord | None:
         if run_id not in runs:
+            read_at[run_id] = deps.clock()
             runs[run_id] = deps.store.get_run(run_id)
         run = runs[run_id]
         return run if run is not None and run.status == RunStatus.RUNNING else None
 
     def submit_ready(job: JobRecord) -> None:
         run = live_run(job.run_id)
-        if run is not None and awaiting_submission(job, now, policy.resubmit_after):
-            report.submitted += submit(deps, run, [job])
+        if accepts_submissions(run) and awaiting_submission(job, now, policy.resubmit_after):  # a held run's wait
+            assert run is not None
+            report.submitted += submit(deps, run, [job], run_read_at=read_at[job.run_id])
 
     def settle_submitted(job: JobRecord) -> None:
         if live_run(job.run_id) is not None:
@@ -94,12 +104,30 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
         busy.add(job.run_id)
         _heal(report, job, lambda job=job: settle_checks(job))  # type: ignore[misc]
 
+    if deps.store.pool_sizes:
+        _isolated(report, "pools", lambda: _pools(deps, policy, now, busy, report))
+
     _isolated(report, "time out late jobs", lambda: _time_out(deps, policy, now, report))
+    _isolated(report, "time out late runs", lambda: _time_out_runs(deps, policy, now, report))
     _isolated(report, "repair stalled runs", lambda: _repair_stalled(deps, policy, now, busy, report))
     _isolated(report, "abandon stuck runs", lambda: _abandon_creating(deps, policy, now, report))
     _isolated(report, "publish the outbox", lambda: _publish_outbox(deps, policy, now, report))
     structured_log.info("reconciled", **report.__dict__)
     return report
+
+
+def _pools(deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, busy: set[str], report: ReconcileReport) -> None:
+    """QUEUED jobs a crash left out of their queue are admitted again, and free slots go to the queues' heads.
+
+    Both are safety nets: on the event path every freed slot is handed on in its own transaction.
+    """
+    lost = []
+    for job in _open_jobs(deps, JobStatus.QUEUED, policy, report):
+        busy.add(job.run_id)
+        if lease_expired(job.ready_at, now, policy.resubmit_after):
+            lost.append(job)
+    report.requeued += heal_queued(deps, lost, now)
+    report.pool_released += pump_pools(deps, now)
 
 
 def _time_out(deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, report: ReconcileReport) -> None:
@@ -121,6 +149,17 @@ def _time_out_one(deps: Dependencies, job: JobRecord, report: ReconcileReport) -
     complete(deps, Completion(job.run_id, job.job_key, job.attempt, job.bigquery_job_id, error=error))
     structured_log.warning("job timed out", run_id=job.run_id, job_key=job.job_key, bigquery_job_id=job.bigquery_job_id)
     report.timed_out += 1
+
+
+def _time_out_runs(deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, report: ReconcileReport) -> None:
+    """Runs past their run_timeout, through the run deadline index: each cancelled on its own (runs.time_out)."""
+    for run in deps.store.runs_past_deadline(now, policy.batch):
+        try:
+            if time_out(deps, run.run_id) is not None:
+                report.timed_out_runs += 1
+        except Exception as exc:  # one run that cannot be timed out must not stop the others
+            report.errors += 1
+            _log_failure("timing out a run failed; next time", exc, run_id=run.run_id)
 
 
 class _Lookups:
@@ -195,7 +234,7 @@ def _settle_submitted(deps: Dependencies, job: JobRecord, report: ReconcileRepor
     remote = deps.submitter.lookup(job.bigquery_job_id)
     if remote is None:
         run = deps.store.get_run(job.run_id)
-        if run is not None and run.status == RunStatus.RUNNING:
+        if run is not None and accepts_submissions(run):  # a held run's lost job goes again when released
             try:
                 deps.submitter.submit(request_for(run, job))
             except JobRefused as refusal:  # refused for good: the job fails, as on the event path
@@ -280,7 +319,8 @@ def _repair_one(deps: Dependencies, run: RunRecord, now: dt.datetime, report: Re
         repair = repair_run(tx, run.run_id, keys, now, deps.store.jobs_per_commit)
         if not repair.finished or repair.run is None:
             return repair, []
-        return repair, record(tx, [run_event(finished_event_type(repair.run.status), repair.run, now, pricing=deps.pricing)])
+        finished = run_event(finished_event_type(repair.run.status), repair.run, now, pricing=deps.pricing)
+        return repair, record(tx, [finished, *end_events(tx, repair.run, now)])
 
     repair, events = deps.store.transact(repaired)
     if repair.missing_rows:
@@ -298,6 +338,7 @@ def _repair_one(deps: Dependencies, run: RunRecord, now: dt.datetime, report: Re
     )
     if repair.finished:
         publish_recorded(deps, events)
+        start_dequeued(deps, events)
     elif repair.released:
         submit_released(deps, fixed, repair.released)
 
@@ -309,10 +350,18 @@ def _abandon_creating(deps: Dependencies, policy: ReconcilePolicy, now: dt.datet
         for run in deps.store.list_runs(limit=policy.batch, status=RunStatus.CREATING, oldest_first=True)
         if run.created_at is not None and now - run.created_at >= policy.abandon_creating_after
     ]
+
+    def abandon(tx: RunTransaction, run_id: str) -> tuple[RunRecord | None, list[dict[str, Any]]]:
+        run = abandon_run(tx, run_id, now)
+        return run, record(tx, end_events(tx, run, now)) if run is not None else []  # a backfill's run may be its last
+
     for run_id in stale:
         try:
-            if deps.store.transact(lambda tx, run_id=run_id: abandon_run(tx, run_id, now)) is not None:  # type: ignore[misc]
+            abandoned, events = deps.store.transact(lambda tx, run_id=run_id: abandon(tx, run_id))  # type: ignore[misc]
+            if abandoned is not None:
                 report.abandoned_runs += 1
+                publish_recorded(deps, events)
+                start_dequeued(deps, events)
         except Exception as exc:
             report.errors += 1
             _log_failure("abandoning a run failed; next time", exc, run_id=run_id)

@@ -22,16 +22,20 @@ from baton.service.dependencies import Dependencies
 from baton.service.events import apply_with_events, publish_recorded
 from baton.service.observations import lineage_started
 from baton.service.ports import QueryParameter, SubmitOutcome, SubmitRequest
+from baton.service.submission_gate import SubmissionGate
 
 
-def submit(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord]) -> int:
+def submit(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord], *, run_read_at: dt.datetime | None = None) -> int:
     """jobs.insert each job under its deterministic ID, then mark them SUBMITTED in one commit.
 
-    If BigQuery fails part-way transiently, the ones that made it are still marked and the
-    error propagates so the caller's message is redelivered for the rest. A job BigQuery
-    refuses for good (JobRefused) fails with its reason through the failed-completion
-    transition instead of staying READY forever. Returns how many BigQuery accepted.
+    Only while the run accepts submissions, as read right before the inserts (SubmissionGate;
+    `run_read_at`: when the caller read `run` from the store, which counts as that read if recent):
+    a cancelled or held run's jobs stay READY. If BigQuery fails part-way transiently, the ones
+    that made it are still marked and the error propagates so the caller's message is redelivered
+    for the rest. A job BigQuery refuses for good (JobRefused) fails with its reason through the
+    failed-completion transition instead of staying READY forever. Returns how many BigQuery accepted.
     """
+    gate = SubmissionGate(deps, run, run_read_at)
     done: list[JobRecord] = []
     refused: list[tuple[JobRecord, JobRefused]] = []
     started: list[JobRecord] = []  # accepted by BigQuery now (not a 409): their OpenLineage START
@@ -40,6 +44,8 @@ def submit(deps: Dependencies, run: RunRecord, jobs: Sequence[JobRecord]) -> int
     try:
         try:
             for job in jobs:
+                if not gate.open():
+                    break
                 assert job.bigquery_job_id is not None
                 fields = {
                     "run_id": run.run_id,
@@ -139,12 +145,17 @@ def record_refusal(deps: Dependencies, event: Completion | CheckCompletion) -> N
     now = deps.clock()
     result, events = deps.store.transact(lambda tx: apply_with_events(tx, event, now, deps.store.jobs_per_commit, deps.pricing))
     publish_recorded(deps, events)
-    if result.continuation is not None:  # a failure with more to skip than one commit holds
-        from baton.service.continuations import hand_on  # continuations submits through this module
+    from baton.service.continuations import hand_on, start_dequeued  # continuations submits through this module
 
+    start_dequeued(deps, events)  # the refusal ended the run: what waited in its queue starts
+    if result.continuation is not None:  # a failure with more to skip than one commit holds
         hand_on(deps, [result.continuation])
     if result.ready and result.run is not None:  # the manifest lists the reason as retryable: the next attempt
         submit(deps, result.run, result.ready)
+    if result.pool_released:  # the refused job's slot went to a queued job
+        from baton.service.pools import submit_pool_released
+
+        submit_pool_released(deps, result.pool_released)
 
 
 def request_for(run: RunRecord, job: JobRecord) -> SubmitRequest:

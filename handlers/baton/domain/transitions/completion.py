@@ -21,8 +21,10 @@ from baton.domain.records import (
 from baton.domain.specs import CheckSpec
 from baton.domain.timing import awaiting_submission, lease_expired
 from baton.domain.transaction import RunTransaction
+from baton.domain.transitions import pools
 from baton.domain.transitions.failure import skip_downstream
 from baton.domain.transitions.finish import finish_if_done
+from baton.domain.transitions.pools import Released
 from baton.domain.transitions.release import succeed
 
 
@@ -50,6 +52,7 @@ class CompletionResult:
     # Failed checks, once the last check of the job reported: the job failed if one is `error`, else they are warnings.
     failed_checks: list[CheckRecord] = field(default_factory=list)
     continuation: Continuation | None = None  # what did not fit in this commit: hand it on after commit
+    pool_released: Released = field(default_factory=list)  # QUEUED jobs (of any run) a freed slot went to: submit them
 
 
 def apply_completion(tx: RunTransaction, event: Completion, now: dt.datetime, limit: int) -> CompletionResult:
@@ -87,6 +90,7 @@ def apply_completion(tx: RunTransaction, event: Completion, now: dt.datetime, li
 
     run = replace(run, usage=run.usage.plus(event.stats))  # every attempt BigQuery ran is billed, retried or not
     result = CompletionResult(Verdict.RECORDED, run=run)
+    before = job
     if event.error is None and job.spec.checks:
         job = replace(
             job,
@@ -133,6 +137,7 @@ def apply_completion(tx: RunTransaction, event: Completion, now: dt.datetime, li
         run = replace(run, open_jobs=run.open_jobs - 1, failed_jobs=run.failed_jobs + 1)
         step = skip_downstream(tx, run, job.job_key, now, limit)
         run, result.skipped, result.continuation = step.run, step.skipped, step.continuation
+    result.pool_released = pools.moved(tx, before, job, now)
     return record(tx, run, job, now, result)
 
 

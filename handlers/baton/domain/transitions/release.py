@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from baton.domain.records import CatalogEntry, Continuation, JobRecord, JobStats, JobStatus, RunRecord
 from baton.domain.transaction import RunTransaction
+from baton.domain.transitions import pools
 
 
 def succeed(
@@ -51,7 +52,8 @@ def continue_release(
 def _release(
     tx: RunTransaction, job: JobRecord, after: str | None, now: dt.datetime, limit: int
 ) -> tuple[list[JobRecord], str | None]:
-    """One bounded step: count `job` off each of the next `limit` dependents; those with nothing left become READY.
+    """One bounded step: count `job` off each of the next `limit` dependents; those with nothing left become READY
+    (or QUEUED, when their pool is full).
 
     Returns the released ones and the cursor to continue after (None when every dependent is done).
     """
@@ -64,8 +66,9 @@ def _release(
             continue
         left = dependent.pending_upstreams - 1
         if left == 0:
-            dependent = replace(dependent, pending_upstreams=0, status=JobStatus.READY, ready_at=now)
-            released.append(dependent)
+            dependent = pools.admit(tx, replace(dependent, pending_upstreams=0, status=JobStatus.READY, ready_at=now), now)
+            if dependent.status == JobStatus.READY:
+                released.append(dependent)
         else:
             dependent = replace(dependent, pending_upstreams=left)
         tx.put_job(dependent)

@@ -18,6 +18,7 @@ from baton.domain.records import JobRecord, JobStatus, RunRecord, RunStatus
 from baton.domain.transaction import RunTransaction
 from baton.domain.transitions.failure import BLOCKING, skipped
 from baton.domain.transitions.finish import recount
+from baton.domain.transitions.pools import admit
 
 
 @dataclass
@@ -34,7 +35,8 @@ class Repair:
 
 
 def in_flight(job: JobRecord) -> bool:
-    """Released and not finished: READY, SUBMITTED, or any later non-terminal state (CHECKING)."""
+    """Released and not finished: READY, SUBMITTED, or any later non-terminal state (CHECKING); QUEUED too, since
+    a slot freed in its pool releases it without the reconciler."""
     return job.status != JobStatus.PENDING and not job.status.terminal
 
 
@@ -67,8 +69,9 @@ def repair_run(tx: RunTransaction, run_id: str, job_keys: list[str], now: dt.dat
             job = skipped(job, failed, now)
             result.skipped.append(job.job_key)
         elif all(up is not None and up.status == JobStatus.SUCCEEDED for up in upstreams):
-            job = replace(job, status=JobStatus.READY, pending_upstreams=0, ready_at=now)
-            result.released.append(job)
+            job = admit(tx, replace(job, status=JobStatus.READY, pending_upstreams=0, ready_at=now), now)
+            if job.status == JobStatus.READY:
+                result.released.append(job)
         else:
             continue
         jobs[key] = job

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from baton.domain.records import JobRecord, JobStatus, NewRun, RunRecord
 from baton.domain.specs import JobSpec
+from baton.domain.transitions.pools import waiting_status
 from baton.domain.transitions.start import ManifestSnapshot, plan_run
 
 
@@ -81,7 +82,7 @@ def plan_rerun(
             job = replace(
                 job,
                 pending_upstreams=waiting,
-                status=JobStatus.PENDING if waiting else JobStatus.READY,
+                status=JobStatus.PENDING if waiting else waiting_status(job.spec),
                 ready_at=None if waiting else now,
             )
         else:

@@ -9,6 +9,7 @@ from dataclasses import replace
 from baton.domain.naming import bigquery_job_id
 from baton.domain.records import JobRecord, JobStatus, RunRecord, RunStatus
 from baton.domain.transaction import RunTransaction
+from baton.domain.transitions.pools import waiting_status
 
 RETRIED_STATUSES = frozenset({JobStatus.FAILED, JobStatus.SKIPPED, JobStatus.CANCELLED})
 RETRYABLE_RUN_STATUSES = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
@@ -31,7 +32,7 @@ def plan_retry(environment: str, jobs: Sequence[JobRecord], now: dt.datetime) ->
             JobRecord(
                 run_id=job.run_id,
                 job_key=job.job_key,
-                status=JobStatus.PENDING if waiting else JobStatus.READY,
+                status=JobStatus.PENDING if waiting else waiting_status(job.spec),
                 attempt=attempt,
                 pending_upstreams=waiting,
                 spec=job.spec,

@@ -11,6 +11,7 @@ from baton.domain.naming import bigquery_job_id
 from baton.domain.records import JobRecord, JobStatus, NewRun, RunRecord, RunStatus
 from baton.domain.specs import BoundParam, JobSpec
 from baton.domain.transaction import RunTransaction
+from baton.domain.transitions.pools import waiting_status
 
 
 class ManifestSnapshot(Protocol):
@@ -27,7 +28,8 @@ class ManifestSnapshot(Protocol):
 def plan_run(
     manifest: ManifestSnapshot, params: Mapping[str, BoundParam], environment: str, run_id: str, now: dt.datetime
 ) -> NewRun:
-    """All rows of a new run. Roots are READY already; the run stays CREATING until activated."""
+    """All rows of a new run. Roots are READY already (QUEUED in a pool, admitted once the run is active);
+    the run stays CREATING until activated."""
     jobs = []
     for spec in manifest.jobs:
         root = not spec.needs
@@ -35,7 +37,7 @@ def plan_run(
             JobRecord(
                 run_id=run_id,
                 job_key=spec.key,
-                status=JobStatus.READY if root else JobStatus.PENDING,
+                status=waiting_status(spec) if root else JobStatus.PENDING,
                 attempt=1,
                 pending_upstreams=len(spec.needs),
                 spec=spec,
