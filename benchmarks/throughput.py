@@ -65,6 +65,8 @@ def _worker(index: int, env: dict[str, str], log_path: str, tasks: Any, results:
         from google.cloud import spanner
 
         from baton import bootstrap
+        from baton.adapters.spanner_store import run_paced
+        from baton.domain.timing import TimeBudget
 
         client = functions_app("bigquery_job_completed").test_client()
         ceiling = spanner_database(env["BATON_PROJECT"], env["BATON_SPANNER_INSTANCE"], CEILING_DATABASE)
@@ -81,7 +83,11 @@ def _worker(index: int, env: dict[str, str], log_path: str, tasks: Any, results:
                 values[key] = row[1]
             transaction.update("Counters", ("Id", "Value"), [[key, values.get(key, 0) + 1] for key in mine[:writes]])
 
-        ceiling.run_in_transaction(bump, 1, 1)
+        def paced_bump(reads: int, writes: int) -> None:
+            """The baseline transaction, its aborted attempts paced exactly as the store paces Baton's."""
+            run_paced(ceiling, lambda transaction: bump(transaction, reads, writes), TimeBudget().call_deadline_s)
+
+        paced_bump(1, 1)
         unknown = completion_entry(env["BATON_PROJECT"], env["BATON_ENV"], "0" * 32, "warm_up")
         client.post("/", data=push_body(unknown), content_type="application/json")
         store: Any = bootstrap.orchestrator().store  # the SpannerRunStore, whose counters say what aborted
@@ -93,7 +99,7 @@ def _worker(index: int, env: dict[str, str], log_path: str, tasks: Any, results:
             start = time.monotonic()
             if task[0] == "tx":
                 attempts[0] = 0
-                ceiling.run_in_transaction(bump, task[1], task[2])
+                paced_bump(task[1], task[2])
                 results.put(("tx", index, start, time.monotonic(), 200, "", attempts[0], 1, task))
             else:
                 tried, done = store.transaction_attempts, store.transactions
