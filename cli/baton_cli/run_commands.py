@@ -295,7 +295,8 @@ def pause(
     """Hold every start of MANIFEST, scheduled or manual, until `baton resume`: refused, or queued when the manifest
     says `when_paused: queue`; runs in flight go on, and queued runs (its backfills' too) wait."""
     orchestrator = root.build_orchestrator(root.settings())
-    orchestrator.pause(manifest, reason)
+    with root.core_logs():
+        orchestrator.pause(manifest, reason)
     held = "queued" if orchestrator.manifests.load(manifest).when_paused == "queue" else "refused"
     typer.echo(f"manifest {manifest} is paused: starts are {held} until `baton resume {manifest}`")
 
