@@ -269,8 +269,9 @@ BATON_DATASETS = (
     Dataset(SCRATCH_DATASET, "Data checks' offending rows, one table per check job; kept a day", table_expiration_days=1),
 )
 
-# The pools manifests/ may name: `bigquery` for every job of the environment at once, `heavy` for the few
-# large rebuilds that should not run side by side.
+# The pools manifests/ may name: `bigquery` for manifests that set it as their default (`pool: bigquery`), to
+# keep their jobs together under BigQuery's interactive-query queueing, `heavy` for the few large rebuilds that
+# should not run side by side. A job naming no pool is not limited: there is no implicit default pool.
 BATON_POOLS: Mapping[str, int] = MappingProxyType({"bigquery": 100, "heavy": 4})
 
 ENVIRONMENTS: Mapping[str, EnvironmentConfig] = MappingProxyType(
