@@ -557,30 +557,19 @@ class SpannerRunStore(BackfillReads, RunStore):
 
     def jobs_past_deadline(self, now: dt.datetime, limit: int) -> list[JobRecord]:
         """Along RunJobsByDeadline, one range per RunId shard (the index's first key: 16 hex digits)."""
-        columns = ", ".join(f"j.{c}" for c in JOB_COLUMNS)
-        sql = (
-            f"SELECT {columns} FROM RunJobs@{{{_DEADLINE_INDEX}}} AS j "
-            "WHERE j.DeadlineShard IN UNNEST(@shards) AND j.OpenDeadline < @now ORDER BY j.OpenDeadline LIMIT @limit"
-        )
-        with self.database.snapshot() as snapshot:
-            rows = snapshot.execute_sql(
-                sql,
-                params={"shards": _SHARDS, "now": now, "limit": limit},
-                param_types={
-                    "shards": spanner.param_types.Array(spanner.param_types.STRING),
-                    "now": spanner.param_types.TIMESTAMP,
-                    "limit": spanner.param_types.INT64,
-                },
-                timeout=self._read_timeout,
-            )
-            return [job_from_row(row) for row in rows]
+        return [job_from_row(row) for row in self._past_deadline("RunJobs", _DEADLINE_INDEX, JOB_COLUMNS, now, limit)]
 
     def runs_past_deadline(self, now: dt.datetime, limit: int) -> list[RunRecord]:
         """Along RunsByDeadline (RUNNING, timed runs only), one range per RunId shard, as jobs_past_deadline."""
-        columns = ", ".join(f"r.{c}" for c in RUN_COLUMNS)
+        return [run_from_row(row) for row in self._past_deadline("Runs", _RUN_DEADLINE_INDEX, RUN_COLUMNS, now, limit)]
+
+    def _past_deadline(
+        self, table: str, index_hint: str, columns: Sequence[str], now: dt.datetime, limit: int
+    ) -> list[list[Any]]:
+        """Rows whose OpenDeadline has passed, earliest first, read along a deadline index sharded by DeadlineShard."""
         sql = (
-            f"SELECT {columns} FROM Runs@{{{_RUN_DEADLINE_INDEX}}} AS r "
-            "WHERE r.DeadlineShard IN UNNEST(@shards) AND r.OpenDeadline < @now ORDER BY r.OpenDeadline LIMIT @limit"
+            f"SELECT {', '.join(f't.{c}' for c in columns)} FROM {table}@{{{index_hint}}} AS t "
+            "WHERE t.DeadlineShard IN UNNEST(@shards) AND t.OpenDeadline < @now ORDER BY t.OpenDeadline LIMIT @limit"
         )
         with self.database.snapshot() as snapshot:
             rows = snapshot.execute_sql(
@@ -593,7 +582,7 @@ class SpannerRunStore(BackfillReads, RunStore):
                 },
                 timeout=self._read_timeout,
             )
-            return [run_from_row(row) for row in rows]
+            return [list(row) for row in rows]
 
     def jobs_page(self, status: JobStatus, limit: int, page_token: str | None = None) -> tuple[list[JobRecord], str | None]:
         """Keyset pagination along OpenRunJobs (open jobs only): (RunId, JobKey) of the last row is the token."""
