@@ -26,6 +26,7 @@ import yaml
 
 from baton.adapters.spanner_store import SpannerRunStore
 from baton.config import Settings
+from baton.domain.records import JobRecord, JobStatus
 from cdk.config import BATON_POOLS as ENVIRONMENT_POOLS
 from devstack.audit_bridge import ChaosPolicy
 from devstack.stack import REPO, LocalStack, LocalStackOptions
@@ -260,3 +261,30 @@ class AuditRecord:
 
     def successes(self) -> Counter[str]:
         return Counter({key: len(ends) for key, ends in self.succeeded.items()})
+
+
+def bigquery_jobs(stack: LocalStack, run_id: str) -> list[dict[str, Any]]:
+    """The jobs the local BigQuery holds for one run, as its own job list shows them (state, labels, times)."""
+    listed = requests.get(f"{stack.bigquery.endpoint}/_facade/jobs", timeout=10).json()["jobs"]
+    return [job for job in listed if job["labels"].get("baton_run") == run_id]
+
+
+def assert_each_job_once_in_order(stack: LocalStack, run_id: str, dag: Dag) -> AuditRecord:
+    """Each manifest job has exactly one successful BigQuery job, and none was inserted before all its
+    upstreams succeeded (BigQuery's own times, from the audit entries). Returns the audit record."""
+    audit = AuditRecord.of(stack, run_id)
+    assert audit.successes() == Counter(dict.fromkeys(dag.keys, 1))
+    for key, upstreams in dag.needs.items():
+        if upstreams:
+            ready_at = max(min(audit.succeeded[up]) for up in upstreams)
+            assert min(audit.inserted[key]) >= ready_at, f"{key} inserted before an upstream finished"
+    return audit
+
+
+def assert_nothing_in_flight(stack: LocalStack, run_id: str, jobs: list[JobRecord]) -> None:
+    """A succeeded run leaves nothing behind: every job SUCCEEDED in Spanner, every BigQuery job DONE, and a
+    last reconciler pass finds nothing to submit, heal, resubmit or repair."""
+    assert {job.status for job in jobs} == {JobStatus.SUCCEEDED}
+    assert [job["jobId"] for job in bigquery_jobs(stack, run_id) if job["state"] != "DONE"] == []
+    final = stack.reconcile()
+    assert (final["submitted"], final["healed"], final["resubmitted_lost"], final["repaired_runs"]) == (0, 0, 0, 0)

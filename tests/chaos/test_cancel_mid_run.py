@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import requests
 import yaml
 
 from baton import bootstrap
 from baton.domain.records import JobStatus, RunRecord, RunStatus
 from devstack.faults import FaultRule
-from tests.chaos.conftest import CHAOS_SEED, AuditRecord, ChaosStack, Scheduler, wait_until
+from tests.chaos.conftest import CHAOS_SEED, AuditRecord, ChaosStack, Scheduler, bigquery_jobs, wait_until
 from tests.chaos.dag import layered_dag
 from tests.chaos.run_events import RunEventsConsumer
 
@@ -58,11 +57,6 @@ def wide_manifest(chaos: ChaosStack) -> Iterator[str]:
     path.unlink()
 
 
-def _facade_jobs(chaos: ChaosStack, run_id: str) -> list[dict[str, Any]]:
-    listed = requests.get(f"{chaos.stack.bigquery.endpoint}/_facade/jobs", timeout=10).json()["jobs"]
-    return [job for job in listed if job["labels"].get("baton_run") == run_id]
-
-
 @dataclass
 class CancelledRun:
     run_id: str
@@ -91,7 +85,7 @@ def cancelled_run(chaos: ChaosStack, wide_manifest: str) -> CancelledRun:
 
         def slow_layer_reaching_bigquery() -> bool:
             run = store.get_run(run_id)
-            return run is not None and run.succeeded_jobs >= QUICK_JOBS and len(_facade_jobs(chaos, run_id)) > QUICK_JOBS + 5
+            return run is not None and run.succeeded_jobs >= QUICK_JOBS and len(bigquery_jobs(stack, run_id)) > QUICK_JOBS + 5
 
         assert wait_until(slow_layer_reaching_bigquery, 120, interval_s=0.1), store.get_run(run_id)
         with stack.client_env():  # the operator's clients, made on first use, talk to this stack's emulators
@@ -119,13 +113,13 @@ def test_cancelling_a_running_300_job_run_leaves_no_bigquery_job_running(chaos: 
     # No BigQuery job of the run is left running: every slow one (60 s) was stopped, including those
     # whose insert raced the cancel.
     def all_done() -> bool:
-        return all(job["state"] == "DONE" for job in _facade_jobs(chaos, run_id))
+        return all(job["state"] == "DONE" for job in bigquery_jobs(stack, run_id))
 
     assert wait_until(all_done, 15), [
-        (job["jobId"], job["state"]) for job in _facade_jobs(chaos, run_id) if job["state"] != "DONE"
+        (job["jobId"], job["state"]) for job in bigquery_jobs(stack, run_id) if job["state"] != "DONE"
     ]
     client = stack.bigquery_client()
-    slow = [job for job in _facade_jobs(chaos, run_id) if job["labels"]["sim_duration_ms"] == str(SLOW_MS)]
+    slow = [job for job in bigquery_jobs(stack, run_id) if job["labels"]["sim_duration_ms"] == str(SLOW_MS)]
     assert len(slow) > 5, "the cancel met slow jobs in BigQuery"
     reasons = Counter((client.get_job(str(job["jobId"])).error_result or {}).get("reason") for job in slow)
     assert reasons == Counter({"stopped": len(slow)}), reasons

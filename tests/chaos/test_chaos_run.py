@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import requests
 
 from baton.domain.records import JobStatus, RunStatus
-from tests.chaos.conftest import CHAOS_SEED, AuditRecord, ChaosStack, Scheduler
+from tests.chaos.conftest import CHAOS_SEED, ChaosStack, Scheduler, assert_each_job_once_in_order, assert_nothing_in_flight
 from tests.chaos.dag import Dag
 from tests.run_watch import wait_for_run
 
@@ -109,22 +108,8 @@ def test_a_300_job_run_succeeds_exactly_once_through_chaos(chaos: ChaosStack, ca
     assert after == run
     assert (run.total_jobs, run.succeeded_jobs, run.open_jobs) == (len(dag.keys), len(dag.keys), 0)
 
-    # Each job has exactly one successful BigQuery job.
-    audit = AuditRecord.of(stack, run_id)
-    assert audit.successes() == Counter(dict.fromkeys(dag.keys, 1))
-
-    # No job was submitted before all its upstreams succeeded.
-    for key, upstreams in dag.needs.items():
-        ready_at = max((min(audit.succeeded[up]) for up in upstreams), default=None)
-        if ready_at is not None:
-            assert min(audit.inserted[key]) >= ready_at, f"{key} inserted before an upstream finished"
-
-    # Nothing is left in flight: in Spanner, in BigQuery, or for the reconciler.
-    assert {job.status for job in jobs} == {JobStatus.SUCCEEDED}
-    listed = requests.get(f"{stack.bigquery.endpoint}/_facade/jobs", timeout=10).json()["jobs"]
-    assert [job["jobId"] for job in listed if job["labels"].get("baton_run") == run_id and job["state"] != "DONE"] == []
-    final = stack.reconcile()
-    assert (final["submitted"], final["healed"], final["resubmitted_lost"], final["repaired_runs"]) == (0, 0, 0, 0)
+    audit = assert_each_job_once_in_order(stack, run_id, dag)
+    assert_nothing_in_flight(stack, run_id, jobs)
     assert scheduler.failures == []
 
     # Every fault was injected as planned, and healed.

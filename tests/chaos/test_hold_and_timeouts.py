@@ -14,14 +14,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 import yaml
 
 from baton import bootstrap
 from baton.domain.records import JobStatus, RunStatus
 from baton.domain.transitions.hold import is_held
 from baton.service.orchestrator import Orchestrator
-from tests.chaos.conftest import AuditRecord, ChaosStack, Scheduler, wait_until
+from tests.chaos.conftest import AuditRecord, ChaosStack, Scheduler, bigquery_jobs, wait_until
 from tests.chaos.run_events import RunEventsConsumer
 
 pytestmark = pytest.mark.integration
@@ -87,11 +86,6 @@ def operator(chaos: ChaosStack) -> Orchestrator:
         return bootstrap.build(chaos.stack.operator_settings())
 
 
-def bigquery_jobs(chaos: ChaosStack, run_id: str) -> list[dict[str, Any]]:
-    listed = requests.get(f"{chaos.stack.bigquery.endpoint}/_facade/jobs", timeout=10).json()["jobs"]
-    return [job for job in listed if job["labels"].get("baton_run") == run_id]
-
-
 def stop_reasons(chaos: ChaosStack, jobs: list[dict[str, Any]]) -> Counter[str | None]:
     client = chaos.stack.bigquery_client()
     return Counter((client.get_job(str(job["jobId"])).error_result or {}).get("reason") for job in jobs)
@@ -105,7 +99,8 @@ def test_a_held_run_submits_nothing_new_while_in_flight_jobs_finish_and_succeeds
     events = RunEventsConsumer.subscribe(stack)
     with Scheduler(stack) as scheduler:
         run_id = stack.start_run("chaos_hold", {})["run_id"]
-        assert wait_until(lambda: len(bigquery_jobs(chaos, run_id)) == 5, 60), bigquery_jobs(chaos, run_id)  # root + 4 mid
+        # root + 4 mid
+        assert wait_until(lambda: len(bigquery_jobs(stack, run_id)) == 5, 60), bigquery_jobs(stack, run_id)
         with stack.client_env():
             held, changed = operator.hold(run_id, "test hold")
         assert changed and is_held(held)
@@ -120,7 +115,7 @@ def test_a_held_run_submits_nothing_new_while_in_flight_jobs_finish_and_succeeds
         time.sleep(WAIT_HELD_S)  # the reconciler passes over the READY jobs, again and again
         jobs = {job.job_key: job for job in store.list_jobs(run_id)}
         assert {jobs[f"after_{n}"].status for n in range(4)} == {JobStatus.READY}, "released, and waiting"
-        assert sorted(job["labels"]["baton_job"] for job in bigquery_jobs(chaos, run_id)) == sorted(["root", *mids]), (
+        assert sorted(job["labels"]["baton_job"] for job in bigquery_jobs(stack, run_id)) == sorted(["root", *mids]), (
             "nothing new reached BigQuery while held"
         )
         run = store.get_run(run_id)
@@ -140,7 +135,7 @@ def test_a_held_run_submits_nothing_new_while_in_flight_jobs_finish_and_succeeds
     assert run is not None and run.status == RunStatus.SUCCEEDED
     keys = [job["key"] for job in MANIFESTS["chaos_hold"]["jobs"]]
     assert AuditRecord.of(stack, run_id).successes() == Counter(dict.fromkeys(keys, 1)), "one successful BigQuery job per job"
-    assert Counter(job["labels"]["baton_job"] for job in bigquery_jobs(chaos, run_id)) == Counter(dict.fromkeys(keys, 1))
+    assert Counter(job["labels"]["baton_job"] for job in bigquery_jobs(stack, run_id)) == Counter(dict.fromkeys(keys, 1))
     assert events.wait_for(run_id, "run.succeeded", timeout_s=20), events.of(run_id)
     assert events.types(run_id) == Counter({"run.started": 1, "run.held": 1, "run.released": 1, "run.succeeded": 1})
 
@@ -165,9 +160,9 @@ def test_a_run_past_its_run_timeout_is_cancelled_in_bigquery_and_publishes_run_t
     assert run is not None and run.end_reason == "timeout: the run ran past its run_timeout of 4s"
     assert (run.succeeded_jobs, run.cancelled_jobs, run.open_jobs) == (1, 3, 0)
 
-    slow = [job for job in bigquery_jobs(chaos, run_id) if job["labels"]["baton_job"].startswith("slow_")]
+    slow = [job for job in bigquery_jobs(stack, run_id) if job["labels"]["baton_job"].startswith("slow_")]
     assert len(slow) == 2
-    assert wait_until(lambda: all(job["state"] == "DONE" for job in bigquery_jobs(chaos, run_id)), 15)
+    assert wait_until(lambda: all(job["state"] == "DONE" for job in bigquery_jobs(stack, run_id)), 15)
     assert stop_reasons(chaos, slow) == Counter({"stopped": 2}), "stopped in BigQuery, as `baton cancel` does"
     assert events.wait_for(run_id, "run.cancelled", timeout_s=20), events.of(run_id)
     assert events.types(run_id) == Counter({"run.started": 1, "run.timed_out": 1, "run.cancelled": 1})
@@ -193,8 +188,8 @@ def test_a_job_past_its_timeout_is_cancelled_in_bigquery_and_fails_with_reason_t
     jobs = {job.job_key: job for job in store.list_jobs(run_id)}
     assert (jobs["stuck"].status, jobs["stuck"].error_reason) == (JobStatus.FAILED, "timeout")
     assert jobs["after"].status == JobStatus.SKIPPED
-    (stuck,) = bigquery_jobs(chaos, run_id)
-    assert wait_until(lambda: all(job["state"] == "DONE" for job in bigquery_jobs(chaos, run_id)), 15)
+    (stuck,) = bigquery_jobs(stack, run_id)
+    assert wait_until(lambda: all(job["state"] == "DONE" for job in bigquery_jobs(stack, run_id)), 15)
     assert stop_reasons(chaos, [stuck]) == Counter({"stopped": 1})
     assert events.wait_for(run_id, "run.failed", timeout_s=20), events.of(run_id)
     failures = [event for event in events.of(run_id) if event["type"] == "job.failed"]

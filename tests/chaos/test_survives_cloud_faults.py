@@ -27,11 +27,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
-import requests
 
-from baton.domain.records import JobStatus, RunStatus
+from baton.domain.records import RunStatus
 from devstack.faults import FaultRule
-from tests.chaos.conftest import AuditRecord, ChaosStack, Scheduler, wait_until
+from tests.chaos.conftest import ChaosStack, Scheduler, assert_each_job_once_in_order, assert_nothing_in_flight, wait_until
 from tests.chaos.run_events import RunEventsConsumer
 from tests.run_watch import wait_for_run
 
@@ -126,20 +125,9 @@ def test_a_300_job_run_succeeds_exactly_once_through_cloud_faults_and_a_killed_f
     assert chaos.store.get_run(run_id) == run
     assert (run.total_jobs, run.succeeded_jobs, run.open_jobs) == (len(dag.keys), len(dag.keys), 0)
 
-    # Each manifest job has exactly one successful BigQuery job, and none started before its upstreams succeeded.
-    audit = AuditRecord.of(stack, run_id)
-    assert audit.successes() == Counter(dict.fromkeys(dag.keys, 1))
-    for key, upstreams in dag.needs.items():
-        if upstreams:
-            ready_at = max(min(audit.succeeded[up]) for up in upstreams)
-            assert min(audit.inserted[key]) >= ready_at, f"{key} inserted before an upstream finished"
-
+    assert_each_job_once_in_order(stack, run_id, dag)
     # Nothing in flight: in Spanner, in BigQuery, for the reconciler, in the outbox.
-    assert {job.status for job in jobs} == {JobStatus.SUCCEEDED}
-    listed = requests.get(f"{stack.bigquery.endpoint}/_facade/jobs", timeout=10).json()["jobs"]
-    assert [job["jobId"] for job in listed if job["labels"].get("baton_run") == run_id and job["state"] != "DONE"] == []
-    final = stack.reconcile()
-    assert (final["submitted"], final["healed"], final["resubmitted_lost"], final["repaired_runs"]) == (0, 0, 0, 0)
+    assert_nothing_in_flight(stack, run_id, jobs)
     with stack.database().snapshot() as snapshot:
         left = list(snapshot.execute_sql("SELECT EventId FROM RunEventOutbox WHERE RunId = @run", params={"run": run_id}))
     assert left == [], "every recorded run event was published"
