@@ -146,6 +146,34 @@ def run_row(run: RunRecord) -> list[Any]:
     ]
 
 
+# A run's state row in RunJobs (spanner_schema/0015_run_state_row.sql): the key no job has, and its columns.
+RUN_STATE_KEY = ""
+RUN_STATE_COLUMNS = ("RunId", "JobKey", "Status", "Attempt", "PendingUpstreams", "Spec", "RunState")
+_RUN_TIMESTAMPS = frozenset({"CreatedAt", "FinishedAt", "StartedAt", "HeldAt", "Deadline"})
+
+
+def run_state_status(run: RunRecord) -> str:
+    """'RUN' while open, so that no job query matches the row; the final status keeps it out of OpenRunJobs."""
+    return str(run.status) if run.status.terminal else "RUN"
+
+
+def run_state(run: RunRecord) -> str:
+    """The run's Runs row as JSON, by column name: a column added later reads as NULL from an older state."""
+    values = zip(RUN_COLUMNS, run_row(run), strict=True)
+    return json.dumps({c: v.isoformat() if isinstance(v, dt.datetime) else v for c, v in values}, separators=(",", ":"))
+
+
+def run_state_row(run: RunRecord) -> list[Any]:
+    """The whole state row (RUN_STATE_COLUMNS), for a run whose row may not exist yet."""
+    return [run.run_id, RUN_STATE_KEY, run_state_status(run), 0, 0, "{}", run_state(run)]
+
+
+def run_from_state(text: str) -> RunRecord:
+    state = json.loads(text)
+    values = ((column, state.get(column)) for column in RUN_COLUMNS)
+    return run_from_row([dt.datetime.fromisoformat(v) if c in _RUN_TIMESTAMPS and v is not None else v for c, v in values])
+
+
 def run_from_row(row: Sequence[Any]) -> RunRecord:
     params = {name: BoundParam(value["type"], value["value"]) for name, value in json.loads(row[4]).items()}
     return RunRecord(

@@ -32,6 +32,8 @@ from baton.adapters.spanner_rows import (
     POOL_COLUMNS,
     QUEUE_COLUMNS,
     RUN_COLUMNS,
+    RUN_STATE_COLUMNS,
+    RUN_STATE_KEY,
     catalog_from_row,
     catalog_row,
     changed_columns,
@@ -43,7 +45,11 @@ from baton.adapters.spanner_rows import (
     queue_entry_key,
     queue_entry_row,
     run_from_row,
+    run_from_state,
     run_row,
+    run_state,
+    run_state_row,
+    run_state_status,
 )
 from baton.domain.backfill import BackfillRecord
 from baton.domain.limits import POOL_RELEASES_PER_COMMIT
@@ -146,6 +152,28 @@ def run_paced(database: Any, work: Callable[[Any], T], deadline_s: float) -> T:
     return result
 
 
+class _CountedReads:
+    """The client's transaction, counting its reads (round trips): tests and benchmarks read how many an event made."""
+
+    def __init__(self, transaction: Any) -> None:
+        self._transaction = transaction
+        self._lock = threading.Lock()  # reads of one transaction may run side by side
+        self.reads = 0
+
+    def read(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            self.reads += 1
+        return self._transaction.read(*args, **kwargs)
+
+    def execute_sql(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            self.reads += 1
+        return self._transaction.execute_sql(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transaction, name)
+
+
 class SpannerTransaction(QueueReads):
     """RunTransaction over a Spanner read-write transaction, with read-your-writes."""
 
@@ -156,7 +184,7 @@ class SpannerTransaction(QueueReads):
         pool_sizes: Mapping[str, int] | None = None,
         seen: SeenDependents | None = None,
     ) -> None:
-        self._tx = transaction
+        self._tx = _CountedReads(transaction)
         self._seen = seen or SeenDependents()
         self.mutation_budget = mutation_budget
         self._pool_sizes = pool_sizes or {}
@@ -177,7 +205,13 @@ class SpannerTransaction(QueueReads):
         self._read_dependents: dict[tuple[str, str], list[str]] = {}
         # Every run and job row as this transaction read it: flush writes only the columns a transition changed.
         self._runs_before: dict[str, RunRecord] = {}
+        self._state_rows: set[str] = set()  # runs whose state row (spanner_schema/0015) this transaction read
         self._jobs_before: dict[tuple[str, str], JobRecord] = {}
+
+    @property
+    def reads(self) -> int:
+        counted: int = self._tx.reads
+        return counted
 
     def _read_one(self, table: str, columns: Sequence[str], key: list[Any]) -> list[Any] | None:
         rows = list(self._tx.read(table, columns, spanner.KeySet(keys=[key])))
@@ -205,13 +239,19 @@ class SpannerTransaction(QueueReads):
         return self._read_jobs.get(key)
 
     def _read_ahead(self, run_id: str, job_key: str) -> None:
-        """What a completion reads, in two round trips: the job's row (with its dependents' keys when it keeps them,
-        and the rows of the dependents its run's last completed job had, see `SeenDependents`), then its run's row
-        and the dependents' rows not read yet side by side (the transaction has begun by then)."""
+        """What a completion reads, in one round trip: the job's row (with its dependents' keys when it keeps them),
+        the rows of the dependents its run's last completed job had (see `SeenDependents`) and its run's state row
+        (spanner_schema/0015). Dependents not guessed, or the Runs row of a run without a state row, are read
+        then, side by side (the transaction has begun by then)."""
         guessed = [key for key in self._seen.guess(run_id, job_key) if not self._has_job(run_id, key)]
-        keys = spanner.KeySet(keys=[[run_id, key] for key in (job_key, *guessed)])
-        rows = {row[1]: row for row in self._tx.read("RunJobs", (*JOB_COLUMNS, "DependentKeys"), keys)}
+        state = [RUN_STATE_KEY] if run_id not in self._runs and run_id not in self._read_runs else []
+        keys = spanner.KeySet(keys=[[run_id, key] for key in (job_key, *guessed, *state)])
+        rows = {row[1]: row for row in self._tx.read("RunJobs", (*JOB_COLUMNS, "DependentKeys", "RunState"), keys)}
         self.rows_read += len(rows)
+        state_row = rows.get(RUN_STATE_KEY)
+        if state_row is not None and state_row[-1] is not None:
+            self._read_runs[run_id] = self._runs_before[run_id] = run_from_state(state_row[-1])
+            self._state_rows.add(run_id)
         row = rows.get(job_key)
         if row is None:
             return
@@ -238,7 +278,7 @@ class SpannerTransaction(QueueReads):
             self.rows_read += len(runs)
             self._read_runs[run_id] = run_from_row(runs[0]) if runs else None
             if runs:
-                self._runs_before[run_id] = run_from_row(runs[0])
+                self._runs_before[run_id] = run_from_row(runs[0])  # its state row is written with it (flush)
         for row in jobs:
             self.rows_read += 1
             self._read_jobs[(run_id, row[1])] = self._jobs_before[(run_id, row[1])] = job_from_row(row)
@@ -350,6 +390,7 @@ class SpannerTransaction(QueueReads):
         writes: list[tuple[str, str, tuple[str, ...], list[list[Any]]]] = []
         for columns, rows in changed_columns(RUN_COLUMNS, 1, map(self._run_rows, self._runs.values())):
             writes.append(("update", "Runs", (*columns, "UpdatedAt"), [[*row, spanner.COMMIT_TIMESTAMP] for row in rows]))
+        writes += self._run_state_writes()
         for columns, rows in changed_columns(JOB_UPDATE_COLUMNS, 2, map(self._job_rows, self._jobs.values())):
             writes.append(("update", "RunJobs", (*columns, "UpdatedAt"), [[*row, spanner.COMMIT_TIMESTAMP] for row in rows]))
         if self._checks:
@@ -377,6 +418,27 @@ class SpannerTransaction(QueueReads):
             getattr(self._tx, method)(table, columns, rows)
         if dequeued:
             self._tx.delete("PoolQueue", spanner.KeySet(keys=dequeued))
+
+    def _run_state_writes(self) -> list[tuple[str, str, tuple[str, ...], list[list[Any]]]]:
+        """Each changed run's state row, with its Runs row: an update of the state (and of the status only when it
+        moved) where this transaction read the row, else the whole row (a run from before state rows gets one)."""
+        groups: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = {}
+        for run in self._runs.values():
+            before = self._runs_before.get(run.run_id)
+            if before == run:
+                continue
+            if run.run_id not in self._state_rows:
+                groups.setdefault(("insert_or_update", RUN_STATE_COLUMNS), []).append(run_state_row(run))
+                continue
+            assert before is not None  # read with its state row
+            moved = run_state_status(run) != run_state_status(before)
+            columns = ("RunId", "JobKey", *(("Status",) if moved else ()), "RunState")
+            row = [run.run_id, RUN_STATE_KEY, *((run_state_status(run),) if moved else ()), run_state(run)]
+            groups.setdefault(("update", columns), []).append(row)
+        return [
+            (method, "RunJobs", (*columns, "UpdatedAt"), [[*row, spanner.COMMIT_TIMESTAMP] for row in rows])
+            for (method, columns), rows in groups.items()
+        ]
 
     def _run_rows(self, run: RunRecord) -> tuple[list[Any], list[Any] | None]:
         """The run's row to write, and as this transaction read it (None if it did not)."""
@@ -425,6 +487,7 @@ class SpannerRunStore(BackfillReads, RunStore):
         )
         self._seen_dependents = SeenDependents()
         self.last_rows_read = 0  # of the last transaction; benchmarks and tests read it
+        self.last_reads = 0  # reads (round trips) of the last transaction, likewise
         self.largest_commit = 0  # mutations of the largest commit so far; benchmarks and tests read it
         # Read-write transactions committed, and attempts at them (an attempt the emulator or Spanner aborted is
         # run again by the client): the difference is what contention cost. Benchmarks read them.
@@ -454,6 +517,7 @@ class SpannerRunStore(BackfillReads, RunStore):
             result = fn(tx)
             tx.flush()
             self.last_rows_read = tx.rows_read
+            self.last_reads = tx.reads
             self.largest_commit = max(self.largest_commit, tx.mutations)
             return result
 
@@ -469,6 +533,7 @@ class SpannerRunStore(BackfillReads, RunStore):
         now_columns = (*JOB_COLUMNS, "DependentKeys", "UpdatedAt")
         with self.database.batch() as batch:
             batch.insert("Runs", (*RUN_COLUMNS, "UpdatedAt"), [[*run_row(new_run.run), spanner.COMMIT_TIMESTAMP]])
+            batch.insert("RunJobs", (*RUN_STATE_COLUMNS, "UpdatedAt"), [[*run_state_row(new_run.run), spanner.COMMIT_TIMESTAMP]])
         dependents: dict[str, list[str]] = defaultdict(list)
         for upstream, dependent in new_run.edges:
             dependents[upstream].append(dependent)
@@ -505,7 +570,7 @@ class SpannerRunStore(BackfillReads, RunStore):
         return run_from_row(rows[0]) if rows else None
 
     def list_jobs(self, run_id: str) -> list[JobRecord]:
-        prefix = spanner.KeyRange(start_closed=[run_id], end_closed=[run_id])
+        prefix = spanner.KeyRange(start_open=[run_id, RUN_STATE_KEY], end_closed=[run_id])  # the jobs, not the state row
         with self.database.snapshot() as snapshot:
             rows = list(snapshot.read("RunJobs", JOB_COLUMNS, spanner.KeySet(ranges=[prefix]), timeout=self._read_timeout))
         return [job_from_row(row) for row in rows]
