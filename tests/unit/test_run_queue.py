@@ -166,6 +166,23 @@ def test_a_backfill_is_cancelled_whole_and_its_failed_runs_retried(tmp_path: Pat
     while any(not status(world, run).terminal for run in runs):
         finish_run(world, next(run for run in runs if status(world, run) == RunStatus.RUNNING))
     assert world.orchestrator.backfill(backfill_id).backfill.status == BackfillStatus.SUCCEEDED
+    assert world.events.types().count("backfill.finished") == 2, "cancelled, then ended once more by its retried runs"
+
+
+def test_retrying_one_run_of_an_ended_backfill_reopens_the_backfill(tmp_path: Path) -> None:
+    world = World(tmp_path, manifest_of(CHAIN, **DATED))
+    started = backfill(world, 2, 2)
+    backfill_id = started.backfill.backfill_id
+    failing, fine = (run.run_id for run in started.runs)
+    finish_run(world, failing, error="invalidQuery")
+    finish_run(world, fine)
+    assert world.orchestrator.backfill(backfill_id).backfill.status == BackfillStatus.FAILED
+    world.orchestrator.retry(failing)
+    reopened = world.orchestrator.backfill(backfill_id).backfill
+    assert (reopened.status, reopened.finished_at) == (BackfillStatus.RUNNING, None)
+    finish_run(world, failing)
+    assert world.orchestrator.backfill(backfill_id).backfill.status == BackfillStatus.SUCCEEDED
+    assert world.events.types().count("backfill.finished") == 2, "FAILED, then SUCCEEDED once its retried run did"
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from baton.domain.records import RunRecord, RunStatus
 from baton.domain.run_events import backfill_event
 from baton.domain.specs import BoundParam
 from baton.domain.transaction import RunTransaction
-from baton.domain.transitions.run_queue import finish_backfill_if_done
+from baton.domain.transitions.run_queue import finish_backfill_if_done, reopen_backfill
 from baton.domain.transitions.start import plan_run
 from baton.errors import BackfillNotFound, InvalidBackfill, RunNotRetryable
 from baton.manifests import selection
@@ -188,18 +188,13 @@ def retry_backfill(deps: Dependencies, backfill_id: str) -> BackfillProgress:
     retried = 0
     for run in failed:  # reopened while the backfill is still ended, so no run's end can finish it early
         try:
-            runs.retry(deps, run.run_id)
+            runs.retry(deps, run.run_id, reopens_backfill=False)
             retried += 1
         except RunNotRetryable as exc:
             structured_log.warning("backfill run not retried", backfill_id=backfill_id, run_id=run.run_id, reason=exc.reason)
     now = deps.clock()
 
-    def reopened(tx: RunTransaction) -> None:
-        backfill = tx.get_backfill(backfill_id)
-        if backfill is not None:
-            tx.put_backfill(replace(backfill, status=BackfillStatus.RUNNING, finished_at=None))
-
-    deps.store.transact(reopened)
+    deps.store.transact(lambda tx: reopen_backfill(tx, backfill_id))
     run_queue.fill_queue(deps, before.backfill.queue)
 
     def finished(tx: RunTransaction) -> list[dict[str, Any]]:  # every retried run may have ended already

@@ -22,7 +22,7 @@ from baton.domain.transitions.hold import HoldChange, hold_run, release_run
 from baton.domain.transitions.pools import Released
 from baton.domain.transitions.rerun import VersionChange, plan_rerun, version_change
 from baton.domain.transitions.retry import RETRYABLE_RUN_STATUSES, apply_retry, plan_retry
-from baton.domain.transitions.run_queue import admit, end_events
+from baton.domain.transitions.run_queue import admit, end_events, reopen_backfill
 from baton.domain.transitions.run_timeout import TIMED_OUT_EVENT, rearmed, time_out_run, with_run_timeout
 from baton.domain.transitions.start import plan_run
 from baton.errors import CancelIncomplete, CannotRerun, RunNotFound, RunNotHoldable, RunNotRetryable, one_line
@@ -223,12 +223,14 @@ def _cancel(deps: Dependencies, run_id: str, timed_out: bool) -> RunRecord | Non
     return run
 
 
-def retry(deps: Dependencies, run_id: str) -> RunRecord:
+def retry(deps: Dependencies, run_id: str, *, reopens_backfill: bool = True) -> RunRecord:
     """Re-run the FAILED, SKIPPED and CANCELLED jobs of a finished run, as a continuation of that run.
 
     Each becomes its next attempt (a new BigQuery job ID), READY if its upstreams all
-    succeeded, else PENDING on those that did not; the run is RUNNING again. An operator
-    action: it reads every job of the run, which the completion path never does.
+    succeeded, else PENDING on those that did not; the run is RUNNING again, and so is its
+    backfill if it had ended (`reopens_backfill`: False when the backfill's own retry reopens it
+    once, after all its runs). An operator action: it reads every job of the run, which the
+    completion path never does.
     """
     run = deps.store.get_run(run_id)
     if run is None:
@@ -255,6 +257,8 @@ def retry(deps: Dependencies, run_id: str) -> RunRecord:
         if run is None:
             return None, []
         tx.put_run(rearmed(run, now))  # a full run_timeout from now, not held
+        if reopens_backfill and run.backfill_id is not None:
+            reopen_backfill(tx, run.backfill_id)
         admitted = admit(tx, run_id, now)  # RUNNING again, or QUEUED behind its queue
         run = admitted.run if admitted is not None else run
         return run, record(tx, [run_event("run.retried", run, now)])

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from baton.domain.backfill import BackfillRecord, backfill_status
+from baton.domain.backfill import BackfillRecord, BackfillStatus, backfill_status
 from baton.domain.records import RunRecord, RunStatus
 from baton.domain.run_events import backfill_event, run_event
 from baton.domain.transaction import RunTransaction
@@ -114,6 +114,17 @@ def on_run_end(tx: RunTransaction, run: RunRecord, now: dt.datetime) -> QueueEnd
     if run.backfill_id is not None:
         end.backfill = finish_backfill_if_done(tx, run.backfill_id, now)
     return end
+
+
+def reopen_backfill(tx: RunTransaction, backfill_id: str) -> BackfillRecord | None:
+    """A run of an ended backfill runs again: the backfill is RUNNING until its runs have all ended again (then
+    `finish_backfill_if_done` decides its outcome anew). The backfill, if it was reopened now."""
+    backfill = tx.get_backfill(backfill_id)
+    if backfill is None or not backfill.status.terminal:
+        return None
+    backfill = replace(backfill, status=BackfillStatus.RUNNING, finished_at=None)
+    tx.put_backfill(backfill)
+    return backfill
 
 
 def finish_backfill_if_done(tx: RunTransaction, backfill_id: str, now: dt.datetime) -> BackfillRecord | None:
