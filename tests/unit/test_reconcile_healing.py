@@ -260,3 +260,32 @@ def test_a_lost_submission_that_bigquery_now_refuses_fails_the_job(tmp_path: Pat
     a = world.job(run_id, "a")
     assert (a.status, a.error_reason) == (JobStatus.FAILED, "notFound")
     assert world.store.runs[run_id].status == RunStatus.FAILED
+
+
+def test_a_cancel_stopped_between_its_commits_is_finished_by_the_reconciler(tmp_path: Path) -> None:
+    from baton.domain.transitions.cancel import cancel_run
+
+    world = World(tmp_path, manifest_of({"a": [], "b": [], "c": [], "d": ["a"]}))
+    run_id = world.start()
+    submitted = {key: world.job(run_id, key).bigquery_job_id for key in ("a", "b", "c")}
+    # The operator's cancel committed its first chunk (the run and job a), then its process died.
+    world.store.transact(lambda tx: cancel_run(tx, run_id, ["a"], world.clock.now))
+    assert world.store.runs[run_id].status == RunStatus.CANCELLED
+    assert {world.job(run_id, key).status for key in ("b", "c")} == {JobStatus.SUBMITTED}
+    report = world.orchestrator.reconcile(SHORT)
+    assert (report.cancels_closed, report.errors) == (1, 0)
+    assert {world.job(run_id, key).status for key in "abcd"} == {JobStatus.CANCELLED}
+    run = world.store.runs[run_id]
+    assert (run.open_jobs, run.cancelled_jobs) == (0, 4)
+    assert sorted(world.submitter.cancelled) == sorted([submitted["b"], submitted["c"]]), "only what was left open"
+    assert world.orchestrator.reconcile(SHORT).cancels_closed == 0, "nothing left to close"
+
+
+def test_the_reconciler_never_cancels_a_run_a_retry_reopened(tmp_path: Path) -> None:
+    from baton.domain.transitions.cancel import cancel_run
+
+    world = World(tmp_path, manifest_of({"a": []}))
+    run_id = world.start()
+    result = world.store.transact(lambda tx: cancel_run(tx, run_id, ["a"], world.clock.now, only_cancelled=True))
+    assert not result.changed and world.store.runs[run_id].status == RunStatus.RUNNING
+    assert world.job(run_id, "a").status == JobStatus.SUBMITTED

@@ -30,7 +30,7 @@ from baton.service.dependencies import Dependencies
 from baton.service.events import publish_recorded, record
 from baton.service.pools import heal_queued, pump_pools
 from baton.service.ports import RemoteState
-from baton.service.runs import time_out
+from baton.service.runs import close_cancelled, time_out
 from baton.service.submission import check_request, record_refusal, request_for, submit
 
 
@@ -49,6 +49,7 @@ class ReconcileReport:
     requeued: int = 0  # QUEUED jobs missing from their pool's queue (a crash before admission), admitted again
     pool_released: int = 0  # QUEUED jobs given a slot left free (a capped release, a larger pool)
     timed_out_runs: int = 0  # RUNNING past their run_timeout: cancelled, with run.timed_out
+    cancels_closed: int = 0  # CANCELLED runs with jobs left open by an interrupted cancel: closed, and cancelled in BigQuery
     errors: int = 0  # steps that failed (any error), each logged with its job and left for the next invocation
 
 
@@ -109,7 +110,9 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
 
     _isolated(report, "time out late jobs", lambda: _time_out(deps, policy, now, report))
     _isolated(report, "time out late runs", lambda: _time_out_runs(deps, policy, now, report))
-    _isolated(report, "repair stalled runs", lambda: _repair_stalled(deps, policy, now, busy, report))
+    running: set[str] = set()
+    _isolated(report, "repair stalled runs", lambda: running.update(_repair_stalled(deps, policy, now, busy, report)))
+    _isolated(report, "close interrupted cancels", lambda: _close_cancelled(deps, policy, busy - running, report))
     _isolated(report, "abandon stuck runs", lambda: _abandon_creating(deps, policy, now, report))
     _isolated(report, "publish the outbox", lambda: _publish_outbox(deps, policy, now, report))
     structured_log.info("reconciled", **report.__dict__)
@@ -288,25 +291,28 @@ def _settle_checks(deps: Dependencies, run: RunRecord, job: JobRecord, report: R
 
 def _repair_stalled(
     deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, busy: set[str], report: ReconcileReport
-) -> None:
+) -> set[str]:
     """RUNNING runs with no job in flight cannot progress on events alone: release, skip or finish from their jobs.
 
     Oldest first: with more RUNNING runs than `batch`, the newest wait, not the ones that have stalled longest.
     Runs with a job in flight are skipped without counting, so old healthy runs cannot crowd the stalled
     ones out: the read covers `batch` runs beyond the busy ones, and at most `batch` are examined.
+    Returns the RUNNING runs it read.
     """
+    listed = deps.store.list_runs(limit=policy.batch + len(busy), status=RunStatus.RUNNING, oldest_first=True)
     examined = 0
-    for run in deps.store.list_runs(limit=policy.batch + len(busy), status=RunStatus.RUNNING, oldest_first=True):
+    for run in listed:
         if run.run_id in busy or run.created_at is None or now - run.created_at < policy.stalled_after:
             continue
         if examined >= policy.batch:
-            return
+            break
         examined += 1
         try:
             _repair_one(deps, run, now, report)
         except Exception as exc:  # one run that cannot be repaired must not stop the repair of the others
             report.errors += 1
             _log_failure("stalled run repair failed; next time", exc, run_id=run.run_id)
+    return {run.run_id for run in listed}
 
 
 def _repair_one(deps: Dependencies, run: RunRecord, now: dt.datetime, report: ReconcileReport) -> None:
@@ -341,6 +347,31 @@ def _repair_one(deps: Dependencies, run: RunRecord, now: dt.datetime, report: Re
         start_dequeued(deps, events)
     elif repair.released:
         submit_released(deps, fixed, repair.released)
+
+
+# Interrupted cancels a pass finishes at most: each takes a few commits and a BigQuery cancel per job left open.
+CANCELS_CLOSED_PER_PASS = 10
+
+
+def _close_cancelled(deps: Dependencies, policy: ReconcilePolicy, candidates: set[str], report: ReconcileReport) -> None:
+    """Runs with jobs in flight that are not RUNNING: a CANCELLED one is a cancel (an operator's, or a run
+    timeout's) stopped between its commits, whose open jobs nothing else would close, since every other step
+    skips runs that are not RUNNING. `candidates` leaves out the RUNNING runs the repair step read."""
+    closed = 0
+    for run_id in sorted(candidates)[: policy.batch]:
+        if closed >= CANCELS_CLOSED_PER_PASS:
+            report.truncated = True
+            return
+        run = deps.store.get_run(run_id)
+        if run is None or run.status != RunStatus.CANCELLED:
+            continue
+        closed += 1
+        try:
+            if close_cancelled(deps, run_id) is not None:
+                report.cancels_closed += 1
+        except Exception as exc:  # one run that cannot be closed must not stop the others
+            report.errors += 1
+            _log_failure("closing an interrupted cancel failed; next time", exc, run_id=run_id)
 
 
 def _abandon_creating(deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, report: ReconcileReport) -> None:

@@ -162,7 +162,15 @@ def time_out(deps: Dependencies, run_id: str) -> RunRecord | None:
     return _cancel(deps, run_id, timed_out=True)
 
 
-def _cancel(deps: Dependencies, run_id: str, timed_out: bool) -> RunRecord | None:
+def close_cancelled(deps: Dependencies, run_id: str) -> RunRecord | None:
+    """Close what an interrupted cancel (an operator's, or a timeout's) left open in a CANCELLED run, and cancel
+    those jobs in BigQuery: the reconciler's heal. Unlike a second `baton cancel` it does not ask BigQuery again
+    about jobs already closed, and it never cancels a run (a retry may have reopened it). None unless CANCELLED."""
+    run = _cancel(deps, run_id, timed_out=False, resume=True)
+    return run if run is not None and run.status == RunStatus.CANCELLED else None
+
+
+def _cancel(deps: Dependencies, run_id: str, timed_out: bool, *, resume: bool = False) -> RunRecord | None:
     """Stop new submissions at once, then ask BigQuery to cancel what was released.
 
     The first commit makes the run CANCELLED, so no completion releases anything more;
@@ -185,7 +193,10 @@ def _cancel(deps: Dependencies, run_id: str, timed_out: bool) -> RunRecord | Non
 
     def cancelled(tx: RunTransaction, chunk: list[str], first: bool) -> tuple[CancelResult, list[dict[str, Any]]]:
         # A timeout's first step re-checks the deadline in the transaction; its later chunks close jobs of the CANCELLED run.
-        result = time_out_run(tx, run_id, chunk, now) if timed_out and first else cancel_run(tx, run_id, chunk, now)
+        if timed_out and first:
+            result = time_out_run(tx, run_id, chunk, now)
+        else:
+            result = cancel_run(tx, run_id, chunk, now, only_cancelled=resume)
         if not result.changed or result.run is None:
             return result, []
         ended = [run_event("run.cancelled", result.run, now, pricing=deps.pricing)]
@@ -206,7 +217,7 @@ def _cancel(deps: Dependencies, run_id: str, timed_out: bool) -> RunRecord | Non
     assert run is not None
     if timed_out:
         structured_log.warning("run timed out; cancelled", run_id=run_id, manifest=run.manifest_name, reason=run.end_reason)
-    if not changed and run.status == RunStatus.CANCELLED:  # again: everything of it BigQuery may still run
+    if not changed and not resume and run.status == RunStatus.CANCELLED:  # again: all of it BigQuery may still run
         to_cancel += [str(job.bigquery_job_id) for job in jobs if job.status == JobStatus.CANCELLED and job.submitted_at]
     refused: list[str] = []
     for job_id in dict.fromkeys(to_cancel):  # first: stopping BigQuery matters more than the event

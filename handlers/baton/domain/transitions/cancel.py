@@ -21,7 +21,13 @@ class CancelResult:
 
 
 def cancel_run(
-    tx: RunTransaction, run_id: str, job_keys: Sequence[str], now: dt.datetime, reason: str | None = None
+    tx: RunTransaction,
+    run_id: str,
+    job_keys: Sequence[str],
+    now: dt.datetime,
+    reason: str | None = None,
+    *,
+    only_cancelled: bool = False,
 ) -> CancelResult:
     """Stop a run: it becomes CANCELLED, and the open ones among `job_keys` become CANCELLED too.
 
@@ -31,10 +37,14 @@ def cancel_run(
     than one commit may update is cancelled in several calls with the next keys each: the
     first flips the run (and `changed` says so), later ones only close jobs of the
     already-CANCELLED run. `reason`: why, when a rule and not an operator cancels it (a timeout);
-    kept as the run's end reason and each cancelled job's error.
+    kept as the run's end reason and each cancelled job's error. `only_cancelled`: close jobs of a run that
+    is CANCELLED already, never cancel one (the reconciler finishing an interrupted cancel, which a retry
+    may have overtaken).
     """
     run = tx.get_run(run_id)
     if run is None or (run.status.terminal and run.status != RunStatus.CANCELLED):
+        return CancelResult(run=run, changed=False)
+    if only_cancelled and run.status != RunStatus.CANCELLED:
         return CancelResult(run=run, changed=False)
     changed = not run.status.terminal
     error = reason or (None if changed else run.end_reason) or "run cancelled"  # later chunks keep the first's reason
