@@ -48,6 +48,13 @@ def test_every_field_of_a_run_survives_its_state_row() -> None:
     assert run_row(back) == run_row(run), "what the store compares to write only changed columns"
 
 
+def test_every_timestamp_of_a_run_is_decoded_as_one() -> None:
+    from baton.adapters.spanner_rows import _RUN_TIMESTAMPS
+
+    timestamps = [f for f in RunRecord.__dataclass_fields__.values() if "datetime" in str(f.type)]
+    assert len(timestamps) == len(_RUN_TIMESTAMPS), "a new timestamp column of Runs must be listed in _RUN_TIMESTAMPS"
+
+
 def test_a_column_an_older_state_lacks_reads_as_null() -> None:
     state = json.loads(run_state(every_field_set()))
     del state["EndReason"]

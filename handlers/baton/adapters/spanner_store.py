@@ -184,7 +184,8 @@ class SpannerTransaction(QueueReads):
         pool_sizes: Mapping[str, int] | None = None,
         seen: SeenDependents | None = None,
     ) -> None:
-        self._tx = _CountedReads(transaction)
+        self._counted = _CountedReads(transaction)
+        self._tx = self._counted
         self._seen = seen or SeenDependents()
         self.mutation_budget = mutation_budget
         self._pool_sizes = pool_sizes or {}
@@ -210,8 +211,7 @@ class SpannerTransaction(QueueReads):
 
     @property
     def reads(self) -> int:
-        counted: int = self._tx.reads
-        return counted
+        return self._counted.reads
 
     def _read_one(self, table: str, columns: Sequence[str], key: list[Any]) -> list[Any] | None:
         rows = list(self._tx.read(table, columns, spanner.KeySet(keys=[key])))
@@ -276,9 +276,9 @@ class SpannerTransaction(QueueReads):
             jobs = self._job_rows_by_key(run_id, wanted)
         if read_run:
             self.rows_read += len(runs)
-            self._read_runs[run_id] = run_from_row(runs[0]) if runs else None
-            if runs:
-                self._runs_before[run_id] = run_from_row(runs[0])  # its state row is written with it (flush)
+            self._read_runs[run_id] = run = run_from_row(runs[0]) if runs else None
+            if run is not None:
+                self._runs_before[run_id] = run  # its state row is written with it (flush)
         for row in jobs:
             self.rows_read += 1
             self._read_jobs[(run_id, row[1])] = self._jobs_before[(run_id, row[1])] = job_from_row(row)

@@ -112,7 +112,7 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
     _isolated(report, "time out late runs", lambda: _time_out_runs(deps, policy, now, report))
     running: set[str] = set()
     _isolated(report, "repair stalled runs", lambda: running.update(_repair_stalled(deps, policy, now, busy, report)))
-    _isolated(report, "close interrupted cancels", lambda: _close_cancelled(deps, policy, busy - running, report))
+    _isolated(report, "close interrupted cancels", lambda: _close_cancelled(deps, policy, busy - running, runs, report))
     _isolated(report, "abandon stuck runs", lambda: _abandon_creating(deps, policy, now, report))
     _isolated(report, "publish the outbox", lambda: _publish_outbox(deps, policy, now, report))
     structured_log.info("reconciled", **report.__dict__)
@@ -353,18 +353,25 @@ def _repair_one(deps: Dependencies, run: RunRecord, now: dt.datetime, report: Re
 CANCELS_CLOSED_PER_PASS = 10
 
 
-def _close_cancelled(deps: Dependencies, policy: ReconcilePolicy, candidates: set[str], report: ReconcileReport) -> None:
+def _close_cancelled(
+    deps: Dependencies,
+    policy: ReconcilePolicy,
+    candidates: set[str],
+    read: dict[str, RunRecord | None],
+    report: ReconcileReport,
+) -> None:
     """Runs with jobs in flight that are not RUNNING: a CANCELLED one is a cancel (an operator's, or a run
     timeout's) stopped between its commits, whose open jobs nothing else would close, since every other step
-    skips runs that are not RUNNING. `candidates` leaves out the RUNNING runs the repair step read."""
+    skips runs that are not RUNNING. `candidates` leaves out the RUNNING runs the repair step read; `read` holds
+    the runs this pass read already (the close itself re-checks the status in its transactions)."""
     closed = 0
     for run_id in sorted(candidates)[: policy.batch]:
+        run = read[run_id] if run_id in read else deps.store.get_run(run_id)
+        if run is None or run.status != RunStatus.CANCELLED:
+            continue
         if closed >= CANCELS_CLOSED_PER_PASS:
             report.truncated = True
             return
-        run = deps.store.get_run(run_id)
-        if run is None or run.status != RunStatus.CANCELLED:
-            continue
         closed += 1
         try:
             if close_cancelled(deps, run_id) is not None:
