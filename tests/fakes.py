@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from baton.domain.backfill import BackfillRecord
+from baton.domain.backfill import BackfillRecord, BackfillStatus
 from baton.domain.lineage import LineageEvent
 from baton.domain.records import (
     CatalogEntry,
@@ -23,6 +23,7 @@ from baton.domain.records import (
 )
 from baton.domain.transaction import RunTransaction
 from baton.domain.transitions.pools import entry_of
+from baton.errors import RunExists
 from baton.service.ports import (
     EventPublisher,
     JobSubmitter,
@@ -195,6 +196,8 @@ class InMemoryRunStore(RunStore):
 
     def create_run(self, new_run: NewRun) -> None:
         with self.lock:
+            if new_run.run.run_id in self.runs:
+                raise RunExists(new_run.run.run_id)
             self.runs[new_run.run.run_id] = new_run.run
             for job in new_run.jobs:
                 self.jobs[(job.run_id, job.job_key)] = job
@@ -291,6 +294,12 @@ class InMemoryRunStore(RunStore):
 
     def backfill_runs(self, backfill_id: str) -> list[RunRecord]:
         return _oldest_first(r for r in self.runs.values() if r.backfill_id == backfill_id)
+
+    def starting_backfills(self, created_by: dt.datetime, limit: int) -> list[BackfillRecord]:
+        found = [
+            b for b in self.backfills.values() if b.starting and b.status == BackfillStatus.RUNNING and b.created_at <= created_by
+        ]
+        return sorted(found, key=lambda b: (b.created_at, b.backfill_id))[:limit]
 
 
 class CollectingWorkQueue(WorkQueue):

@@ -125,6 +125,7 @@ def _status_view(progress: BackfillProgress) -> Group:
         status_text(str(backfill.status)),
         f"  {backfill.manifest_name}  {backfill.param} {backfill.first_date}..{backfill.last_date}",
         f"  max {backfill.max_active_runs} active  {_progress_text(progress)}",
+        f"  (starting: {len(progress.runs)} of {backfill.total_runs} dates written)" if backfill.starting else "",
     )
     table = Table(box=None, pad_edge=False)
     for column in ("date", "run", "status", "started", "finished", "took", "jobs"):

@@ -91,6 +91,7 @@ def backfill_object(progress: BackfillProgress) -> Document:
         "exclude": backfill.exclude,
         "status": str(backfill.status),
         "total_runs": backfill.total_runs,
+        "starting": backfill.starting,  # not every date's run written yet (the reconciler finishes a stopped start)
         "runs": progress.counts(),
         "created_at": _time(backfill.created_at),
         "finished_at": _time(backfill.finished_at),

@@ -98,6 +98,14 @@ class BackfillNotFound(BatonError):
         self.backfill_id = backfill_id
 
 
+class RunExists(BatonError):
+    """A run with that ID is already written (a backfill's date, written by its start or by the reconciler)."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run '{run_id}' already exists")
+        self.run_id = run_id
+
+
 class RunNotFound(BatonError):
     """No run with that ID exists."""
 

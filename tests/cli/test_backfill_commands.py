@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from typing import Any
 
 from baton.domain.records import RunStatus
+from baton.domain.timing import ReconcilePolicy
+from baton.service import backfills
 from tests.cli.conftest import Core, assert_one_line_error, invoke
 
 
@@ -91,3 +95,39 @@ def test_bad_backfills_are_one_line_and_write_nothing(core: Core) -> None:
     assert usage.exit_code == 2 and "'yesterday' is not a date YYYY-MM-DD" in usage.output
     assert core.store.list_backfills() == [] and core.store.list_runs() == []
     assert_one_line_error(invoke("status", "bf-0000"), "backfill 'bf-0000' not found")
+
+
+def test_a_backfill_stopped_while_starting_is_finished_by_the_reconciler(core: Core, monkeypatch: Any) -> None:
+    """Ctrl-C during `baton backfill`, after two of four dates: the reconciler writes the other two from the
+    backfill's row, on the emulator (the Starting and Params columns, the query that finds the start)."""
+    real, calls = backfills._start_date, [0]
+
+    def start_date(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(backfills, "_start_date", start_date)
+    interrupted = invoke("backfill", "elt_daily", "--from", "2026-11-01", "--to", "2026-11-04", "--max-active-runs", "3")
+    assert interrupted.exit_code != 0
+    monkeypatch.setattr(backfills, "_start_date", real)
+    (listed,) = json.loads(invoke("backfills", "--json").stdout)["backfills"]
+    backfill_id = listed["backfill_id"]
+    assert (listed["status"], listed["starting"], listed["total_runs"], sum(listed["runs"].values())) == ("RUNNING", True, 4, 2)
+    assert "(starting: 2 of 4 dates written)" in invoke("status", backfill_id).stdout
+
+    young = core.orchestrator.reconcile(ReconcilePolicy())
+    assert young.backfill_runs_written == 0, "a start younger than abandon_creating_after may still be writing"
+    report = core.orchestrator.reconcile(ReconcilePolicy(abandon_creating_after=dt.timedelta(0)))
+    assert (report.backfill_runs_written, report.errors) == (2, 0)
+    document = json.loads(invoke("status", backfill_id, "--json").stdout)
+    assert document["backfill"]["starting"] is False
+    assert [(date["date"], date["status"]) for date in document["dates"]] == [
+        ("2026-11-01", "RUNNING"),
+        ("2026-11-02", "RUNNING"),
+        ("2026-11-03", "RUNNING"),
+        ("2026-11-04", "QUEUED"),
+    ]
+    again = core.orchestrator.reconcile(ReconcilePolicy(abandon_creating_after=dt.timedelta(0)))
+    assert again.backfill_runs_written == 0

@@ -13,6 +13,7 @@ from baton.domain.naming import new_run_id
 from baton.domain.records import Completion, JobStatus, RunStatus
 from baton.domain.transitions.completion import apply_completion
 from baton.domain.transitions.start import activate_run, plan_run
+from baton.errors import RunExists
 from baton.manifests.loading import parse_manifest
 
 pytestmark = pytest.mark.integration
@@ -60,6 +61,20 @@ def test_a_diamond_round_trips_through_spanner(spanner_database: Any, tmp_path: 
     assert store.list_runs(status=RunStatus.RUNNING) == []
     assert [r.run_id for r in store.list_runs(status=RunStatus.SUCCEEDED)] == [run_id]
     assert all(store.jobs_page(status, 10) == ([], None) for status in (JobStatus.READY, JobStatus.SUBMITTED))
+
+
+def test_writing_a_run_whose_id_is_taken_says_so_and_writes_nothing(spanner_database: Any, tmp_path: Any) -> None:
+    """A backfill's date has one run ID (domain/naming.backfill_run_id): the second writer must learn it lost."""
+    store = SpannerRunStore(spanner_database)
+    m = manifest({"a": [], "b": ["a"]}, tmp_path)
+    plan = plan_run(m, m.bind_params({}, NOW.date()), "test", new_run_id(), NOW)
+    store.create_run(plan)
+    other = plan_run(m, m.bind_params({"run_date": "2026-01-01"}, NOW.date()), "test", plan.run.run_id, NOW)
+    with pytest.raises(RunExists, match=plan.run.run_id):
+        store.create_run(other)
+    run = store.get_run(plan.run.run_id)
+    assert run is not None and run.params["run_date"].value == "2026-11-27", "the first run's row, untouched"
+    assert [job.job_key for job in store.list_jobs(plan.run.run_id)] == ["a", "b"]
 
 
 def test_completion_reads_do_not_grow_with_the_run(spanner_database: Any, tmp_path: Any) -> None:

@@ -10,7 +10,9 @@ import pytest
 
 from baton.domain.backfill import BackfillStatus
 from baton.domain.records import JobStatus, RunStatus
+from baton.domain.timing import ReconcilePolicy
 from baton.errors import InvalidBackfill, ManifestPaused, RunInProgress
+from baton.service import backfills
 from tests.unit.test_engine import World, manifest_of
 
 CHAIN = {"a": [], "b": ["a"]}
@@ -201,3 +203,110 @@ def test_a_bad_backfill_is_refused_before_anything_is_written(
     with pytest.raises(InvalidBackfill, match=message):
         backfill(world, 3, **options)
     assert world.store.runs == {} and world.store.backfills == {}
+
+
+REAL_START_DATE, REAL_STARTED = backfills._start_date, backfills._started
+
+
+class Stopped(Exception):
+    """The start's process dying (a crash, a Ctrl-C) after some of its dates."""
+
+
+def stopping_after(monkeypatch: pytest.MonkeyPatch, dates: int) -> None:
+    """The start writes `dates` dates' runs, then stops; the reconciler's resume (later) writes as usual."""
+    written = [0]
+
+    def start_date(*args: Any, **kwargs: Any) -> Any:
+        written[0] += 1
+        if written[0] > dates:
+            raise Stopped
+        return REAL_START_DATE(*args, **kwargs)
+
+    monkeypatch.setattr(backfills, "_start_date", start_date)
+
+
+def stopped_backfill(world: World, monkeypatch: pytest.MonkeyPatch, days: int, written: int, **options: Any) -> Any:
+    """The backfill of a start stopped after `written` dates (or before it ended, if a test stops `_started`)."""
+    stopping_after(monkeypatch, written)
+    with pytest.raises(Stopped):
+        backfill(world, days, 2, **options)
+    monkeypatch.setattr(backfills, "_start_date", REAL_START_DATE)
+    monkeypatch.setattr(backfills, "_started", REAL_STARTED)
+    (stopped,) = world.store.backfills.values()
+    return stopped
+
+
+def test_a_backfill_start_that_stopped_is_finished_by_the_reconciler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest = manifest_of(CHAIN, params={"run_date": {"type": "DATE"}, "region": {"type": "STRING"}})
+    world = World(tmp_path, manifest)
+    stopped = stopped_backfill(world, monkeypatch, 5, 2, params={"region": "eu"})
+    backfill_id = stopped.backfill_id
+    assert (stopped.status, stopped.starting, len(world.store.backfill_runs(backfill_id))) == (BackfillStatus.RUNNING, True, 2)
+
+    world.clock.now += ReconcilePolicy().abandon_creating_after - dt.timedelta(seconds=1)
+    assert world.orchestrator.reconcile().backfill_runs_written == 0, "a start this young may still be writing"
+    world.clock.now += dt.timedelta(seconds=1)
+    assert world.orchestrator.reconcile().backfill_runs_written == 3
+    progress = world.orchestrator.backfill(backfill_id)
+    assert not progress.backfill.starting
+    assert [progress.date_of(run) for run in progress.runs] == [f"2026-11-0{day}" for day in range(1, 6)]
+    assert {run.params["region"].value for run in progress.runs} == {"eu"}, "the start's other params, from its row"
+    assert [run.status for run in progress.runs] == [RunStatus.RUNNING] * 2 + [RunStatus.QUEUED] * 3
+    assert world.orchestrator.reconcile().backfill_runs_written == 0
+
+    runs = [run.run_id for run in progress.runs]
+    while any(not status(world, run).terminal for run in runs):
+        finish_run(world, next(run for run in runs if status(world, run) == RunStatus.RUNNING))
+    assert world.orchestrator.backfill(backfill_id).backfill.status == BackfillStatus.SUCCEEDED
+    assert world.events.types().count("backfill.started") == 1 and world.events.types().count("backfill.finished") == 1
+
+
+def test_a_start_that_stopped_before_its_first_run_is_finished_with_its_started_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = World(tmp_path, manifest_of(CHAIN, **DATED))
+    stopped = stopped_backfill(world, monkeypatch, 3, 0)
+    assert world.events.types() == []
+    world.clock.now += ReconcilePolicy().abandon_creating_after
+    assert world.orchestrator.reconcile().backfill_runs_written == 3
+    assert world.events.types().count("backfill.started") == 1
+    assert len(world.orchestrator.backfill(stopped.backfill_id).runs) == 3
+
+
+def test_a_date_written_meanwhile_is_not_written_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A start still going when the reconciler resumes it: both may reach a date; one run per date, whoever wins."""
+    world = World(tmp_path, manifest_of(CHAIN, **DATED))
+    stopped = stopped_backfill(world, monkeypatch, 4, 1)
+    seen = world.store.backfill_runs(stopped.backfill_id)  # what the resume reads, before the start's next date lands
+    world.clock.now += ReconcilePolicy().abandon_creating_after
+    resume = backfills.resume_start(world.orchestrator, stopped, limit=1)
+    assert resume == 1
+    monkeypatch.setattr(world.store, "backfill_runs", lambda backfill_id: seen)
+    assert backfills.resume_start(world.orchestrator, stopped, limit=10) == 2, "the date written meanwhile is skipped"
+    monkeypatch.delattr(world.store, "backfill_runs")
+    progress = world.orchestrator.backfill(stopped.backfill_id)
+    assert sorted(progress.date_of(run) for run in progress.runs) == [f"2026-11-0{day}" for day in range(1, 5)]
+    assert not progress.backfill.starting
+
+
+def test_a_backfill_whose_runs_ended_before_its_start_was_finished_ends_then(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = World(tmp_path, manifest_of(CHAIN, **DATED))
+
+    def stop(*args: Any) -> None:
+        raise Stopped
+
+    monkeypatch.setattr(backfills, "_started", stop)  # every date written, stopped before the start ended
+    stopped = stopped_backfill(world, monkeypatch, 2, 2)
+    assert stopped.starting
+    for run in world.store.backfill_runs(stopped.backfill_id):
+        while not status(world, run.run_id).terminal:
+            finish_run(world, run.run_id)
+    assert world.orchestrator.backfill(stopped.backfill_id).backfill.status == BackfillStatus.SUCCEEDED, (
+        "every date's run is written and ended: the backfill ends at its last run's end, starting or not"
+    )
+    world.clock.now += ReconcilePolicy().abandon_creating_after
+    assert world.orchestrator.reconcile().backfill_runs_written == 0
+    assert not world.orchestrator.backfill(stopped.backfill_id).backfill.starting, "its end ended the start too"
+    assert world.events.types().count("backfill.finished") == 1

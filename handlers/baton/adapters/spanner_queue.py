@@ -4,6 +4,7 @@ transaction adapter and the store of spanner_store.py so that those stay about r
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +28,8 @@ BACKFILL_COLUMNS = (
     "Status",
     "CreatedAt",
     "FinishedAt",
+    "Starting",
+    "Params",
 )
 # Both indexes leave rows out (NULL_FILTERED); the equality on their first columns never needs those rows, which the
 # emulator cannot prove, so it asks for its own hint (Cloud Spanner ignores it).
@@ -68,6 +71,8 @@ def backfill_row(backfill: BackfillRecord) -> list[Any]:
         str(backfill.status),
         backfill.created_at,
         backfill.finished_at,
+        backfill.starting,
+        json.dumps(backfill.params, sort_keys=True, separators=(",", ":")),
     ]
 
 
@@ -85,6 +90,8 @@ def backfill_from_row(row: Sequence[Any]) -> BackfillRecord:
         status=BackfillStatus(row[9]),
         created_at=row[10],
         finished_at=row[11],
+        starting=bool(row[12]),  # NULL: written before spanner_schema/0016, never resumed
+        params=json.loads(row[13]) if row[13] is not None else {},
     )
 
 
@@ -175,6 +182,19 @@ class BackfillReads:
             sql += " WHERE ManifestName = @manifest"
             params["manifest"], types["manifest"] = manifest, _STRING
         sql += " ORDER BY CreatedAt DESC, BackfillId LIMIT @limit"
+        with self.database.snapshot() as snapshot:
+            rows = list(snapshot.execute_sql(sql, params=params, param_types=types, timeout=self._read_timeout))
+        return [backfill_from_row(row) for row in rows]
+
+    def starting_backfills(self, created_by: dt.datetime, limit: int) -> list[BackfillRecord]:
+        """RUNNING backfills whose start has not written every date's run, created at or before `created_by`, oldest
+        first. No index: a scan of a small table (finished backfills go after 90 days), once per reconciler pass."""
+        sql = (
+            f"SELECT {', '.join(BACKFILL_COLUMNS)} FROM Backfills WHERE Starting = TRUE AND Status = @status "
+            "AND CreatedAt <= @by ORDER BY CreatedAt, BackfillId LIMIT @limit"
+        )
+        params = {"status": str(BackfillStatus.RUNNING), "by": created_by, "limit": limit}
+        types = {"status": _STRING, "by": spanner.param_types.TIMESTAMP, "limit": _INT64}
         with self.database.snapshot() as snapshot:
             rows = list(snapshot.execute_sql(sql, params=params, param_types=types, timeout=self._read_timeout))
         return [backfill_from_row(row) for row in rows]

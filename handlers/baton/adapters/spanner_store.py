@@ -66,7 +66,7 @@ from baton.domain.records import (
 )
 from baton.domain.timing import TimeBudget
 from baton.domain.transitions.pools import entry_of
-from baton.errors import CommitTooLarge, TransientError
+from baton.errors import CommitTooLarge, RunExists, TransientError
 from baton.service.ports import RunStore
 
 T = TypeVar("T")
@@ -531,9 +531,13 @@ class SpannerRunStore(BackfillReads, RunStore):
     def create_run(self, new_run: NewRun) -> None:
         """Rows in commits under the mutation limit; the run row goes first and stays CREATING meanwhile."""
         now_columns = (*JOB_COLUMNS, "DependentKeys", "UpdatedAt")
-        with self.database.batch() as batch:
-            batch.insert("Runs", (*RUN_COLUMNS, "UpdatedAt"), [[*run_row(new_run.run), spanner.COMMIT_TIMESTAMP]])
-            batch.insert("RunJobs", (*RUN_STATE_COLUMNS, "UpdatedAt"), [[*run_state_row(new_run.run), spanner.COMMIT_TIMESTAMP]])
+        run, state = run_row(new_run.run), run_state_row(new_run.run)
+        try:
+            with self.database.batch() as batch:
+                batch.insert("Runs", (*RUN_COLUMNS, "UpdatedAt"), [[*run, spanner.COMMIT_TIMESTAMP]])
+                batch.insert("RunJobs", (*RUN_STATE_COLUMNS, "UpdatedAt"), [[*state, spanner.COMMIT_TIMESTAMP]])
+        except gexc.AlreadyExists:
+            raise RunExists(new_run.run.run_id) from None
         dependents: dict[str, list[str]] = defaultdict(list)
         for upstream, dependent in new_run.edges:
             dependents[upstream].append(dependent)

@@ -7,10 +7,12 @@ The backfill is a row of its own (spanner_schema/0013_run_queue.sql); its runs w
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 # A backfill's runs are created one after another by the call that starts it: this many fit in one invocation.
+# A start that stops before its last date (a crash, a Ctrl-C) is finished by the reconciler (`starting`).
 MAX_BACKFILL_DATES = 366
 MAX_ACTIVE_RUNS = 100
 
@@ -40,6 +42,10 @@ class BackfillRecord:
     select: str | None = None
     exclude: str | None = None
     finished_at: dt.datetime | None = None
+    # The start's params other than the date, as given: with the above, what every date's run is made from.
+    params: dict[str, Any] = field(default_factory=dict)
+    # Until the start has written every date's run; the reconciler writes the rest of a start that stopped.
+    starting: bool = False
 
     @property
     def queue(self) -> str:

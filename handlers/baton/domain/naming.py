@@ -7,6 +7,7 @@ same BigQuery job (invariant 2).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 
@@ -19,7 +20,7 @@ BATON_LABELS = (LABEL_ENV, LABEL_RUN, LABEL_JOB, LABEL_ATTEMPT)
 JOB_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 CHECK_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 ENVIRONMENT_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")  # new_run_id(): token_hex(16)
+RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")  # new_run_id(), or a backfill date's backfill_run_id()
 ATTEMPT_PATTERN = re.compile(r"^[1-9][0-9]{0,8}$")
 POOL_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")  # the environment's pools (BATON_POOLS)
 
@@ -27,6 +28,12 @@ POOL_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")  # the environment's 
 def new_run_id() -> str:
     """Random, so that Spanner spreads runs across splits instead of hotspotting one."""
     return secrets.token_hex(16)
+
+
+def backfill_run_id(backfill_id: str, day: str) -> str:
+    """The one run ID of a backfill's date (ISO): a start and the reconciler finishing that start can never write
+    the same date twice (the second insert finds the run). Spread like `new_run_id`: a hash is as good as random."""
+    return hashlib.sha256(f"{backfill_id}/{day}".encode()).hexdigest()[:32]
 
 
 def bigquery_job_id(environment: str, run_id: str, job_key: str, attempt: int) -> str:

@@ -58,6 +58,7 @@ class ReconcilePolicy:
     lost_after: dt.timedelta = dt.timedelta(minutes=5)  # a submitted job is first checked this long after submission
     resubmit_after: dt.timedelta = RESUBMIT_AFTER  # a READY job this old is taken for one a crash left unsubmitted
     stalled_after: dt.timedelta = dt.timedelta(minutes=15)  # a RUNNING run this old with nothing in flight is repaired
+    # A run CREATING this long lost its starter; a backfill this old still writing its dates' runs stopped.
     abandon_creating_after: dt.timedelta = dt.timedelta(minutes=15)
     batch: int = 500  # rows per page, and BigQuery lookups per invocation
     max_pages: int = 10  # pages per status per invocation: bounded work

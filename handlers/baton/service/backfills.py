@@ -3,27 +3,28 @@
 `start_backfill` is what the CLI (`baton backfill`) and the start_manifest entry point (a body with a
 `backfill` object) both call. Every input is checked before anything is written. The runs wait in the
 backfill's queue (domain/transitions/run_queue.py), so each run's end starts the next date in the
-transaction that records that end; nothing polls.
+transaction that records that end; nothing polls. A start that stops before its last date is finished by
+the reconciler (`resume_start`), from the backfill's row.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from baton import structured_log
 from baton.domain.backfill import MAX_ACTIVE_RUNS, BackfillRecord, BackfillStatus, backfill_dates
-from baton.domain.naming import new_run_id
+from baton.domain.naming import backfill_run_id
 from baton.domain.records import RunRecord, RunStatus
 from baton.domain.run_events import backfill_event
 from baton.domain.specs import BoundParam
 from baton.domain.transaction import RunTransaction
 from baton.domain.transitions.run_queue import finish_backfill_if_done, reopen_backfill
 from baton.domain.transitions.start import plan_run
-from baton.errors import BackfillNotFound, InvalidBackfill, RunNotRetryable
+from baton.errors import BackfillNotFound, InvalidBackfill, RunExists, RunNotRetryable
 from baton.manifests import selection
 from baton.manifests.model import Manifest
 from baton.service import run_queue, runs
@@ -85,6 +86,7 @@ def start_backfill(
     run_queue.refuse_early(deps, manifest.name, manifest.when_paused == "queue", refuse_when_full=False)
     chosen = selection.select(manifest, select, exclude)
     now = deps.clock()
+    # Every date's params, before anything is written.
     bound = [manifest.bind_params({**given, param: day.isoformat()}, today=now.date()) for day in dates]
     backfill = BackfillRecord(
         backfill_id=new_backfill_id(),
@@ -98,19 +100,76 @@ def start_backfill(
         created_at=now,
         select=select,
         exclude=exclude,
+        params=given,
+        starting=True,
     )
     deps.store.create_backfill(backfill)
     structured_log.info(
         "backfill started", backfill_id=backfill.backfill_id, manifest=manifest.name, dates=len(dates), max_active=max_active
     )
-    # Creation times a microsecond apart keep the queue in date order, whatever the clock's resolution.
-    first_run = _start_date(deps, backfill, chosen, bound[0], now)
-    events = deps.store.transact(lambda tx: record(tx, [backfill_event("backfill.started", backfill, first_run, now)]))
-    publish_recorded(deps, events)
-    created = [first_run]
-    for index, day_params in enumerate(bound[1:], start=1):
-        created.append(_start_date(deps, backfill, chosen, day_params, now + dt.timedelta(microseconds=index)))
-    return BackfillProgress(backfill, created)
+    created = _write_dates(deps, backfill, chosen, list(enumerate(bound)))
+    _started(deps, backfill.backfill_id)
+    return BackfillProgress(replace(backfill, starting=False), created)
+
+
+def resume_start(deps: Dependencies, backfill: BackfillRecord, limit: int) -> int:
+    """Write the dates' runs a start that stopped (a crash, a Ctrl-C of the CLI) left unwritten, at most `limit` of
+    them (the rest next time), from the backfill's own row; then the start has ended. How many runs it wrote."""
+    manifest = deps.manifests.load(backfill.manifest_name)
+    chosen = selection.select(manifest, backfill.select, backfill.exclude)
+    written = {run.run_id for run in deps.store.backfill_runs(backfill.backfill_id)}
+    dates = backfill_dates(backfill.first_date, backfill.last_date)
+    missing = [(i, day) for i, day in enumerate(dates) if backfill_run_id(backfill.backfill_id, day.isoformat()) not in written]
+    today = backfill.created_at.date()  # as the start bound them
+    given = backfill.params
+    dated = [(i, manifest.bind_params({**given, backfill.param: day.isoformat()}, today=today)) for i, day in missing[:limit]]
+    created = _write_dates(deps, backfill, chosen, dated)
+    if len(missing) <= limit:
+        _started(deps, backfill.backfill_id)
+    structured_log.warning(
+        "backfill start finished by the reconciler" if len(missing) <= limit else "backfill start resumed",
+        backfill_id=backfill.backfill_id,
+        written=len(created),
+        left=max(0, len(missing) - limit),
+    )
+    return len(created)
+
+
+def _write_dates(
+    deps: Dependencies,
+    backfill: BackfillRecord,
+    chosen: selection.Selection,
+    dated: Sequence[tuple[int, Mapping[str, BoundParam]]],
+) -> list[RunRecord]:
+    """Each (date's index, params)'s run, in date order, skipping a date written meanwhile; the first date's run
+    records backfill.started (at the backfill's creation, so that a resumed start records the same event)."""
+    created = []
+    for index, params in dated:
+        # Creation times a microsecond apart keep the queue in date order, whatever the clock's resolution.
+        run = _start_date(deps, backfill, chosen, params, backfill.created_at + dt.timedelta(microseconds=index))
+        if run is None:
+            continue
+        if index == 0:
+            started = backfill_event("backfill.started", backfill, run, backfill.created_at)
+            publish_recorded(deps, deps.store.transact(lambda tx, started=started: record(tx, [started])))  # type: ignore[misc]
+        created.append(run)
+    return created
+
+
+def _started(deps: Dependencies, backfill_id: str) -> None:
+    """Every date's run is written: the reconciler leaves the start be. If they have all ended already (a start
+    the reconciler finished late), the backfill ends here, as a run's end would have ended it."""
+    now = deps.clock()
+
+    def started(tx: RunTransaction) -> list[dict[str, Any]]:
+        backfill = tx.get_backfill(backfill_id)
+        if backfill is None or not backfill.starting:
+            return []
+        tx.put_backfill(replace(backfill, starting=False))
+        ended = finish_backfill_if_done(tx, backfill_id, now)
+        return record(tx, [backfill_event("backfill.finished", ended, tx.backfill_runs(backfill_id)[-1], now)] if ended else [])
+
+    publish_recorded(deps, deps.store.transact(started))
 
 
 def _date_param(manifest: Manifest, param: str | None) -> str:
@@ -136,12 +195,17 @@ def _start_date(
     chosen: selection.Selection,
     params: Mapping[str, BoundParam],
     created: dt.datetime,
-) -> RunRecord:
-    """One date's run: written, then RUNNING or QUEUED in the backfill's queue (never governed by `concurrency:`)."""
-    plan = plan_run(chosen, params, deps.environment, new_run_id(), created)
+) -> RunRecord | None:
+    """One date's run: written, then RUNNING or QUEUED in the backfill's queue (never governed by `concurrency:`).
+    None if that date's run is written already (its ID is the date's own: see `backfill_run_id`)."""
+    run_id = backfill_run_id(backfill.backfill_id, str(params[backfill.param].value))
+    plan = plan_run(chosen, params, deps.environment, run_id, created)
     run = replace(plan.run, queue=backfill.queue, queue_limit=backfill.max_active_runs, backfill_id=backfill.backfill_id)
     plan = replace(plan, run=run)
-    deps.store.create_run(plan)
+    try:
+        deps.store.create_run(plan)
+    except RunExists:
+        return None
     # Its start time is now, not its creation time: creation times only keep the queue in date order.
     return run_queue.activate(deps, plan, deps.clock(), refuse_when_full=False, queue_when_paused=True)
 

@@ -55,7 +55,8 @@ class RunStore(abc.ABC):
 
     @abc.abstractmethod
     def create_run(self, new_run: NewRun) -> None:
-        """Write all rows of a new (CREATING) run, in as many commits as the mutation limit needs."""
+        """Write all rows of a new (CREATING) run, in as many commits as the mutation limit needs. RunExists if a
+        run with its ID is written already (nothing is written then)."""
 
     @abc.abstractmethod
     def get_run(self, run_id: str) -> RunRecord | None: ...
@@ -154,6 +155,11 @@ class RunStore(abc.ABC):
     @abc.abstractmethod
     def backfill_runs(self, backfill_id: str) -> list[RunRecord]:
         """Every run of the backfill, oldest (first date) first."""
+
+    @abc.abstractmethod
+    def starting_backfills(self, created_by: dt.datetime, limit: int) -> list[BackfillRecord]:
+        """RUNNING backfills still `starting` (not every date's run written), created at or before `created_by`,
+        oldest first: starts that stopped, for the reconciler to finish."""
 
 
 @dataclass(frozen=True)

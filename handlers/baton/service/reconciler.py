@@ -1,8 +1,8 @@
 """The reconciler: the scheduler's periodic pass that heals what events did not deliver.
 
 From Spanner's open jobs and BigQuery's own job state it submits what a crash left
-READY, completes what finished without an event, repairs stalled runs and abandons
-runs whose starter died. Bounded per invocation, and each job's healing is its own
+READY, completes what finished without an event, repairs stalled runs, abandons
+runs whose starter died and finishes backfill starts that stopped. Bounded per invocation, and each job's healing is its own
 step: one that fails is logged, counted and left for the next pass.
 """
 
@@ -24,6 +24,7 @@ from baton.domain.transitions.repair import Repair, in_flight, repair_run
 from baton.domain.transitions.run_queue import end_events
 from baton.domain.transitions.start import abandon_run
 from baton.errors import JobRefused, TransientError, one_line
+from baton.service.backfills import resume_start
 from baton.service.completion import complete
 from baton.service.continuations import start_dequeued, submit_released
 from baton.service.dependencies import Dependencies
@@ -32,6 +33,10 @@ from baton.service.pools import heal_queued, pump_pools
 from baton.service.ports import RemoteState
 from baton.service.runs import close_cancelled, time_out
 from baton.service.submission import check_request, record_refusal, request_for, submit
+
+# Dates of stopped backfill starts one pass writes (a run each, a few commits per run), and backfills it looks at.
+BACKFILL_DATES_PER_PASS = 100
+BACKFILLS_PER_PASS = 10
 
 
 @dataclass
@@ -50,6 +55,7 @@ class ReconcileReport:
     pool_released: int = 0  # QUEUED jobs given a slot left free (a capped release, a larger pool)
     timed_out_runs: int = 0  # RUNNING past their run_timeout: cancelled, with run.timed_out
     cancels_closed: int = 0  # CANCELLED runs with jobs left open by an interrupted cancel: closed, and cancelled in BigQuery
+    backfill_runs_written: int = 0  # dates' runs of a backfill whose start stopped before writing them all
     errors: int = 0  # steps that failed (any error), each logged with its job and left for the next invocation
 
 
@@ -114,6 +120,7 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
     _isolated(report, "repair stalled runs", lambda: running.update(_repair_stalled(deps, policy, now, busy, report)))
     _isolated(report, "close interrupted cancels", lambda: _close_cancelled(deps, policy, busy - running, runs, report))
     _isolated(report, "abandon stuck runs", lambda: _abandon_creating(deps, policy, now, report))
+    _isolated(report, "finish stopped backfill starts", lambda: _finish_backfill_starts(deps, policy, now, report))
     _isolated(report, "publish the outbox", lambda: _publish_outbox(deps, policy, now, report))
     structured_log.info("reconciled", **report.__dict__)
     return report
@@ -403,6 +410,25 @@ def _abandon_creating(deps: Dependencies, policy: ReconcilePolicy, now: dt.datet
         except Exception as exc:
             report.errors += 1
             _log_failure("abandoning a run failed; next time", exc, run_id=run_id)
+
+
+def _finish_backfill_starts(deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, report: ReconcileReport) -> None:
+    """Backfills whose start stopped before writing every date's run (a crash, a Ctrl-C of the CLI): their other
+    dates written, at most BACKFILL_DATES_PER_PASS a pass, each backfill on its own. A start older than a run may
+    stay CREATING has stopped; one still going meanwhile only finds its next date written (one ID per date)."""
+    room = BACKFILL_DATES_PER_PASS
+    for backfill in deps.store.starting_backfills(now - policy.abandon_creating_after, BACKFILLS_PER_PASS):
+        if room <= 0:
+            report.truncated = True
+            return
+        try:
+            written = resume_start(deps, backfill, room)
+        except Exception as exc:
+            report.errors += 1
+            _log_failure("finishing a backfill's start failed; next time", exc, backfill_id=backfill.backfill_id)
+            continue
+        report.backfill_runs_written += written
+        room -= written
 
 
 def _publish_outbox(deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, report: ReconcileReport) -> None:

@@ -135,7 +135,8 @@ def finish_backfill_if_done(tx: RunTransaction, backfill_id: str, now: dt.dateti
     runs = tx.backfill_runs(backfill_id)
     if len(runs) < backfill.total_runs or not all(run.status.terminal for run in runs):
         return None
-    backfill = replace(backfill, status=backfill_status([str(run.status) for run in runs]), finished_at=now)
+    # Every date's run is written by now: a start that stopped after its last one has nothing left to do either.
+    backfill = replace(backfill, status=backfill_status([str(run.status) for run in runs]), finished_at=now, starting=False)
     tx.put_backfill(backfill)
     return backfill
 
