@@ -229,7 +229,8 @@ class InMemoryRunStore(RunStore):
         return runs[:limit]
 
     def jobs_in_status(self, status: JobStatus, limit: int) -> list[JobRecord]:
-        return [j for j in self.jobs.values() if j.status == status][:limit]
+        started = {run_id for run_id, run in self.runs.items() if run.status != RunStatus.QUEUED}
+        return [j for j in self.jobs.values() if j.status == status and j.run_id in started][:limit]
 
     def jobs_past_deadline(self, now: dt.datetime, limit: int) -> list[JobRecord]:
         late = [j for j in self.jobs.values() if j.status == JobStatus.SUBMITTED and j.deadline and j.deadline < now]

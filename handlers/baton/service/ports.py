@@ -84,7 +84,8 @@ class RunStore(abc.ABC):
 
     @abc.abstractmethod
     def jobs_in_status(self, status: JobStatus, limit: int) -> list[JobRecord]:
-        """Jobs in one status across runs, oldest update first: the reconciler's work list."""
+        """Jobs in one status across runs, oldest update first: the reconciler's work list. Jobs of QUEUED runs are
+        left out: they wait for their run's start, which submits them."""
 
     @abc.abstractmethod
     def jobs_past_deadline(self, now: dt.datetime, limit: int) -> list[JobRecord]:
