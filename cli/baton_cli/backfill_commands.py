@@ -2,19 +2,64 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
-from rich.console import Group
+from rich.console import Console, Group
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from baton.domain.backfill import BackfillStatus
+from baton.domain.backfill import BackfillRecord, BackfillStatus
 from baton.service.backfills import BackfillProgress
 from baton_cli import root
 from baton_cli.documents import backfill_status_document, backfills_document
 from baton_cli.render import NONE, duration, status_text, timestamp
+
+EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C
+
+
+class DatesWritten:
+    """A start's progress, one date's run at a time: a bar on a terminal's stderr, and what an interrupted start
+    had written (the reconciler writes the rest)."""
+
+    def __init__(self) -> None:
+        self.backfill: BackfillRecord | None = None
+        self.done = 0
+        self._bar = Progress(
+            TextColumn("writing each date's run"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._bar.disable = not self._bar.console.is_terminal
+        self._task = self._bar.add_task("dates", total=None)
+
+    @contextlib.contextmanager
+    def shown(self) -> Iterator[None]:
+        with self._bar:
+            yield
+
+    def written(self, backfill: BackfillRecord, done: int, total: int) -> None:
+        self.backfill, self.done = backfill, done
+        self._bar.update(self._task, completed=done, total=total)
+
+    def stop(self) -> None:
+        self._bar.stop()
+
+    def interrupted(self, resumed_after: dt.timedelta) -> str:
+        assert self.backfill is not None
+        backfill_id, total = self.backfill.backfill_id, self.backfill.total_runs
+        minutes = max(1, round(resumed_after.total_seconds() / 60))
+        return (
+            f"interrupted after {self.done} of {total} dates of {backfill_id}: the reconciler writes the other "
+            f"{total - self.done} once the start is {minutes} minutes old (baton status {backfill_id}), "
+            f"or stop it all: baton cancel {backfill_id}"
+        )
 
 
 def _date(value: str, option: str) -> dt.date:
@@ -43,12 +88,28 @@ def backfill(
     end starts the next date. Prints the backfill's ID on stdout."""
     from baton_cli.run_commands import parse_params, typed_params  # run_commands imports this module
 
-    orchestrator = root.build_orchestrator(root.settings())
+    settings = root.settings()
+    orchestrator = root.build_orchestrator(settings)
     params = typed_params(parse_params(other or []), orchestrator.manifests.load(manifest))
-    with root.core_logs():
-        started = orchestrator.start_backfill(
-            manifest, _date(first, "--from"), _date(last, "--to"), param, max_active, select_spec, exclude_spec, params
-        )
+    dates = DatesWritten()
+    with root.core_logs(), dates.shown():
+        try:
+            started = orchestrator.start_backfill(
+                manifest,
+                _date(first, "--from"),
+                _date(last, "--to"),
+                param,
+                max_active,
+                select_spec,
+                exclude_spec,
+                params,
+                on_date=dates.written,
+            )
+        except KeyboardInterrupt:
+            if dates.backfill is None:
+                raise
+            dates.stop()
+            root.fail(dates.interrupted(settings.reconcile.abandon_creating_after), code=EXIT_INTERRUPTED)
     backfill_id = started.backfill.backfill_id
     typer.echo(backfill_id)
     counts = started.counts()

@@ -110,10 +110,15 @@ def test_a_backfill_stopped_while_starting_is_finished_by_the_reconciler(core: C
 
     monkeypatch.setattr(backfills, "_start_date", start_date)
     interrupted = invoke("backfill", "elt_daily", "--from", "2026-11-01", "--to", "2026-11-04", "--max-active-runs", "3")
-    assert interrupted.exit_code != 0
     monkeypatch.setattr(backfills, "_start_date", real)
     (listed,) = json.loads(invoke("backfills", "--json").stdout)["backfills"]
     backfill_id = listed["backfill_id"]
+    assert interrupted.exit_code == 130
+    assert_one_line_error(
+        interrupted,
+        f"interrupted after 2 of 4 dates of {backfill_id}: the reconciler writes the other 2 once the start is "
+        f"15 minutes old (baton status {backfill_id}), or stop it all: baton cancel {backfill_id}",
+    )
     assert (listed["status"], listed["starting"], listed["total_runs"], sum(listed["runs"].values())) == ("RUNNING", True, 4, 2)
     assert "(starting: 2 of 4 dates written)" in invoke("status", backfill_id).stdout
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,6 +30,9 @@ from baton.manifests.model import Manifest
 from baton.service import run_queue, runs
 from baton.service.dependencies import Dependencies
 from baton.service.events import publish_recorded, record
+
+# (the backfill, dates written so far by this call, dates it writes): after each date's run is written.
+DateWritten = Callable[[BackfillRecord, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -68,10 +71,13 @@ def start_backfill(
     select: str | None = None,
     exclude: str | None = None,
     params: Mapping[str, Any] | None = None,
+    *,
+    on_date: DateWritten | None = None,
 ) -> BackfillProgress:
     """A backfill of `manifest_name` over [first, last]: one run per date (bound to `param`, default the
     manifest's only DATE param; `params` are the other params, the same for every date), at most `max_active`
-    of them RUNNING at once. Bad input raises InvalidBackfill (or the start's own errors) before any write."""
+    of them RUNNING at once. Bad input raises InvalidBackfill (or the start's own errors) before any write.
+    `on_date` hears of each date written (a long start's progress, and what an interrupted one had done)."""
     manifest = deps.manifests.load(manifest_name)
     try:
         dates = backfill_dates(first, last)
@@ -107,7 +113,7 @@ def start_backfill(
     structured_log.info(
         "backfill started", backfill_id=backfill.backfill_id, manifest=manifest.name, dates=len(dates), max_active=max_active
     )
-    created = _write_dates(deps, backfill, chosen, list(enumerate(bound)))
+    created = _write_dates(deps, backfill, chosen, list(enumerate(bound)), on_date)
     _started(deps, backfill.backfill_id)
     return BackfillProgress(replace(backfill, starting=False), created)
 
@@ -140,11 +146,12 @@ def _write_dates(
     backfill: BackfillRecord,
     chosen: selection.Selection,
     dated: Sequence[tuple[int, Mapping[str, BoundParam]]],
+    on_date: DateWritten | None = None,
 ) -> list[RunRecord]:
     """Each (date's index, params)'s run, in date order, skipping a date written meanwhile; the first date's run
     records backfill.started (at the backfill's creation, so that a resumed start records the same event)."""
     created = []
-    for index, params in dated:
+    for done, (index, params) in enumerate(dated, start=1):
         # Creation times a microsecond apart keep the queue in date order, whatever the clock's resolution.
         run = _start_date(deps, backfill, chosen, params, backfill.created_at + dt.timedelta(microseconds=index))
         if run is None:
@@ -153,6 +160,8 @@ def _write_dates(
             started = backfill_event("backfill.started", backfill, run, backfill.created_at)
             publish_recorded(deps, deps.store.transact(lambda tx, started=started: record(tx, [started])))  # type: ignore[misc]
         created.append(run)
+        if on_date is not None:
+            on_date(backfill, done, len(dated))
     return created
 
 

@@ -44,8 +44,11 @@ class Orchestrator(Dependencies):
         select: str | None = None,
         exclude: str | None = None,
         params: Mapping[str, Any] | None = None,
+        on_date: backfills.DateWritten | None = None,
     ) -> BackfillProgress:
-        return backfills.start_backfill(self, manifest_name, first, last, param, max_active, select, exclude, params)
+        return backfills.start_backfill(
+            self, manifest_name, first, last, param, max_active, select, exclude, params, on_date=on_date
+        )
 
     def backfill(self, backfill_id: str) -> BackfillProgress:
         return backfills.progress(self, backfill_id)
