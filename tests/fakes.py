@@ -22,7 +22,7 @@ from baton.domain.records import (
     RunStatus,
 )
 from baton.domain.transaction import RunTransaction
-from baton.domain.transitions.pools import entry_of
+from baton.domain.transitions.pools import HOLDS_SLOT, entry_of
 from baton.errors import RunExists
 from baton.service.ports import (
     EventPublisher,
@@ -272,6 +272,11 @@ class InMemoryRunStore(RunStore):
             (PoolUsage(name, size, self.pools_in_use.get(name, 0)), queued.count(name))
             for name, size in sorted(self.pool_sizes.items())
         ]
+
+    def pool_drift(self, pools: Sequence[str]) -> dict[str, int]:
+        with self.lock:
+            holders = [job.spec.pool for job in self.jobs.values() if job.status in HOLDS_SLOT]
+            return {name: self.pools_in_use.get(name, 0) - holders.count(name) for name in pools}
 
     def queued_without_entry(self, jobs: Sequence[JobRecord]) -> list[JobRecord]:
         queued = [job for job in jobs if job.status == JobStatus.QUEUED and job.spec.pool]

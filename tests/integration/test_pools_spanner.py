@@ -10,11 +10,14 @@ import pytest
 from baton.adapters.spanner_store import SpannerRunStore
 from baton.domain.naming import new_run_id
 from baton.domain.records import Completion, JobStatus
+from baton.domain.timing import ReconcilePolicy
 from baton.domain.transitions.cancel import cancel_run
 from baton.domain.transitions.completion import apply_completion
 from baton.domain.transitions.pools import admit_waiting
 from baton.domain.transitions.start import activate_run, plan_run
-from baton.manifests.loading import parse_manifest
+from baton.manifests.loading import ManifestRepository, parse_manifest
+from baton.service.orchestrator import Orchestrator
+from tests.fakes import RecordingSubmitter
 
 pytestmark = pytest.mark.integration
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
@@ -91,3 +94,23 @@ def test_a_wide_pooled_release_and_its_cancel_stay_within_a_lowered_budget(spann
     ((usage, queued),) = store.pool_usage()
     assert (usage.in_use, queued) == (0, 0)
     assert 0 < store.largest_commit <= 5_000
+
+
+def test_a_slot_leaked_from_a_full_pool_is_found_at_one_instant_and_recounted(spanner_database: Any, tmp_path: Any) -> None:
+    store = SpannerRunStore(spanner_database, pool_sizes={"p": 2})
+    run_id = start(store, tmp_path, ["a", "b", "c"])
+    assert store.pool_drift(["p"]) == {"p": 0}
+    with spanner_database.batch() as batch:  # a slot leaked: a bug, or a hand-edited row
+        batch.update("Pools", ("PoolName", "InUse"), [["p", 3]])
+    assert store.pool_drift(["p"]) == {"p": 1}
+    event = Completion(run_id, "a", 1, f"baton_test_{run_id}_a_1")
+    assert store.transact(lambda tx: apply_completion(tx, event, NOW, store.jobs_per_commit)).pool_released == []
+    assert statuses(store, run_id)["c"] == JobStatus.QUEUED, "a's slot went to pay for the leak"
+
+    orchestrator = Orchestrator(store, RecordingSubmitter(), ManifestRepository(tmp_path, pools={"p": 2}), "test")
+    report = orchestrator.reconcile(ReconcilePolicy())
+    assert (report.pools_recounted, report.pool_released, report.errors) == (1, 1, 0)
+    assert statuses(store, run_id)["c"] == JobStatus.SUBMITTED
+    ((usage, queued),) = store.pool_usage()
+    assert (usage.in_use, queued) == (2, 0)
+    assert store.pool_drift(["p"]) == {"p": 0}

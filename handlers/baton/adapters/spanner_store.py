@@ -464,6 +464,11 @@ _RUN_DEADLINE_INDEX = "FORCE_INDEX=RunsByDeadline, spanner_emulator.disable_quer
 # Left out of the reconciler's pages, so that a long queue (a backfill's dates) cannot fill them and hide the open
 # jobs of started runs behind it. The Runs row of each index entry is a point lookup (the parent of its RunJobs row).
 _OF_STARTED_RUNS = "JOIN Runs AS r ON r.RunId = j.RunId AND r.Status != 'QUEUED'"
+# The jobs holding a slot of each pool (domain/transitions/pools.py HOLDS_SLOT), of any run.
+_POOL_HOLDERS_SQL = (
+    f"SELECT JSON_VALUE(j.Spec, '$.pool') AS Pool, COUNT(*) FROM RunJobs@{{{_OPEN_JOBS_INDEX}}} AS j "
+    "WHERE j.OpenStatus IN ('READY', 'SUBMITTED') AND JSON_VALUE(j.Spec, '$.pool') IN UNNEST(@pools) GROUP BY Pool"
+)
 _SHARDS = list("0123456789abcdef")  # the first hex digit of a RunId: the deadline indexes' first key
 
 
@@ -747,6 +752,19 @@ class SpannerRunStore(BackfillReads, RunStore):
             )
             for name in names
         ]
+
+    def pool_drift(self, pools: Sequence[str]) -> dict[str, int]:
+        """One snapshot: the pools' rows, and their holders counted along the open-jobs index (the pool is in each
+        job's Spec). Read only for pools that look stuck (service/pools.py), so its cost is paid rarely."""
+        with self.database.snapshot(multi_use=True) as snapshot:
+            keys = spanner.KeySet(keys=[[name] for name in pools])
+            in_use = {
+                row[0]: int(row[1]) for row in snapshot.read("Pools", ("PoolName", "InUse"), keys, timeout=self._read_timeout)
+            }
+            params, types = {"pools": list(pools)}, {"pools": spanner.param_types.Array(spanner.param_types.STRING)}
+            rows = snapshot.execute_sql(_POOL_HOLDERS_SQL, params=params, param_types=types, timeout=self._read_timeout)
+            holders = {row[0]: int(row[1]) for row in rows}
+        return {name: in_use.get(name, 0) - holders.get(name, 0) for name in pools}
 
     def queued_without_entry(self, jobs: Sequence[JobRecord]) -> list[JobRecord]:
         """One snapshot read of the entries the QUEUED ones would have."""

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from baton import structured_log
 from baton.domain.records import JobRecord, RunRecord
-from baton.domain.transitions.pools import Released, pump
+from baton.domain.transitions.pools import Released, pump, recount
 from baton.service.continuations import admit_planned, submit_released
 from baton.service.dependencies import Dependencies
 
@@ -37,6 +37,20 @@ def heal_queued(deps: Dependencies, jobs: Sequence[JobRecord], now: dt.datetime)
         if run is not None:
             admit_planned(deps, run, waiting)
     return len(stranded)
+
+
+def recount_stuck_pools(deps: Dependencies) -> int:
+    """The reconciler's part: a full pool with jobs waiting is recounted (a leaked slot would keep them waiting
+    for good); `pump_pools` then hands what it freed to the queue. Returns how many pools were corrected."""
+    stuck = [usage.name for usage, queued in deps.store.pool_usage() if queued and usage.room == 0]
+    drifts = deps.store.pool_drift(stuck) if stuck else {}
+    corrected = 0
+    for name, drift in sorted(drifts.items()):
+        fixed = deps.store.transact(lambda tx, name=name, drift=drift: recount(tx, name, drift))  # type: ignore[misc]
+        if fixed is not None:
+            corrected += 1
+            structured_log.warning("pool recounted", pool=name, slots_leaked=drift, in_use=fixed.in_use)
+    return corrected
 
 
 def pump_pools(deps: Dependencies, now: dt.datetime) -> int:

@@ -128,6 +128,12 @@ class RunStore(abc.ABC):
     def pool_usage(self) -> list[tuple[PoolUsage, int]]:
         """Each configured pool with its slots in use, and how many jobs its queue holds: `baton pools`."""
 
+    @abc.abstractmethod
+    def pool_drift(self, pools: Sequence[str]) -> dict[str, int]:
+        """For each of `pools`: its slots counted in use minus the jobs holding one (READY or SUBMITTED, of any run),
+        both read at one instant. Not 0 only if a slot leaked, and then it stays what it is while jobs move, since
+        every move changes both alike (domain/transitions/pools.py `recount`)."""
+
     def queued_without_entry(self, jobs: Sequence[JobRecord]) -> list[JobRecord]:
         """The QUEUED jobs among `jobs` that have no entry in their pool's queue (a crash before admission).
         A store that cannot tell returns them all: admitting a queued job again is harmless."""

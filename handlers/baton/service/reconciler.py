@@ -29,7 +29,7 @@ from baton.service.completion import complete
 from baton.service.continuations import start_dequeued, submit_released
 from baton.service.dependencies import Dependencies
 from baton.service.events import publish_recorded, record
-from baton.service.pools import heal_queued, pump_pools
+from baton.service.pools import heal_queued, pump_pools, recount_stuck_pools
 from baton.service.ports import RemoteState
 from baton.service.runs import close_cancelled, time_out
 from baton.service.submission import check_request, record_refusal, request_for, submit
@@ -53,6 +53,7 @@ class ReconcileReport:
     timed_out: int = 0  # SUBMITTED past their manifest timeout: cancelled in BigQuery, failed with reason `timeout`
     requeued: int = 0  # QUEUED jobs missing from their pool's queue (a crash before admission), admitted again
     pool_released: int = 0  # QUEUED jobs given a slot left free (a capped release, a larger pool)
+    pools_recounted: int = 0  # full pools with a queue whose slots in use were more (or fewer) than the jobs holding one
     timed_out_runs: int = 0  # RUNNING past their run_timeout: cancelled, with run.timed_out
     cancels_closed: int = 0  # CANCELLED runs with jobs left open by an interrupted cancel: closed, and cancelled in BigQuery
     backfill_runs_written: int = 0  # dates' runs of a backfill whose start stopped before writing them all
@@ -127,7 +128,8 @@ def reconcile(deps: Dependencies, policy: ReconcilePolicy) -> ReconcileReport:
 
 
 def _pools(deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, busy: set[str], report: ReconcileReport) -> None:
-    """QUEUED jobs a crash left out of their queue are admitted again, and free slots go to the queues' heads.
+    """QUEUED jobs a crash left out of their queue are admitted again, a full pool whose count drifted from the jobs
+    holding its slots is recounted, and free slots go to the queues' heads.
 
     Both are safety nets: on the event path every freed slot is handed on in its own transaction.
     """
@@ -137,6 +139,7 @@ def _pools(deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, busy: 
         if lease_expired(job.ready_at, now, policy.resubmit_after):
             lost.append(job)
     report.requeued += heal_queued(deps, lost, now)
+    report.pools_recounted += recount_stuck_pools(deps)
     report.pool_released += pump_pools(deps, now)
 
 

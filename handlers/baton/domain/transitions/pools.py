@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from baton.domain.limits import POOL_RELEASES_PER_COMMIT
-from baton.domain.records import JobRecord, JobStatus, QueueEntry, RunRecord, RunStatus
+from baton.domain.records import JobRecord, JobStatus, PoolUsage, QueueEntry, RunRecord, RunStatus
 from baton.domain.specs import JobSpec
 from baton.domain.transaction import RunTransaction
 
@@ -77,6 +77,19 @@ def admit_waiting(tx: RunTransaction, run_id: str, job_keys: Sequence[str], now:
         if admitted.status == JobStatus.READY:
             ready.append(admitted)
     return ready
+
+
+def recount(tx: RunTransaction, pool_name: str, drift: int) -> PoolUsage | None:
+    """The pool's slots in use less `drift`, the slots counted beyond the jobs that hold one (read at one instant
+    before this transaction: every move since changed the count and the holders alike, so the difference is still
+    `drift`). A safety net against a slot leaked by a bug or a hand-edited row: a leak in a full pool would keep
+    its queue waiting for good. Returns the pool as written, None if there is nothing to do."""
+    pool = tx.get_pool(pool_name)
+    if pool is None or drift == 0:
+        return None
+    fixed = replace(pool, in_use=max(pool.in_use - drift, 0))
+    tx.put_pool(fixed)
+    return fixed
 
 
 def moved(tx: RunTransaction, before: JobRecord, after: JobRecord, now: dt.datetime) -> Released:
