@@ -222,3 +222,20 @@ def test_the_reconciler_recounts_a_full_pool_whose_slot_leaked(tmp_path: Path) -
     for key in ("w01", "w02", "w03"):
         world.finish(run_id, key)
     assert world.usage() == (0, 0) and world.most_running == 1
+
+
+def test_a_recount_that_fails_does_not_keep_free_slots_from_the_queues(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = {"name": "n", "pool": "q", "jobs": [{"key": f"x{i}", "sql": "SELECT 1"} for i in range(2)]}
+    world = World(tmp_path, fan_out(3), other, pools={"p": 1, "q": 1})
+    run_id = world.start()
+    world.finish(run_id, "root")  # p is full, with w01 and w02 queued: the pass recounts it
+    queued = world.start("n")
+    world.store.pool_sizes["q"] = 2  # q has a free slot for x1, which the same pass hands on
+
+    def unreadable(pools: Any) -> Any:
+        raise RuntimeError("the count cannot be read")
+
+    monkeypatch.setattr(world.store, "pool_drift", unreadable)
+    report = world.orchestrator.reconcile(ReconcilePolicy())
+    assert (report.errors, report.pools_recounted, report.pool_released) == (1, 0, 1)
+    assert world.status(queued, "x1") == JobStatus.SUBMITTED

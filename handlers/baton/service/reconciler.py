@@ -139,7 +139,11 @@ def _pools(deps: Dependencies, policy: ReconcilePolicy, now: dt.datetime, busy: 
         if lease_expired(job.ready_at, now, policy.resubmit_after):
             lost.append(job)
     report.requeued += heal_queued(deps, lost, now)
-    report.pools_recounted += recount_stuck_pools(deps)
+
+    def recounted() -> None:
+        report.pools_recounted += recount_stuck_pools(deps)
+
+    _isolated(report, "recount full pools", recounted)  # a failure here must not keep free slots from the queues
     report.pool_released += pump_pools(deps, now)
 
 
