@@ -92,8 +92,7 @@ def start_backfill(
     run_queue.refuse_early(deps, manifest.name, manifest.when_paused == "queue", refuse_when_full=False)
     chosen = selection.select(manifest, select, exclude)
     now = deps.clock()
-    # Every date's params, before anything is written.
-    bound = [manifest.bind_params({**given, param: day.isoformat()}, today=now.date()) for day in dates]
+    bound = [_date_params(manifest, given, param, day, now.date()) for day in dates]  # all checked before any write
     backfill = BackfillRecord(
         backfill_id=new_backfill_id(),
         manifest_name=manifest.name,
@@ -127,8 +126,7 @@ def resume_start(deps: Dependencies, backfill: BackfillRecord, limit: int) -> in
     dates = backfill_dates(backfill.first_date, backfill.last_date)
     missing = [(i, day) for i, day in enumerate(dates) if backfill_run_id(backfill.backfill_id, day.isoformat()) not in written]
     today = backfill.created_at.date()  # as the start bound them
-    given = backfill.params
-    dated = [(i, manifest.bind_params({**given, backfill.param: day.isoformat()}, today=today)) for i, day in missing[:limit]]
+    dated = [(i, _date_params(manifest, backfill.params, backfill.param, day, today)) for i, day in missing[:limit]]
     created = _write_dates(deps, backfill, chosen, dated)
     if len(missing) <= limit:
         _started(deps, backfill.backfill_id)
@@ -139,6 +137,14 @@ def resume_start(deps: Dependencies, backfill: BackfillRecord, limit: int) -> in
         left=max(0, len(missing) - limit),
     )
     return len(created)
+
+
+def _date_params(
+    manifest: Manifest, given: Mapping[str, Any], param: str, day: dt.date, today: dt.date
+) -> Mapping[str, BoundParam]:
+    """One date's params: the start's others as given, the date bound to `param`. The start and its resume both
+    bind this way, so a resumed date's run is the run the start would have written."""
+    return manifest.bind_params({**given, param: day.isoformat()}, today=today)
 
 
 def _write_dates(
@@ -166,19 +172,16 @@ def _write_dates(
 
 
 def _started(deps: Dependencies, backfill_id: str) -> None:
-    """Every date's run is written: the reconciler leaves the start be. If they have all ended already (a start
-    the reconciler finished late), the backfill ends here, as a run's end would have ended it."""
-    now = deps.clock()
+    """Every date's run is written: the reconciler leaves the start be. Ending the backfill is not this call's
+    part even if its runs have all ended: the last run to end did so after the last date was written, and its
+    end ended the backfill (run_queue.finish_backfill_if_done)."""
 
-    def started(tx: RunTransaction) -> list[dict[str, Any]]:
+    def started(tx: RunTransaction) -> None:
         backfill = tx.get_backfill(backfill_id)
-        if backfill is None or not backfill.starting:
-            return []
-        tx.put_backfill(replace(backfill, starting=False))
-        ended = finish_backfill_if_done(tx, backfill_id, now)
-        return record(tx, [backfill_event("backfill.finished", ended, tx.backfill_runs(backfill_id)[-1], now)] if ended else [])
+        if backfill is not None and backfill.starting:
+            tx.put_backfill(replace(backfill, starting=False))
 
-    publish_recorded(deps, deps.store.transact(started))
+    deps.store.transact(started)
 
 
 def _date_param(manifest: Manifest, param: str | None) -> str:
